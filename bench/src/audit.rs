@@ -1,0 +1,77 @@
+//! Durable audit appends per second on SQLite (WAL, synchronous=FULL) with 64 concurrent
+//! recorders. Baseline: the same writer with group commit turned off (one event per
+//! transaction), which is what a naive append-per-request audit log does.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use portcullis_audit::{AuditSettings, Auditor, Event, SigningKey};
+
+use crate::{budget, row};
+
+async fn measure(max_batch: usize) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    let store = portcullis_store::open(&url).await?;
+    let key = SigningKey::load_or_create(dir.path())?;
+    let auditor = Auditor::start(
+        store,
+        key,
+        AuditSettings {
+            max_batch,
+            ..AuditSettings::default()
+        },
+    )
+    .await?;
+    let deadline = Instant::now() + budget();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..64 {
+        let a = auditor.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let e = Event {
+                    kind: "decision".into(),
+                    outcome: Some("allow".into()),
+                    action: Some("sql.select".into()),
+                    connection: Some(format!("db{}", t % 8)),
+                    command: Some("SELECT id, email FROM customers WHERE id = $1".into()),
+                    ..Event::default()
+                };
+                if a.record(e).await.is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await?;
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    auditor.shutdown().await?;
+    let report = portcullis_audit::verify(store_ref(&url).await?.as_ref(), None).await?;
+    anyhow::ensure!(report.ok, "the benchmark's own chain does not verify");
+    Ok(rate)
+}
+
+async fn store_ref(url: &str) -> anyhow::Result<Arc<dyn portcullis_store::Store>> {
+    Ok(portcullis_store::open(url).await?)
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let grouped = rt.block_on(measure(4096))?;
+    let single = rt.block_on(measure(1))?;
+    row(
+        "durable audit appends, SQLite, 64 recorders",
+        grouped,
+        "one event per transaction",
+        single,
+    );
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! The HTTP API on `server.listen`: health, readiness, metrics, identity (`/v1/whoami`),
+//! admin endpoints (revocations, reload), the OpenAPI document, and the embedded dev
+//! issuer's discovery and JWKS. Errors are `application/problem+json` ([`Problem`]).
+//!
+//! Handlers authenticate and authorize through the shared [`Pipeline`]; admin endpoints are
+//! decided by Cedar like every other action (`admin.*` on `Gateway::"self"`).
+
+mod admin;
+mod auth;
+mod openapi;
+mod problem;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::future::BoxFuture;
+use portcullis_identity::DevIssuer;
+use portcullis_pipeline::Pipeline;
+use portcullis_store::Store;
+
+pub use problem::Problem;
+
+/// Reloads policies from their files; `Ok` carries the number of policies now in force,
+/// `Err` every problem found (the old policies stay in force).
+pub type Reload = Arc<dyn Fn() -> BoxFuture<'static, Result<usize, Vec<String>>> + Send + Sync>;
+
+/// Everything the handlers share. Built once by the binary.
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    pub store: Arc<dyn Store>,
+    pub dev_issuer: Option<Arc<DevIssuer>>,
+    pub reload: Reload,
+    /// Request bodies above this are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+/// The API router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn router(state: AppState) -> Router {
+    let limit = state.max_body_bytes;
+    let mut r = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/whoami", get(auth::whoami))
+        .route(
+            "/v1/revocations",
+            post(admin::revoke).get(admin::list_revocations),
+        )
+        .route("/v1/admin/reload", post(admin::reload));
+    if state.dev_issuer.is_some() {
+        r = r
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/.well-known/jwks.json", get(jwks));
+    }
+    r.fallback(|| async { Problem::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// The connect-info type the router expects.
+pub type ClientAddr = SocketAddr;
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    match s.store.ping().await {
+        Ok(()) => Json(serde_json::json!({
+            "status": "ready",
+            "store": s.store.backend(),
+            "policies": s.pipeline.policy().len(),
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: store unreachable");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the state store does not answer",
+                "wait and retry; the operator should check the store",
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.pipeline.metrics().encode(),
+    )
+        .into_response()
+}
+
+async fn discovery(State(s): State<AppState>) -> Response {
+    match &s.dev_issuer {
+        Some(d) => Json(d.discovery_document()).into_response(),
+        None => Problem::not_found("the dev issuer is disabled").into_response(),
+    }
+}
+
+async fn jwks(State(s): State<AppState>) -> Response {
+    match &s.dev_issuer {
+        Some(d) => Json(d.jwks()).into_response(),
+        None => Problem::not_found("the dev issuer is disabled").into_response(),
+    }
+}

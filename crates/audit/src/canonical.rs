@@ -1,0 +1,128 @@
+//! The canonical JSON encoding that audit hashes are computed over.
+//!
+//! Written out explicitly rather than borrowed from `serde_json::to_string`, because the
+//! latter follows the map's iteration order, and any crate in the build may switch
+//! `serde_json` to insertion order (`preserve_order`). The rules (also in the crate docs):
+//!
+//! - objects: keys sorted by their UTF-8 bytes, recursively; `{"k":v,...}`;
+//! - arrays in their order; no whitespace anywhere;
+//! - strings: `"` and `\` escaped, `\b \f \n \r \t` for those controls, other characters
+//!   below U+0020 as `\u00xx` (lowercase hex), everything else as literal UTF-8 — the same
+//!   output as `serde_json`;
+//! - numbers as `serde_json` prints them; `true`, `false`, `null`.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+/// `value` in canonical form.
+pub fn to_canonical(value: &Value) -> String {
+    let mut out = String::with_capacity(256);
+    write_value(value, &mut out);
+    out
+}
+
+fn write_value(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        // Writing into a String cannot fail.
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(key, out);
+                out.push(':');
+                write_value(item, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_canonical;
+    use serde_json::json;
+
+    fn check(value: serde_json::Value, expect: &str) {
+        assert_eq!(to_canonical(&value), expect);
+    }
+
+    #[test]
+    fn sorts_keys_recursively_without_whitespace() {
+        check(
+            json!({"b": 1, "a": {"z": [3, {"y": null, "x": true}], "c": "s"}}),
+            r#"{"a":{"c":"s","z":[3,{"x":true,"y":null}]},"b":1}"#,
+        );
+        // Byte order, not locale order: uppercase sorts before lowercase.
+        check(
+            json!({"b": 1, "B": 2, "é": 3, "e": 4}),
+            r#"{"B":2,"b":1,"e":4,"é":3}"#,
+        );
+    }
+
+    #[test]
+    fn numbers_and_literals() {
+        check(
+            json!([0, -7, 1.5, 1e20, u64::MAX, false, null]),
+            "[0,-7,1.5,1e20,18446744073709551615,false,null]",
+        );
+    }
+
+    #[test]
+    fn strings_escape_like_serde_json() {
+        let samples = [
+            "plain",
+            "quote \" backslash \\ slash /",
+            "controls \u{0}\u{1}\u{8}\u{9}\u{a}\u{b}\u{c}\u{d}\u{1f} del \u{7f}",
+            "unicode é 日本 \u{2028} 🦀",
+        ];
+        for s in samples {
+            assert_eq!(
+                to_canonical(&json!(s)),
+                serde_json::to_string(s).unwrap(),
+                "{s:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The stored record and the checkpoint message: the formats that hashes and signatures
+//! cover. Changing anything here breaks every existing chain; bump the version instead.
+
+use aws_lc_rs::digest::{SHA256, digest};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::canonical::to_canonical;
+use crate::event::Event;
+
+/// The record format version, the `v` field of every body.
+pub const RECORD_VERSION: u64 = 1;
+
+/// The `prev` of a node's first event.
+pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The domain-separation line that starts every checkpoint message.
+pub const CHECKPOINT_DOMAIN: &str = "portcullis-audit-checkpoint/v1";
+
+/// Where an event sits in its node's chain.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Position<'a> {
+    pub node: &'a str,
+    pub seq: i64,
+    pub ts_ms: i64,
+    pub prev: &'a str,
+}
+
+/// The canonical body of `event` at `pos`.
+pub(crate) fn encode(pos: Position<'_>, event: &Event) -> Result<String, serde_json::Error> {
+    let record = json!({
+        "v": RECORD_VERSION,
+        "node": pos.node,
+        "seq": pos.seq,
+        "ts_ms": pos.ts_ms,
+        "prev": pos.prev,
+        "event": serde_json::to_value(event)?,
+    });
+    Ok(to_canonical(&record))
+}
+
+/// Lowercase hex SHA-256 of `body`'s bytes.
+pub(crate) fn hash(body: &str) -> String {
+    hex::encode(digest(&SHA256, body.as_bytes()))
+}
+
+/// The fields of a stored body that verification compares with the row's columns.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Header {
+    pub v: u64,
+    pub node: String,
+    pub seq: i64,
+    pub ts_ms: i64,
+    pub prev: String,
+    pub event: HeaderEvent,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct HeaderEvent {
+    pub kind: String,
+}
+
+/// Parses the header of a stored body.
+pub(crate) fn parse_header(body: &str) -> Result<Header, serde_json::Error> {
+    serde_json::from_str(body)
+}
+
+/// The bytes a checkpoint signs. Node names cannot contain control characters (checked when
+/// the Auditor starts), so the newline-separated fields are unambiguous.
+pub(crate) fn checkpoint_message(node: &str, seq: i64, hash: &str, ts_ms: i64) -> String {
+    format!("{CHECKPOINT_DOMAIN}\n{node}\n{seq}\n{hash}\n{ts_ms}")
+}

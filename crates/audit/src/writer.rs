@@ -1,0 +1,309 @@
+//! The writer task: owns a node's chain state, assigns `seq`/`ts_ms`/`prev`/`hash`, commits
+//! batches in one transaction each (group commit) and signs checkpoints.
+//!
+//! Whatever is queued while a commit is in flight becomes the next batch, so the number of
+//! commits (and fsyncs) per second stays roughly constant while the events per commit grow
+//! with load.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use portcullis_store::{AuditRow, CheckpointRow, Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auditor::{AuditSettings, Receipt};
+use crate::error::AuditError;
+use crate::event::Event;
+use crate::keys::SigningKey;
+use crate::record::{self, GENESIS_PREV, Position};
+
+type RecordReply = oneshot::Sender<Result<Receipt, AuditError>>;
+
+/// A request to the writer task.
+pub(crate) enum Command {
+    Record(Box<Event>, RecordReply),
+    Shutdown(oneshot::Sender<Result<(), AuditError>>),
+}
+
+/// The last committed event of the chain.
+#[derive(Debug, Clone)]
+struct Tail {
+    seq: i64,
+    hash: String,
+    ts_ms: i64,
+}
+
+pub(crate) struct Writer {
+    store: Arc<dyn Store>,
+    key: SigningKey,
+    public_key: String,
+    settings: AuditSettings,
+    rx: mpsc::Receiver<Command>,
+    /// `None` after a failed append: the store's tail is reloaded before the next batch,
+    /// since the writer cannot know whether the failed transaction left anything behind.
+    tail: Option<Tail>,
+    /// The highest seq covered by a known checkpoint.
+    signed_seq: i64,
+    signed_at: Instant,
+    stopping: Option<oneshot::Sender<Result<(), AuditError>>>,
+}
+
+/// What woke the writer up.
+enum Wake {
+    Command(Option<Command>),
+    CheckpointTimer,
+}
+
+impl Writer {
+    pub(crate) async fn load(
+        store: Arc<dyn Store>,
+        key: SigningKey,
+        settings: AuditSettings,
+        rx: mpsc::Receiver<Command>,
+    ) -> Result<Self, AuditError> {
+        let tail = load_tail(&*store, &settings.node).await?;
+        let last_checkpoint = store
+            .checkpoints(&settings.node)
+            .await?
+            .iter()
+            .map(|c| c.seq)
+            .max()
+            .unwrap_or(0);
+        if last_checkpoint > tail.seq {
+            // Events that a checkpoint vouched for are gone. Recording continues (refusing
+            // would stop the gateway, not undo the loss), and `audit verify` will report it.
+            tracing::error!(
+                node = %settings.node,
+                checkpoint_seq = last_checkpoint,
+                tail_seq = tail.seq,
+                "audit chain is shorter than its last checkpoint: events were deleted"
+            );
+        }
+        Ok(Self {
+            public_key: key.public_key().to_string(),
+            store,
+            key,
+            signed_seq: last_checkpoint.min(tail.seq),
+            tail: Some(tail),
+            settings,
+            rx,
+            signed_at: Instant::now(),
+            stopping: None,
+        })
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            match self.wait().await {
+                Wake::CheckpointTimer => {
+                    let _ = self.checkpoint().await;
+                }
+                Wake::Command(None) => break,
+                Wake::Command(Some(first)) => {
+                    let batch = self.take_batch(first);
+                    if !batch.is_empty() {
+                        self.commit(batch).await;
+                    }
+                    if self.unsigned() >= self.settings.checkpoint_every_events {
+                        let _ = self.checkpoint().await;
+                    }
+                }
+            }
+        }
+        // The queue is closed and drained: sign whatever the last checkpoint did not cover.
+        let result = self.checkpoint().await;
+        if let Some(reply) = self.stopping.take() {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Waits for a command, or for the time-based checkpoint when events are unsigned.
+    async fn wait(&mut self) -> Wake {
+        let due = self.signed_at + self.settings.checkpoint_every;
+        let timer_armed = self.unsigned() > 0;
+        tokio::select! {
+            cmd = self.rx.recv() => Wake::Command(cmd),
+            () = tokio::time::sleep_until(due.into()), if timer_armed => Wake::CheckpointTimer,
+        }
+    }
+
+    /// `first` plus everything already queued, up to `max_batch` events.
+    fn take_batch(&mut self, first: Command) -> Vec<(Event, RecordReply)> {
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(cmd) = next {
+            match cmd {
+                Command::Record(event, reply) => batch.push((*event, reply)),
+                Command::Shutdown(reply) => {
+                    // Closing lets queued events drain while refusing new ones.
+                    self.stopping = Some(reply);
+                    self.rx.close();
+                }
+            }
+            if batch.len() >= self.settings.max_batch {
+                break;
+            }
+            next = self.rx.try_recv().ok();
+        }
+        batch
+    }
+
+    /// Chains and appends `batch` in one transaction, then answers every waiter.
+    async fn commit(&mut self, batch: Vec<(Event, RecordReply)>) {
+        let tail = match self.current_tail().await {
+            Ok(tail) => tail,
+            Err(e) => return fail_all(batch.into_iter().map(|(_, r)| r), e),
+        };
+        let (rows, waiters) = self.chain(&tail, batch);
+        match self.store.audit_append(&rows).await {
+            Ok(()) => {
+                if let Some(last) = rows.last() {
+                    self.tail = Some(Tail {
+                        seq: last.seq,
+                        hash: last.hash.clone(),
+                        ts_ms: last.ts_ms,
+                    });
+                }
+                for (row, reply) in rows.into_iter().zip(waiters) {
+                    let receipt = Receipt {
+                        seq: row.seq,
+                        hash: row.hash,
+                    };
+                    let _ = reply.send(Ok(receipt));
+                }
+            }
+            Err(e) => {
+                tracing::error!(node = %self.settings.node, events = rows.len(), error = %e,
+                    "audit append failed; the events of this batch are rejected");
+                self.tail = None;
+                fail_all(waiters, e);
+            }
+        }
+    }
+
+    /// Assigns chain positions to `batch`. Events that cannot be encoded are answered with
+    /// an error here and take no position.
+    fn chain(
+        &self,
+        tail: &Tail,
+        batch: Vec<(Event, RecordReply)>,
+    ) -> (Vec<AuditRow>, Vec<RecordReply>) {
+        // Timestamps never go backwards within a chain, even if the wall clock does, so
+        // that time-ordered export agrees with chain order.
+        let ts_ms = now_ms().max(tail.ts_ms);
+        let mut rows: Vec<AuditRow> = Vec::with_capacity(batch.len());
+        let mut waiters = Vec::with_capacity(batch.len());
+        for (event, reply) in batch {
+            let (seq, prev) = match rows.last() {
+                Some(r) => (r.seq + 1, r.hash.clone()),
+                None => (tail.seq + 1, tail.hash.clone()),
+            };
+            let node = self.settings.node.as_str();
+            let pos = Position {
+                node,
+                seq,
+                ts_ms,
+                prev: &prev,
+            };
+            match record::encode(pos, &event) {
+                Ok(body) => {
+                    let row = AuditRow {
+                        node: node.to_owned(),
+                        seq,
+                        ts_ms,
+                        kind: event.kind,
+                        hash: record::hash(&body),
+                        prev_hash: prev,
+                        body,
+                    };
+                    rows.push(row);
+                    waiters.push(reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(AuditError::Encode(e)));
+                }
+            }
+        }
+        (rows, waiters)
+    }
+
+    async fn current_tail(&mut self) -> Result<Tail, StoreError> {
+        if let Some(tail) = &self.tail {
+            return Ok(tail.clone());
+        }
+        let tail = load_tail(&*self.store, &self.settings.node).await?;
+        self.signed_seq = self.signed_seq.min(tail.seq);
+        self.tail = Some(tail.clone());
+        Ok(tail)
+    }
+
+    /// Events committed since the last checkpoint.
+    fn unsigned(&self) -> u64 {
+        let seq = self.tail.as_ref().map_or(self.signed_seq, |t| t.seq);
+        u64::try_from(seq - self.signed_seq).unwrap_or(0)
+    }
+
+    /// Signs and stores a checkpoint over the tail, if there is anything new to sign.
+    async fn checkpoint(&mut self) -> Result<(), AuditError> {
+        // Restart the timer whatever happens, so a failing store is retried at the
+        // checkpoint interval rather than in a tight loop.
+        self.signed_at = Instant::now();
+        let tail = match self.current_tail().await {
+            Ok(tail) => tail,
+            Err(e) => return Err(AuditError::Store(e)),
+        };
+        if tail.seq <= self.signed_seq {
+            return Ok(());
+        }
+        let node = &self.settings.node;
+        let ts_ms = now_ms();
+        let message = record::checkpoint_message(node, tail.seq, &tail.hash, ts_ms);
+        let row = CheckpointRow {
+            node: node.clone(),
+            seq: tail.seq,
+            ts_ms,
+            hash: tail.hash,
+            public_key: self.public_key.clone(),
+            signature: self.key.sign(message.as_bytes()),
+        };
+        match self.store.checkpoint_put(&row).await {
+            Ok(()) => {
+                self.signed_seq = row.seq;
+                tracing::debug!(node = %node, seq = row.seq, "audit checkpoint signed");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(node = %node, seq = row.seq, error = %e, "audit checkpoint failed");
+                Err(AuditError::Store(e))
+            }
+        }
+    }
+}
+
+fn fail_all(waiters: impl IntoIterator<Item = RecordReply>, error: StoreError) {
+    let error = Arc::new(error);
+    for reply in waiters {
+        let _ = reply.send(Err(AuditError::WriteFailed(error.clone())));
+    }
+}
+
+async fn load_tail(store: &dyn Store, node: &str) -> Result<Tail, StoreError> {
+    Ok(match store.audit_tail(node).await? {
+        Some(row) => Tail {
+            seq: row.seq,
+            hash: row.hash,
+            ts_ms: row.ts_ms,
+        },
+        None => Tail {
+            seq: 0,
+            hash: GENESIS_PREV.to_owned(),
+            ts_ms: 0,
+        },
+    })
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

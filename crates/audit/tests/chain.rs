@@ -1,0 +1,282 @@
+//! The Auditor's behaviour: round trip, restart, concurrency, failures, checkpoints, export.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{Env, event, settings, sha256_hex};
+use portcullis_audit::{AuditError, Auditor, Event, GENESIS_PREV, export_jsonl, verify};
+use portcullis_store::{AuditRow, CheckpointRow, RevocationRow, Store, StoreError};
+
+both!(round_trip_and_verify);
+async fn round_trip_and_verify(env: Env) {
+    let receipts = env.record_run(1, 3).await;
+    assert_eq!(
+        receipts.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    let first = env.row(1).await;
+    assert_eq!(first.prev_hash, GENESIS_PREV);
+    assert_eq!(first.hash, receipts[0].hash);
+    assert_eq!(first.hash, sha256_hex(&first.body));
+    assert_eq!(env.row(2).await.prev_hash, receipts[0].hash);
+
+    // The body is the documented canonical record.
+    let body: serde_json::Value = serde_json::from_str(&first.body).unwrap();
+    assert_eq!(body["v"], 1);
+    assert_eq!(body["node"], "test-node");
+    assert_eq!(body["seq"], 1);
+    assert_eq!(body["prev"], GENESIS_PREV);
+    assert_eq!(body["ts_ms"], first.ts_ms);
+    let stored: Event = serde_json::from_value(body["event"].clone()).unwrap();
+    assert_eq!(stored, event(1));
+    // Empty fields are left out; keys are sorted; there is no whitespace.
+    assert!(!first.body.contains("\"who\""));
+    assert!(!first.body.contains("\": ") && !first.body.contains(", \""));
+    assert!(
+        first
+            .body
+            .starts_with(r#"{"event":{"action":"sql.select","command":"SELECT 1","#)
+    );
+    assert!(!first.body.contains("reason_code"));
+
+    let report = verify(&*env.store, Some(&env.key().public_key()))
+        .await
+        .unwrap();
+    assert!(report.ok);
+    assert_eq!(report.nodes[0].events, 3);
+    assert_eq!(report.nodes[0].checkpoints, 1, "the shutdown checkpoint");
+}
+
+both!(restart_continues_the_chain);
+async fn restart_continues_the_chain(env: Env) {
+    let first = env.record_run(1, 5).await;
+    let second = env.record_run(6, 5).await;
+    assert_eq!(second[0].seq, 6);
+    assert_eq!(env.row(6).await.prev_hash, first[4].hash);
+    let report = verify(&*env.store, Some(&env.key().public_key()))
+        .await
+        .unwrap();
+    assert!(report.ok, "{:?}", report.nodes);
+    assert_eq!(
+        (report.nodes[0].events, report.nodes[0].checkpoints),
+        (10, 2)
+    );
+}
+
+both!(concurrent_recorders_share_one_chain);
+async fn concurrent_recorders_share_one_chain(env: Env) {
+    let auditor = env.auditor().await;
+    let tasks: Vec<_> = (0..16u64)
+        .map(|t| {
+            let auditor = auditor.clone();
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for i in 0..25 {
+                    seqs.push(auditor.record(event(t * 100 + i)).await.unwrap().seq);
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.extend(t.await.unwrap());
+    }
+    auditor.shutdown().await.unwrap();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
+    let report = verify(&*env.store, None).await.unwrap();
+    assert!(report.ok, "{:?}", report.nodes);
+    assert_eq!(report.nodes[0].signed_seq, 400);
+}
+
+both!(export_lines_are_the_stored_records);
+async fn export_lines_are_the_stored_records(env: Env) {
+    let receipts = env.record_run(1, 12).await;
+    let mut out = Vec::new();
+    let n = export_jsonl(&*env.store, None, None, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(n, 12);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines.len(), 12);
+    for (line, receipt) in lines.iter().zip(&receipts) {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(record["seq"], receipt.seq);
+        // A line is the hashed record byte for byte.
+        assert_eq!(sha256_hex(line), receipt.hash);
+    }
+    let ts = env.row(1).await.ts_ms;
+    let mut none = Vec::new();
+    let n = export_jsonl(&*env.store, Some(ts + 3_600_000), None, &mut none)
+        .await
+        .unwrap();
+    assert_eq!((n, none.len()), (0, 0));
+    let mut all = Vec::new();
+    let n = export_jsonl(&*env.store, Some(ts), Some(i64::MAX), &mut all)
+        .await
+        .unwrap();
+    assert_eq!(n, 12);
+}
+
+both!(nodes_keep_separate_chains);
+async fn nodes_keep_separate_chains(env: Env) {
+    for node in ["gw-a", "gw-b"] {
+        let settings = portcullis_audit::AuditSettings {
+            node: node.to_owned(),
+            ..settings()
+        };
+        let auditor = Auditor::start(env.store.clone(), env.key(), settings)
+            .await
+            .unwrap();
+        for i in 0..3 {
+            assert_eq!(auditor.record(event(i)).await.unwrap().seq, i as i64 + 1);
+        }
+        auditor.shutdown().await.unwrap();
+    }
+    let report = verify(&*env.store, Some(&env.key().public_key()))
+        .await
+        .unwrap();
+    assert!(report.ok);
+    let names: Vec<_> = report.nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(names, ["gw-a", "gw-b"]);
+}
+
+#[tokio::test]
+async fn time_based_checkpoint_signs_new_events() {
+    common::on_sqlite(|env| async move {
+        let settings = portcullis_audit::AuditSettings {
+            checkpoint_every: Duration::from_millis(100),
+            checkpoint_every_events: 1_000_000,
+            ..settings()
+        };
+        let auditor = Auditor::start(env.store.clone(), env.key(), settings)
+            .await
+            .unwrap();
+        for i in 0..3 {
+            auditor.record(event(i)).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let cps = env.store.checkpoints("test-node").await.unwrap();
+        assert_eq!(cps.iter().map(|c| c.seq).collect::<Vec<_>>(), [3]);
+        // Nothing new: shutdown adds no checkpoint.
+        auditor.shutdown().await.unwrap();
+        assert_eq!(env.store.checkpoints("test-node").await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn record_after_shutdown_fails_closed() {
+    common::on_sqlite(|env| async move {
+        let auditor = env.auditor().await;
+        auditor.record(event(1)).await.unwrap();
+        auditor.shutdown().await.unwrap();
+        auditor.shutdown().await.unwrap();
+        let err = auditor.clone().record(event(2)).await.unwrap_err();
+        assert!(matches!(err, AuditError::Stopped), "{err}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_node_names_are_refused() {
+    common::on_sqlite(|env| async move {
+        for node in ["", "a\nb", &"x".repeat(129)] {
+            let settings = portcullis_audit::AuditSettings {
+                node: node.to_owned(),
+                ..settings()
+            };
+            let err = Auditor::start(env.store.clone(), env.key(), settings)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, AuditError::InvalidNode(_)), "{err}");
+        }
+    })
+    .await;
+}
+
+/// A store whose appends fail while `broken` is set; everything else is delegated.
+struct Flaky {
+    inner: Arc<dyn Store>,
+    broken: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Store for Flaky {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn audit_append(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(StoreError::Query {
+                op: "audit_append",
+                message: "disk full".to_owned(),
+            });
+        }
+        self.inner.audit_append(rows).await
+    }
+    async fn audit_tail(&self, node: &str) -> Result<Option<AuditRow>, StoreError> {
+        self.inner.audit_tail(node).await
+    }
+    async fn audit_page(&self, n: &str, a: i64, l: i64) -> Result<Vec<AuditRow>, StoreError> {
+        self.inner.audit_page(n, a, l).await
+    }
+    async fn audit_nodes(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.audit_nodes().await
+    }
+    async fn audit_between(
+        &self,
+        s: Option<i64>,
+        u: Option<i64>,
+        a: Option<(String, i64)>,
+        l: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        self.inner.audit_between(s, u, a, l).await
+    }
+    async fn checkpoint_put(&self, cp: &CheckpointRow) -> Result<(), StoreError> {
+        self.inner.checkpoint_put(cp).await
+    }
+    async fn checkpoints(&self, node: &str) -> Result<Vec<CheckpointRow>, StoreError> {
+        self.inner.checkpoints(node).await
+    }
+    async fn revocation_put(&self, r: &RevocationRow) -> Result<(), StoreError> {
+        self.inner.revocation_put(r).await
+    }
+    async fn revocations(&self) -> Result<Vec<RevocationRow>, StoreError> {
+        self.inner.revocations().await
+    }
+}
+
+#[tokio::test]
+async fn failed_write_rejects_the_batch_and_the_chain_recovers() {
+    common::on_sqlite(|env| async move {
+        let flaky = Arc::new(Flaky {
+            inner: env.store.clone(),
+            broken: AtomicBool::new(false),
+        });
+        let auditor = Auditor::start(flaky.clone(), env.key(), settings())
+            .await
+            .unwrap();
+        assert_eq!(auditor.record(event(1)).await.unwrap().seq, 1);
+        flaky.broken.store(true, Ordering::SeqCst);
+        let err = auditor.record(event(2)).await.unwrap_err();
+        assert!(matches!(err, AuditError::WriteFailed(_)), "{err}");
+        assert!(err.to_string().contains("disk full"));
+        flaky.broken.store(false, Ordering::SeqCst);
+        // The failed event took no seq; the chain continues from the stored tail.
+        assert_eq!(auditor.record(event(3)).await.unwrap().seq, 2);
+        auditor.shutdown().await.unwrap();
+        let report = verify(&*env.store, None).await.unwrap();
+        assert!(report.ok, "{:?}", report.nodes);
+        assert_eq!(report.nodes[0].events, 2);
+    })
+    .await;
+}

@@ -1,0 +1,326 @@
+//! The shape of `portcullis.toml`. Every table rejects unknown keys; every field has a
+//! default that makes the embedded setup (SQLite, local files, dev issuer) work.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::SecretRef;
+
+/// The file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub identity: IdentityConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub connections: Vec<ConnectionConfig>,
+}
+
+/// A loaded config: the file's content with relative paths resolved against its folder.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file itself.
+    pub path: PathBuf,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub identity: IdentityConfig,
+    pub policy: PolicyConfig,
+    pub audit: AuditConfig,
+    pub connections: Vec<ConnectionConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// API, health, metrics and dev-issuer listener.
+    pub listen: String,
+    /// Keys, SQLite state and recordings. Relative to the config file.
+    pub state_dir: PathBuf,
+    /// Groups allowed to call admin endpoints are decided by policy (`admin` actions);
+    /// this only bounds request bodies.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7070".into(),
+            state_dir: PathBuf::from("portcullis-data"),
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (relative to the config file) or `postgres://...`.
+    /// Default: `sqlite://{state_dir}/state.db`.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    pub dev_issuer: DevIssuerConfig,
+    pub issuers: Vec<IssuerConfig>,
+    pub static_groups: Vec<StaticGroupsConfig>,
+    pub revocations: RevocationsConfig,
+    /// Tokens larger than this are refused before any parsing.
+    pub max_token_bytes: usize,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            dev_issuer: DevIssuerConfig::default(),
+            issuers: Vec::new(),
+            static_groups: Vec::new(),
+            revocations: RevocationsConfig::default(),
+            max_token_bytes: 16 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevIssuerConfig {
+    pub enabled: bool,
+    /// The `iss` of minted tokens. Default: `http://{server.listen}`.
+    pub issuer: Option<String>,
+    pub audience: String,
+    /// The longest `--ttl` that `token mint` accepts.
+    #[serde(with = "humantime_serde")]
+    pub max_ttl: Duration,
+}
+
+impl Default for DevIssuerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            issuer: None,
+            audience: "portcullis".into(),
+            max_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalType {
+    #[default]
+    Machine,
+    Human,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Exact `iss`; discovery at `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    #[serde(default = "default_max_lifetime", with = "humantime_serde")]
+    pub max_token_lifetime: Duration,
+    #[serde(default = "default_leeway", with = "humantime_serde")]
+    pub leeway: Duration,
+    #[serde(default = "default_refetch", with = "humantime_serde")]
+    pub jwks_refetch_min_interval: Duration,
+    /// Whether this issuer's tokens name machines or humans.
+    #[serde(default)]
+    pub principal_type: PrincipalType,
+    /// A claim whose value `"human"` marks a human principal.
+    #[serde(default)]
+    pub kind_claim: Option<String>,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into()]
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+fn default_max_lifetime() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_leeway() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_refetch() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticGroupsConfig {
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationsConfig {
+    pub subjects: Vec<String>,
+    pub client_ids: Vec<String>,
+    pub token_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Glob patterns of Cedar files, relative to the config file.
+    pub files: Vec<String>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            files: vec!["policies/*.cedar".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// This gateway's chain name; each node of a cluster keeps its own chain.
+    pub node: String,
+    /// Sign a checkpoint after this many events...
+    pub checkpoint_every_events: u64,
+    /// ...or after this long with new events, whichever comes first.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_every: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            node: "local".into(),
+            checkpoint_every_events: 1000,
+            checkpoint_every: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionKind {
+    Postgres,
+    Mysql,
+    Http,
+    Kubernetes,
+    Ssh,
+}
+
+impl ConnectionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionKind::Postgres => "postgres",
+            ConnectionKind::Mysql => "mysql",
+            ConnectionKind::Http => "http",
+            ConnectionKind::Kubernetes => "kubernetes",
+            ConnectionKind::Ssh => "ssh",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    pub name: String,
+    pub kind: ConnectionKind,
+    /// `host:port` of the target.
+    pub upstream: String,
+    #[serde(default)]
+    pub database: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+    /// Free-form labels, visible to policy as Cedar tags on the connection.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Config {
+    pub(crate) fn from_file(raw: FileConfig, path: PathBuf, base: PathBuf) -> Self {
+        let mut c = Config {
+            path,
+            server: raw.server,
+            store: raw.store,
+            identity: raw.identity,
+            policy: raw.policy,
+            audit: raw.audit,
+            connections: raw.connections,
+        };
+        c.server.state_dir = anchor(&base, &c.server.state_dir);
+        c.policy.files = c
+            .policy
+            .files
+            .iter()
+            .map(|f| anchor(&base, Path::new(f)).to_string_lossy().into_owned())
+            .collect();
+        c.store.url = Some(match c.store.url.take() {
+            Some(u) => anchor_store_url(&base, &u),
+            None => format!("sqlite://{}", c.server.state_dir.join("state.db").display()),
+        });
+        for conn in &mut c.connections {
+            if let Some(p) = &mut conn.password {
+                p.anchor(&base);
+            }
+        }
+        c
+    }
+
+    /// The store URL, with SQLite paths made absolute.
+    pub fn store_url(&self) -> &str {
+        self.store.url.as_deref().unwrap_or_default()
+    }
+
+    /// The dev issuer's `iss`: configured, or `http://{server.listen}`.
+    pub fn dev_issuer_url(&self) -> String {
+        self.identity
+            .dev_issuer
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.server.listen))
+    }
+
+    pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+}
+
+fn anchor(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn anchor_store_url(base: &Path, url: &str) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(rest) if !rest.starts_with('/') && !rest.starts_with(':') => {
+            format!("sqlite://{}", base.join(rest).display())
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,180 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse_str(text: &str) -> Result<Config, ConfigError> {
+    parse(Path::new("/etc/portcullis/portcullis.toml"), text)
+}
+
+#[test]
+fn empty_file_gets_embedded_defaults() {
+    let c = parse_str("").unwrap();
+    assert_eq!(c.server.listen, "127.0.0.1:7070");
+    assert_eq!(
+        c.server.state_dir,
+        Path::new("/etc/portcullis/portcullis-data")
+    );
+    assert_eq!(
+        c.store_url(),
+        "sqlite:///etc/portcullis/portcullis-data/state.db"
+    );
+    assert_eq!(c.policy.files, vec!["/etc/portcullis/policies/*.cedar"]);
+    assert_eq!(c.dev_issuer_url(), "http://127.0.0.1:7070");
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let err = parse_str("[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n").unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("/etc/portcullis/portcullis.toml:3:1:"),
+        "{msg}"
+    );
+    assert!(msg.contains("unknown field `lisen`"), "{msg}");
+}
+
+#[test]
+fn wrong_type_names_line() {
+    let err = parse_str("[identity.dev_issuer]\nenabled = \"yes\"\n").unwrap_err();
+    let ConfigError::Parse { line, message, .. } = err else {
+        panic!("not a parse error")
+    };
+    assert_eq!(line, 2);
+    assert!(message.contains("bool"), "{message}");
+}
+
+#[test]
+fn relative_paths_follow_the_config_file() {
+    let c = parse_str(
+        "[server]\nstate_dir = \"data\"\n[store]\nurl = \"sqlite://data/x.db\"\n[policy]\nfiles = [\"p/*.cedar\"]\n",
+    )
+    .unwrap();
+    assert_eq!(c.store_url(), "sqlite:///etc/portcullis/data/x.db");
+    assert_eq!(c.policy.files, vec!["/etc/portcullis/p/*.cedar"]);
+}
+
+#[test]
+fn the_issue_example_parses() {
+    let text = r#"
+[server]
+listen = "127.0.0.1:7070"
+state_dir = "portcullis-data"
+[store]
+url = "sqlite://portcullis-data/state.db"
+[identity.dev_issuer]
+enabled = true
+[[identity.issuers]]
+issuer = "https://idp.example.com"
+audiences = ["portcullis"]
+algorithms = ["RS256", "ES256"]
+groups_claim = "groups"
+max_token_lifetime = "1h"
+[[identity.static_groups]]
+client_id = "autogen-analyst"
+groups = ["agents", "analysts"]
+[policy]
+files = ["policies/*.cedar"]
+[[connections]]
+name = "analytics"
+kind = "postgres"
+upstream = "127.0.0.1:5432"
+database = "analytics"
+user = "analytics_ro"
+password = { env = "ANALYTICS_DB_PASSWORD" }
+"#;
+    let c = parse_str(text).unwrap();
+    assert_eq!(c.identity.issuers[0].max_token_lifetime.as_secs(), 3600);
+    assert_eq!(c.connections[0].kind, ConnectionKind::Postgres);
+}
+
+#[test]
+fn check_lists_every_problem() {
+    let text = r#"
+[server]
+listen = "nope"
+[[identity.issuers]]
+issuer = "http://idp.example.com"
+audiences = []
+algorithms = ["HS256", "none"]
+[[identity.static_groups]]
+groups = ["x"]
+[[connections]]
+name = "a b"
+kind = "postgres"
+upstream = "db"
+password = { env = "PORTCULLIS_TEST_SURELY_UNSET_VAR" }
+[[connections]]
+name = "lit"
+kind = "postgres"
+upstream = "db:5432"
+password = { value = "hunter2" }
+"#;
+    let c = parse_str(text).unwrap();
+    let problems = c.check();
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let all = text.join("\n");
+    for needle in [
+        "server.listen",
+        "identity.issuers[0].issuer",
+        "identity.issuers[0].audiences",
+        "`HS256` is not allowed",
+        "`none` is not allowed",
+        "identity.static_groups[0]",
+        "connections[0].name",
+        "connections[0].upstream",
+        "PORTCULLIS_TEST_SURELY_UNSET_VAR is not set",
+        "warning: connections[1].password",
+        "matches no file",
+    ] {
+        assert!(all.contains(needle), "missing {needle} in:\n{all}");
+    }
+    assert!(!all.contains("hunter2"), "secret leaked: {all}");
+}
+
+#[test]
+fn secrets_do_not_print() {
+    let c = parse_str(
+        "[[connections]]\nname='a'\nkind='postgres'\nupstream='h:1'\npassword={ value = 'hunter2' }\n",
+    )
+    .unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("hunter2"), "{dbg}");
+    let v = c.connections[0]
+        .password
+        .as_ref()
+        .unwrap()
+        .resolve()
+        .unwrap();
+    assert_eq!(v.expose_secret(), "hunter2");
+    assert!(!format!("{v:?}").contains("hunter2"));
+}
+
+#[test]
+fn secret_from_file_is_anchored_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+    let cfg = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &cfg,
+        "[[connections]]\nname='a'\nkind='postgres'\nupstream='h:1'\npassword={ file = 'pw' }\n",
+    )
+    .unwrap();
+    let c = load(&cfg).unwrap();
+    let v = c.connections[0]
+        .password
+        .as_ref()
+        .unwrap()
+        .resolve()
+        .unwrap();
+    assert_eq!(v.expose_secret(), "s3cret");
+}
+
+#[test]
+fn issuer_urls() {
+    assert!(check::issuer_url_ok("https://idp.example.com").is_ok());
+    assert!(check::issuer_url_ok("http://127.0.0.1:8080").is_ok());
+    assert!(check::issuer_url_ok("http://localhost/realms/x").is_ok());
+    assert!(check::issuer_url_ok("http://[::1]:9").is_ok());
+    assert!(check::issuer_url_ok("http://10.0.0.1").is_err());
+    assert!(check::issuer_url_ok("ftp://x").is_err());
+}

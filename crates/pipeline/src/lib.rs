@@ -1,0 +1,234 @@
+//! The enforcement pipeline every door shares (DESIGN.md §2): authenticate, decide, audit.
+//!
+//! Doors (protocol adapters, the API) classify their input and call [`Pipeline`]; they never
+//! evaluate policy themselves. Each call that reaches a decision leaves exactly one audit
+//! event, and an audit write that fails refuses the request (fail closed).
+
+mod metrics;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use portcullis_audit::{Auditor, Event, Who};
+use portcullis_identity::{Principal, Rejection, Validator};
+use portcullis_policy::{ConnectionInfo, Decision, PolicyEngine, Request, Target};
+
+pub use metrics::Metrics;
+
+/// Where a request came from, for the audit and for policy context.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub source_ip: Option<IpAddr>,
+    /// `api`, `postgres`, `mysql`, `http`, `kubernetes`, `ssh`, `mcp`, ...
+    pub protocol: &'static str,
+    pub session_id: Option<String>,
+}
+
+/// Why the pipeline refused before or instead of a policy decision.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refusal {
+    #[error("token rejected: {}", .0.reason.code())]
+    Token(Rejection),
+    /// The audit trail could not be written, so nothing runs.
+    #[error("audit unavailable")]
+    AuditUnavailable,
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Token(r) => r.reason.code(),
+            Refusal::AuditUnavailable => "audit_unavailable",
+        }
+    }
+
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Refusal::Token(r) => r.reason.hint(),
+            Refusal::AuditUnavailable => {
+                "the gateway cannot write its audit trail, so it runs nothing; retry later or tell the operator"
+            }
+        }
+    }
+
+    pub fn detail(&self) -> String {
+        match self {
+            Refusal::Token(r) => r.detail.clone(),
+            Refusal::AuditUnavailable => "the audit store did not acknowledge the event".into(),
+        }
+    }
+}
+
+/// What a door asks the policy about.
+#[derive(Debug, Clone)]
+pub struct Ask<'a> {
+    pub action: &'a str,
+    pub target: Target<'a>,
+    /// Classifier facts for the action family, e.g. `{"sql": {"has_where": false}}`.
+    pub facts: &'a serde_json::Value,
+    /// The command as the agent sent it, for the audit (already free of secrets).
+    pub command: Option<&'a str>,
+}
+
+/// The shared enforcement point. Cheap to share behind an `Arc`; policies swap atomically.
+pub struct Pipeline {
+    validator: Validator,
+    policy: ArcSwap<PolicyEngine>,
+    auditor: Auditor,
+    metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    pub fn new(validator: Validator, policy: PolicyEngine, auditor: Auditor) -> Self {
+        Self {
+            validator,
+            policy: ArcSwap::from_pointee(policy),
+            auditor,
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    pub fn validator(&self) -> &Validator {
+        &self.validator
+    }
+
+    pub fn auditor(&self) -> &Auditor {
+        &self.auditor
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The policies in force now.
+    pub fn policy(&self) -> Arc<PolicyEngine> {
+        self.policy.load_full()
+    }
+
+    /// Replaces the policies for every request that starts after this call.
+    pub fn swap_policy(&self, engine: PolicyEngine) {
+        self.policy.store(Arc::new(engine));
+    }
+
+    /// Validates a bearer token. A rejection is audited before it is returned.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        origin: &Origin,
+    ) -> Result<Arc<Principal>, Refusal> {
+        match self.validator.validate(token).await {
+            Ok(p) => {
+                self.metrics.token("ok", "valid");
+                Ok(p)
+            }
+            Err(rej) => {
+                self.metrics.token("rejected", rej.reason.code());
+                let event = Event {
+                    kind: "token.rejected".into(),
+                    outcome: Some("deny".into()),
+                    source_ip: origin.source_ip.map(|i| i.to_string()),
+                    protocol: Some(origin.protocol.into()),
+                    session_id: origin.session_id.clone(),
+                    reason_code: Some(rej.reason.code().into()),
+                    detail: Some(rej.detail.clone()),
+                    data: rejection_data(&rej),
+                    ..Event::default()
+                };
+                self.record(event).await?;
+                Err(Refusal::Token(rej))
+            }
+        }
+    }
+
+    /// Asks the policy once and audits the decision. The decision is only returned once the
+    /// audit event is durable; if it cannot be written the request is refused.
+    pub async fn decide(
+        &self,
+        principal: &Principal,
+        ask: &Ask<'_>,
+        origin: &Origin,
+    ) -> Result<Decision, Refusal> {
+        let engine = self.policy.load();
+        let req = Request {
+            principal,
+            action: ask.action,
+            target: ask.target.clone(),
+            facts: ask.facts,
+            now_unix: now_unix(),
+            source_ip: origin.source_ip,
+        };
+        let decision = engine.decide(&req);
+        self.metrics.decision(decision.outcome());
+        let (reason_code, detail) = match &decision {
+            Decision::Deny { code, reason, .. } => (Some(code.code().into()), Some(reason.clone())),
+            _ => (None, None),
+        };
+        let event = Event {
+            kind: "decision".into(),
+            outcome: Some(decision.outcome().into()),
+            who: Some(Who::from(principal)),
+            source_ip: origin.source_ip.map(|i| i.to_string()),
+            connection: connection_name(&ask.target),
+            protocol: Some(origin.protocol.into()),
+            session_id: origin.session_id.clone(),
+            action: Some(ask.action.into()),
+            command: ask.command.map(str::to_string),
+            policies: decision.policies().to_vec(),
+            reason_code,
+            detail,
+            data: None,
+        };
+        self.record(event).await?;
+        Ok(decision)
+    }
+
+    /// Writes an event, mapping a failure to a refusal (fail closed).
+    pub async fn record(&self, event: Event) -> Result<(), Refusal> {
+        match self.auditor.record(event).await {
+            Ok(_) => {
+                self.metrics.audit_ok();
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.audit_failed();
+                tracing::error!(error = %e, "audit write failed; refusing the request");
+                Err(Refusal::AuditUnavailable)
+            }
+        }
+    }
+}
+
+fn connection_name(t: &Target<'_>) -> Option<String> {
+    match t {
+        Target::Connection(c) => Some(c.name.clone()),
+        Target::Gateway => None,
+    }
+}
+
+fn rejection_data(rej: &Rejection) -> Option<serde_json::Value> {
+    if rej.issuer.is_none() && rej.subject.is_none() {
+        return None;
+    }
+    Some(serde_json::json!({ "issuer": rej.issuer, "subject": rej.subject }))
+}
+
+/// Connections as policy sees them.
+pub fn connection_info(
+    name: &str,
+    kind: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> ConnectionInfo {
+    ConnectionInfo {
+        name: name.into(),
+        kind: kind.into(),
+        labels: labels.clone(),
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

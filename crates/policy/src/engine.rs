@@ -1,0 +1,288 @@
+//! The compiled policy engine: built once per configuration load, then asked once per command.
+//!
+//! Compilation does everything that does not depend on the request: parsing, validation,
+//! reading annotations, the action hierarchy, and per-(action, target) slices of the policy set
+//! (see `slice.rs`). A decision then builds only the request's entities and context and
+//! evaluates the few policies whose scope can match.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use cedar_policy::{Authorizer, Entity, EntityUid, PolicyId, PolicySet, Schema};
+
+use crate::compile::{self, Compiled, PolicySource, Problem};
+use crate::context::{self, Common, Family};
+use crate::decision::{Decision, DenyCode};
+use crate::entities;
+use crate::meta::PolicyMeta;
+use crate::request::{Request, Target};
+use crate::schema::{self, Types};
+use crate::slice::{self, Slot};
+use crate::verdict::{self, Subject};
+
+/// A validated, precompiled policy set. Cheap to share behind an `Arc`; never mutated.
+pub struct PolicyEngine {
+    ids: Vec<String>,
+    meta: HashMap<PolicyId, PolicyMeta>,
+    actions: HashMap<String, ActionEntry>,
+    /// Names of action groups, to tell a caller that named one what went wrong.
+    groups: HashSet<String>,
+    /// Connections some policy names, to their slot; any other connection takes slot
+    /// `connections.len()` and the gateway the one after.
+    connections: HashMap<String, usize>,
+    types: Types,
+    authorizer: Authorizer,
+}
+
+/// Everything about one concrete action that does not depend on the request.
+struct ActionEntry {
+    uid: EntityUid,
+    /// The action entity with its action groups as ancestors.
+    entity: Entity,
+    family: Option<&'static Family>,
+    on_connection: bool,
+    on_gateway: bool,
+    /// Policies per target slot; `None` when no policy can apply.
+    slices: Vec<Option<Arc<PolicySet>>>,
+}
+
+impl fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("policies", &self.ids)
+            .field("actions", &self.actions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyEngine {
+    /// Parses, validates and precompiles policy files. Returns every problem found, each with
+    /// its file and, where known, line and column.
+    pub fn compile(sources: &[PolicySource]) -> Result<PolicyEngine, Vec<Problem>> {
+        let schema = schema::load().map_err(|p| vec![p])?;
+        let types = Types::new().map_err(|p| vec![p])?;
+        let compiled = compile::compile(sources, &schema)?;
+        Self::build(&schema, types, compiled).map_err(|p| vec![p])
+    }
+
+    fn build(schema: &Schema, types: Types, compiled: Vec<Compiled>) -> Result<Self, Problem> {
+        let internal = |message: String| Problem {
+            source: "schema.cedarschema".to_owned(),
+            line: None,
+            column: None,
+            message,
+        };
+        let action_entities = schema
+            .action_entities()
+            .map_err(|e| internal(format!("action entities: {e}")))?;
+        let named = slice::named_resources(compiled.iter().map(|c| &c.policy), &types.connection);
+        let mut slots: Vec<Slot<'_>> = named
+            .iter()
+            .map(|n| Slot {
+                ty: &types.connection,
+                id: Some(n),
+            })
+            .collect();
+        slots.push(Slot {
+            ty: &types.connection,
+            id: None,
+        });
+        slots.push(Slot {
+            ty: &types.gateway,
+            id: Some(entities::GATEWAY_ID),
+        });
+
+        let mut shared: HashMap<Vec<usize>, Option<Arc<PolicySet>>> = HashMap::new();
+        let mut actions = HashMap::new();
+        let mut groups = HashSet::new();
+        for uid in schema.actions() {
+            let name = uid.id().unescaped().to_owned();
+            let resources: Vec<_> = schema
+                .resources_for_action(uid)
+                .map(|it| it.cloned().collect())
+                .unwrap_or_default();
+            let Some(entity) = action_entities.get(uid).filter(|_| !resources.is_empty()) else {
+                groups.insert(name);
+                continue;
+            };
+            let ancestors: HashSet<EntityUid> = action_entities
+                .ancestors(uid)
+                .map(|it| it.cloned().collect())
+                .unwrap_or_default();
+            let mut slices = Vec::with_capacity(slots.len());
+            for slot in &slots {
+                let picked: Vec<usize> = compiled
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| slice::action_matches(&c.policy, uid, &ancestors))
+                    .filter(|(_, c)| slice::resource_may_match(&c.policy, *slot))
+                    .map(|(i, _)| i)
+                    .collect();
+                slices.push(slice_for(picked, &compiled, &mut shared).map_err(internal)?);
+            }
+            let entry = ActionEntry {
+                uid: uid.clone(),
+                entity: entity.clone(),
+                family: context::family_for(&name),
+                on_connection: resources.contains(&types.connection),
+                on_gateway: resources.contains(&types.gateway),
+                slices,
+            };
+            actions.insert(name, entry);
+        }
+        let ids = compiled.iter().map(|c| c.meta.id.clone()).collect();
+        let meta = compiled
+            .into_iter()
+            .map(|c| (c.policy.id().clone(), c.meta))
+            .collect();
+        let connections = named.into_iter().enumerate().map(|(i, n)| (n, i)).collect();
+        Ok(PolicyEngine {
+            ids,
+            meta,
+            actions,
+            groups,
+            connections,
+            types,
+            authorizer: Authorizer::new(),
+        })
+    }
+
+    /// Policy ids in source order.
+    pub fn policy_ids(&self) -> Vec<String> {
+        self.ids.clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Whether `action` is a concrete action a request may name (not an action group).
+    pub fn is_known_action(&self, action: &str) -> bool {
+        self.actions.contains_key(action)
+    }
+
+    /// Decides one request. Never fails: every problem becomes a `Deny` with its code.
+    pub fn decide(&self, req: &Request<'_>) -> Decision {
+        let Some(entry) = self.actions.get(req.action) else {
+            return self.unknown_action(req.action);
+        };
+        let subject = Subject {
+            action: req.action,
+            target: match &req.target {
+                Target::Connection(c) => format!("connection {}", c.name),
+                Target::Gateway => "the gateway".to_owned(),
+            },
+        };
+        let (slot, fits) = match &req.target {
+            Target::Connection(c) => (
+                self.connections
+                    .get(&c.name)
+                    .copied()
+                    .unwrap_or(self.connections.len()),
+                entry.on_connection,
+            ),
+            Target::Gateway => (self.connections.len() + 1, entry.on_gateway),
+        };
+        if !fits {
+            return Decision::deny(
+                DenyCode::ContextInvalid,
+                format!("action {} does not apply to {}", req.action, subject.target),
+                "the gateway built a request the policy schema does not allow".to_owned(),
+            );
+        }
+        let common = Common {
+            principal: req.principal,
+            now_unix: req.now_unix,
+            source_ip: req.source_ip,
+        };
+        let context = match context::build(req.action, entry.family, req.facts, &common) {
+            Ok(context) => context,
+            Err(e) => {
+                return Decision::deny(
+                    DenyCode::ContextInvalid,
+                    e.to_string(),
+                    "the facts handed to the policy engine do not match its schema; this is a \
+                     gateway bug, please report it"
+                        .to_owned(),
+                );
+            }
+        };
+        let Some(Some(policies)) = entry.slices.get(slot) else {
+            return verdict::no_permit(&subject);
+        };
+        match self.evaluate(req, entry, context, policies) {
+            Ok(response) => verdict::decide(&response, &self.meta, &subject),
+            Err(message) => Decision::deny(
+                DenyCode::PolicyError,
+                message,
+                "the policy engine could not evaluate this request, so it was refused".to_owned(),
+            ),
+        }
+    }
+
+    fn evaluate(
+        &self,
+        req: &Request<'_>,
+        entry: &ActionEntry,
+        context: cedar_policy::Context,
+        policies: &PolicySet,
+    ) -> Result<cedar_policy::Response, String> {
+        let principal = entities::principal_uid(&self.types, req.principal);
+        let target = entities::target_uid(&self.types, &req.target);
+        let store = entities::build(
+            &self.types,
+            req.principal,
+            principal.clone(),
+            &req.target,
+            target.clone(),
+            &entry.entity,
+        )?;
+        // The context was built to the schema's shape (checked by tests), so the request skips
+        // Cedar's per-request schema validation.
+        let request =
+            cedar_policy::Request::new(principal, entry.uid.clone(), target, context, None)
+                .map_err(|e| format!("request: {e}"))?;
+        Ok(self.authorizer.is_authorized(&request, policies, &store))
+    }
+
+    fn unknown_action(&self, action: &str) -> Decision {
+        let (reason, hint) = if self.groups.contains(action) {
+            (
+                format!("{action} is an action group, not an action"),
+                "requests name a concrete action such as sql.select; groups are for policies"
+                    .to_owned(),
+            )
+        } else {
+            (
+                format!("unknown action {action:?}"),
+                "the command was classified as an action the policy schema does not define"
+                    .to_owned(),
+            )
+        };
+        Decision::deny(DenyCode::UnknownAction, reason, hint)
+    }
+}
+
+/// The policy set for a list of policy indexes, shared between slices with the same list.
+fn slice_for(
+    picked: Vec<usize>,
+    compiled: &[Compiled],
+    shared: &mut HashMap<Vec<usize>, Option<Arc<PolicySet>>>,
+) -> Result<Option<Arc<PolicySet>>, String> {
+    if picked.is_empty() {
+        return Ok(None);
+    }
+    if let Some(set) = shared.get(&picked) {
+        return Ok(set.clone());
+    }
+    let set = PolicySet::from_policies(picked.iter().map(|&i| compiled[i].policy.clone()))
+        .map_err(|e| format!("policy slice: {e}"))?;
+    let set = Some(Arc::new(set));
+    shared.insert(picked, set.clone());
+    Ok(set)
+}

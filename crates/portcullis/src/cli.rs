@@ -1,0 +1,167 @@
+//! Command-line shape (DESIGN.md §10). `--config`, `--output` and `--url` are global and
+//! accepted in any position.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "Layer 7 access gateway for AI agents"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Config file (else PORTCULLIS_CONFIG, else ./portcullis.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output format for results.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// A running gateway's API (else PORTCULLIS_URL, else http://{server.listen}).
+    #[arg(long, global = true, env = "PORTCULLIS_URL", value_name = "URL")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Check the config file and the policies it names.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Ask the policies what would happen.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Tokens from the embedded dev issuer.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Verify and export the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Ask a running gateway who a token is.
+    Whoami(WhoamiArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Load the config and policies and list every problem; exit 1 if there is an error.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Decide a hypothetical request. Exit 0 allow, 3 deny, 4 approval required.
+    Check(PolicyCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyCheckArgs {
+    #[arg(long)]
+    pub subject: String,
+    /// Comma-separated groups.
+    #[arg(long, value_delimiter = ',', default_value = "")]
+    pub groups: Vec<String>,
+    /// A connection from the config; omit for admin actions on the gateway.
+    #[arg(long)]
+    pub connection: Option<String>,
+    #[arg(long)]
+    pub action: String,
+    /// Classifier facts as JSON, e.g. '{"sql":{"has_where":false}}'.
+    #[arg(long, default_value = "null")]
+    pub context: String,
+    #[arg(long)]
+    pub client_id: Option<String>,
+    #[arg(long, default_value = "portcullis-policy-check")]
+    pub issuer: String,
+    #[arg(long)]
+    pub human: bool,
+    #[arg(long)]
+    pub source_ip: Option<std::net::IpAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Mint a short-lived token with the embedded dev issuer.
+    Mint(MintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    #[arg(long)]
+    pub subject: String,
+    /// Comma-separated groups.
+    #[arg(long, value_delimiter = ',', default_value = "")]
+    pub groups: Vec<String>,
+    /// Lifetime, e.g. 15m.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Default: the dev issuer's configured audience.
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// Extra claim k=v (repeatable); v is parsed as JSON when it can be.
+    #[arg(long = "claim", value_name = "K=V")]
+    pub claims: Vec<String>,
+    /// Mark the token as a human's (reviewers).
+    #[arg(long)]
+    pub human: bool,
+    /// Add an RFC 8693 `act` claim naming the acting party.
+    #[arg(long)]
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Check the hash chain and checkpoint signatures; names the first broken link.
+    Verify(VerifyArgs),
+    /// Export events.
+    Export(ExportArgs),
+    /// Print the public key that verifies this gateway's checkpoints.
+    Pubkey,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A public key given out of band (`ed25519:...`, or @FILE).
+    #[arg(long)]
+    pub pubkey: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+    /// RFC 3339 time, or a duration meaning that long ago (e.g. 24h).
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// The bearer token (else PORTCULLIS_TOKEN).
+    #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
