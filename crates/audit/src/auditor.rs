@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::error::AuditError;
 use crate::event::Event;
 use crate::keys::SigningKey;
+use crate::record::EncodedEvent;
 use crate::writer::{Command, Writer};
 
 /// How the Auditor batches and checkpoints.
@@ -93,9 +94,12 @@ impl Auditor {
     /// Cancel safety: if this future is dropped after the event was queued, the event is
     /// still written; only the receipt is lost.
     pub async fn record(&self, event: Event) -> Result<Receipt, AuditError> {
+        // Encoding here rather than in the writer spreads the work over the recording
+        // tasks; the writer's loop is the throughput bottleneck.
+        let encoded = EncodedEvent::new(&event)?;
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Command::Record(Box::new(event), reply))
+            .send(Command::Record(encoded, reply))
             .await
             .map_err(|_| AuditError::Stopped)?;
         answer.await.map_err(|_| AuditError::Stopped)?

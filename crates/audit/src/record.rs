@@ -3,7 +3,7 @@
 
 use aws_lc_rs::digest::{SHA256, digest};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::Value;
 
 use crate::canonical::to_canonical;
 use crate::event::Event;
@@ -26,17 +26,34 @@ pub(crate) struct Position<'a> {
     pub prev: &'a str,
 }
 
-/// The canonical body of `event` at `pos`.
-pub(crate) fn encode(pos: Position<'_>, event: &Event) -> Result<String, serde_json::Error> {
-    let record = json!({
-        "v": RECORD_VERSION,
-        "node": pos.node,
-        "seq": pos.seq,
-        "ts_ms": pos.ts_ms,
-        "prev": pos.prev,
-        "event": serde_json::to_value(event)?,
-    });
-    Ok(to_canonical(&record))
+/// An event encoded ahead of its chain position. Encoding happens in the recording task,
+/// so the single writer task only wraps and hashes.
+#[derive(Debug)]
+pub(crate) struct EncodedEvent {
+    pub kind: String,
+    /// The canonical JSON of the event.
+    pub json: String,
+}
+
+impl EncodedEvent {
+    pub(crate) fn new(event: &Event) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            kind: event.kind.clone(),
+            json: to_canonical(&serde_json::to_value(event)?),
+        })
+    }
+}
+
+/// The canonical body of `event` at `pos`: the same bytes as
+/// `to_canonical({"v":1,"node":..,"seq":..,"ts_ms":..,"prev":..,"event":..})`, written
+/// directly with the keys already in sorted order (checked by a test).
+pub(crate) fn encode(pos: Position<'_>, event: &EncodedEvent) -> String {
+    let node = to_canonical(&Value::from(pos.node));
+    let prev = to_canonical(&Value::from(pos.prev));
+    format!(
+        r#"{{"event":{},"node":{node},"prev":{prev},"seq":{},"ts_ms":{},"v":{RECORD_VERSION}}}"#,
+        event.json, pos.seq, pos.ts_ms
+    )
 }
 
 /// Lowercase hex SHA-256 of `body`'s bytes.
@@ -69,4 +86,33 @@ pub(crate) fn parse_header(body: &str) -> Result<Header, serde_json::Error> {
 /// the Auditor starts), so the newline-separated fields are unambiguous.
 pub(crate) fn checkpoint_message(node: &str, seq: i64, hash: &str, ts_ms: i64) -> String {
     format!("{CHECKPOINT_DOMAIN}\n{node}\n{seq}\n{hash}\n{ts_ms}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn encode_matches_the_canonical_form_of_the_record() {
+        let event = Event {
+            kind: "decision".to_owned(),
+            command: Some("SELECT \"x\"\n".to_owned()),
+            data: Some(json!({"z": 1, "a": [1.5, null]})),
+            ..Event::default()
+        };
+        let pos = Position {
+            node: "gw \"1\"",
+            seq: 42,
+            ts_ms: -3,
+            prev: GENESIS_PREV,
+        };
+        let encoded = EncodedEvent::new(&event).unwrap();
+        let expect = to_canonical(&json!({
+            "v": RECORD_VERSION, "node": pos.node, "seq": pos.seq, "ts_ms": pos.ts_ms,
+            "prev": pos.prev, "event": serde_json::to_value(&event).unwrap(),
+        }));
+        assert_eq!(encode(pos, &encoded), expect);
+        assert_eq!(encoded.kind, "decision");
+    }
 }

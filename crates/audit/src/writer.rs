@@ -13,15 +13,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auditor::{AuditSettings, Receipt};
 use crate::error::AuditError;
-use crate::event::Event;
 use crate::keys::SigningKey;
-use crate::record::{self, GENESIS_PREV, Position};
+use crate::record::{self, EncodedEvent, GENESIS_PREV, Position};
 
 type RecordReply = oneshot::Sender<Result<Receipt, AuditError>>;
 
 /// A request to the writer task.
 pub(crate) enum Command {
-    Record(Box<Event>, RecordReply),
+    Record(EncodedEvent, RecordReply),
     Shutdown(oneshot::Sender<Result<(), AuditError>>),
 }
 
@@ -100,7 +99,7 @@ impl Writer {
                 }
                 Wake::Command(None) => break,
                 Wake::Command(Some(first)) => {
-                    let batch = self.take_batch(first);
+                    let batch = self.take_batch(first).await;
                     if !batch.is_empty() {
                         self.commit(batch).await;
                     }
@@ -128,12 +127,25 @@ impl Writer {
     }
 
     /// `first` plus everything already queued, up to `max_batch` events.
-    fn take_batch(&mut self, first: Command) -> Vec<(Event, RecordReply)> {
+    async fn take_batch(&mut self, first: Command) -> Vec<(EncodedEvent, RecordReply)> {
         let mut batch = Vec::new();
-        let mut next = Some(first);
+        self.drain_into(&mut batch, Some(first));
+        // The recorders answered by the previous commit are typically just about to send
+        // their next event. Yielding once lets them, so the batch is full rather than a
+        // fragment; without it, batches under load were ~35% smaller and throughput lower.
+        if batch.len() < self.settings.max_batch && !self.rx.is_closed() {
+            tokio::task::yield_now().await;
+            let next = self.rx.try_recv().ok();
+            self.drain_into(&mut batch, next);
+        }
+        batch
+    }
+
+    fn drain_into(&mut self, batch: &mut Vec<(EncodedEvent, RecordReply)>, first: Option<Command>) {
+        let mut next = first;
         while let Some(cmd) = next {
             match cmd {
-                Command::Record(event, reply) => batch.push((*event, reply)),
+                Command::Record(event, reply) => batch.push((event, reply)),
                 Command::Shutdown(reply) => {
                     // Closing lets queued events drain while refusing new ones.
                     self.stopping = Some(reply);
@@ -145,11 +157,10 @@ impl Writer {
             }
             next = self.rx.try_recv().ok();
         }
-        batch
     }
 
     /// Chains and appends `batch` in one transaction, then answers every waiter.
-    async fn commit(&mut self, batch: Vec<(Event, RecordReply)>) {
+    async fn commit(&mut self, batch: Vec<(EncodedEvent, RecordReply)>) {
         let tail = match self.current_tail().await {
             Ok(tail) => tail,
             Err(e) => return fail_all(batch.into_iter().map(|(_, r)| r), e),
@@ -181,48 +192,39 @@ impl Writer {
         }
     }
 
-    /// Assigns chain positions to `batch`. Events that cannot be encoded are answered with
-    /// an error here and take no position.
+    /// Assigns chain positions to `batch`.
     fn chain(
         &self,
         tail: &Tail,
-        batch: Vec<(Event, RecordReply)>,
+        batch: Vec<(EncodedEvent, RecordReply)>,
     ) -> (Vec<AuditRow>, Vec<RecordReply>) {
         // Timestamps never go backwards within a chain, even if the wall clock does, so
         // that time-ordered export agrees with chain order.
         let ts_ms = now_ms().max(tail.ts_ms);
+        let node = self.settings.node.as_str();
         let mut rows: Vec<AuditRow> = Vec::with_capacity(batch.len());
         let mut waiters = Vec::with_capacity(batch.len());
+        let (mut seq, mut prev) = (tail.seq, tail.hash.clone());
         for (event, reply) in batch {
-            let (seq, prev) = match rows.last() {
-                Some(r) => (r.seq + 1, r.hash.clone()),
-                None => (tail.seq + 1, tail.hash.clone()),
-            };
-            let node = self.settings.node.as_str();
+            seq += 1;
             let pos = Position {
                 node,
                 seq,
                 ts_ms,
                 prev: &prev,
             };
-            match record::encode(pos, &event) {
-                Ok(body) => {
-                    let row = AuditRow {
-                        node: node.to_owned(),
-                        seq,
-                        ts_ms,
-                        kind: event.kind,
-                        hash: record::hash(&body),
-                        prev_hash: prev,
-                        body,
-                    };
-                    rows.push(row);
-                    waiters.push(reply);
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(AuditError::Encode(e)));
-                }
-            }
+            let body = record::encode(pos, &event);
+            let hash = record::hash(&body);
+            rows.push(AuditRow {
+                node: node.to_owned(),
+                seq,
+                ts_ms,
+                kind: event.kind,
+                body,
+                prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                hash,
+            });
+            waiters.push(reply);
         }
         (rows, waiters)
     }

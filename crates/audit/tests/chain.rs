@@ -1,5 +1,8 @@
 //! The Auditor's behaviour: round trip, restart, concurrency, failures, checkpoints, export.
 
+// A test crate: the check functions outside #[test] may unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;
@@ -74,8 +77,8 @@ async fn concurrent_recorders_share_one_chain(env: Env) {
             let auditor = auditor.clone();
             tokio::spawn(async move {
                 let mut seqs = Vec::new();
-                for i in 0..25 {
-                    seqs.push(auditor.record(event(t * 100 + i)).await.unwrap().seq);
+                for i in 0..150 {
+                    seqs.push(auditor.record(event(t * 1000 + i)).await.unwrap().seq);
                 }
                 seqs
             })
@@ -87,10 +90,18 @@ async fn concurrent_recorders_share_one_chain(env: Env) {
     }
     auditor.shutdown().await.unwrap();
     seqs.sort_unstable();
-    assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
+    // More events than one page of verify and export, so both page.
+    assert_eq!(seqs, (1..=2400).collect::<Vec<_>>());
     let report = verify(&*env.store, None).await.unwrap();
     assert!(report.ok, "{:?}", report.nodes);
-    assert_eq!(report.nodes[0].signed_seq, 400);
+    assert_eq!(report.nodes[0].signed_seq, 2400);
+    let mut out = Vec::new();
+    assert_eq!(
+        export_jsonl(&*env.store, None, None, &mut out)
+            .await
+            .unwrap(),
+        2400
+    );
 }
 
 both!(export_lines_are_the_stored_records);
@@ -144,6 +155,14 @@ async fn nodes_keep_separate_chains(env: Env) {
     assert!(report.ok);
     let names: Vec<_> = report.nodes.iter().map(|n| n.node.as_str()).collect();
     assert_eq!(names, ["gw-a", "gw-b"]);
+}
+
+both!(empty_store_verifies);
+async fn empty_store_verifies(env: Env) {
+    let report = verify(&*env.store, None).await.unwrap();
+    assert!(report.ok && report.nodes.is_empty());
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json, serde_json::json!({"ok": true, "nodes": []}));
 }
 
 #[tokio::test]

@@ -1,5 +1,8 @@
 //! The signing key file, public key text, and identities copied into events.
 
+// A test crate: the check functions outside #[test] may unwrap too.
+#![allow(clippy::unwrap_used)]
+
 use portcullis_audit::{AuditError, KEY_FILE, PublicKey, SigningKey, Who};
 use portcullis_identity::{Actor, Principal, PrincipalKind};
 

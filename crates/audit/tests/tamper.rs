@@ -2,6 +2,9 @@
 //! broken seq. Every test records 25 events one at a time, so checkpoints sit at seqs 10, 20
 //! and 25 (the last written at shutdown).
 
+// A test crate: the check functions outside #[test] may unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{Env, lit, sha256_hex};

@@ -1,6 +1,15 @@
 //! Group-commit throughput on SQLite with 64 concurrent recorders, each waiting for its
 //! receipt before recording again. Run with
 //! `cargo test -p portcullis-audit --release --test throughput -- --ignored --nocapture`.
+//!
+//! Target: at least 20,000 events/s. Measured on the 2-core development VM (ext4, SQLite
+//! in WAL with synchronous=FULL, other builds running alongside): 45,000-52,000 events/s,
+//! with about 50 events per commit. Before the writer yielded once per batch (see
+//! `writer::take_batch`) and before events were encoded in the recording tasks, the same
+//! run gave 14,000-20,000 events/s.
+
+// A test crate: the check functions outside #[test] may unwrap too.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

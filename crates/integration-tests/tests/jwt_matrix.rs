@@ -529,10 +529,24 @@ async fn missing_bearer_is_a_problem_401() {
         "[no Authorization] {}",
         r.summary()
     );
-    assert!(
-        r.problem_code().is_some(),
+    assert_eq!(
+        r.problem_code().as_deref(),
+        Some("token_missing"),
         "[no Authorization] {}",
         r.summary()
+    );
+    let basic = portcullis_integration_tests::http::get_with_authorization(
+        &format!("{}/v1/whoami", s.gw.url()),
+        "Basic Zm9vOmJhcg==",
+    )
+    .await
+    .unwrap();
+    assert_eq!(basic.status, 401, "[Basic auth] {}", basic.summary());
+    assert_eq!(
+        basic.problem_code().as_deref(),
+        Some("token_missing"),
+        "[Basic auth] {}",
+        basic.summary()
     );
 }
 

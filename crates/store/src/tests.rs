@@ -275,3 +275,10 @@ fn scrub_hides_raw_and_decoded_passwords() {
     assert!(secrets_of("postgres://db/x").is_empty());
     assert_eq!(secrets_of("postgres://me:a:b@c@h/x"), ["a:b@c"]);
 }
+
+#[tokio::test]
+async fn sqlite_in_memory_works() {
+    let store = open("sqlite::memory:").await.unwrap();
+    store.audit_append(&[row("a", 1, 1)]).await.unwrap();
+    assert_eq!(store.audit_tail("a").await.unwrap().unwrap().seq, 1);
+}

@@ -1,7 +1,9 @@
 //! Shared set-up for the audit tests: a store on either backend, raw SQL access to it for
 //! tampering, and an Auditor with small checkpoint intervals.
 
-#![allow(dead_code)]
+// Test support: panicking on a broken set-up is the point, and not every test binary
+// uses every helper.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::future::Future;
 use std::sync::Arc;
