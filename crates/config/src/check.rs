@@ -77,6 +77,29 @@ impl Config {
                 "must start with sqlite:// or postgres://",
             ));
         }
+        if self.postgres.enabled && self.postgres.listen.parse::<SocketAddr>().is_err() {
+            p.push(Problem::error(
+                "postgres.listen",
+                format!("`{}` is not an IP:port address", self.postgres.listen),
+            ));
+        }
+        if self.postgres.tls_cert.is_some() != self.postgres.tls_key.is_some() {
+            p.push(Problem::error(
+                "postgres",
+                "set both tls_cert and tls_key, or neither (a self-signed pair is generated)",
+            ));
+        }
+        for f in [&self.postgres.tls_cert, &self.postgres.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            if !f.is_file() {
+                p.push(Problem::error(
+                    "postgres",
+                    format!("{} does not exist", f.display()),
+                ));
+            }
+        }
         self.check_identity(&mut p);
         self.check_policy_files(&mut p);
         self.check_connections(&mut p);
@@ -183,6 +206,26 @@ impl Config {
                 p.push(Problem::error(
                     format!("{at}.upstream"),
                     format!("`{}` is not host:port", c.upstream),
+                ));
+            }
+            if let Some(ca) = &c.ca_file
+                && !ca.is_file()
+            {
+                p.push(Problem::error(
+                    format!("{at}.ca_file"),
+                    format!("{} does not exist", ca.display()),
+                ));
+            }
+            if c.kind == crate::ConnectionKind::Postgres && c.database.is_none() {
+                p.push(Problem::error(
+                    format!("{at}.database"),
+                    "a postgres connection needs the upstream database name",
+                ));
+            }
+            if c.kind == crate::ConnectionKind::Postgres && c.user.is_none() {
+                p.push(Problem::error(
+                    format!("{at}.user"),
+                    "a postgres connection needs the upstream user the gateway logs in as",
                 ));
             }
             match &c.password {

@@ -24,6 +24,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub audit: AuditConfig,
     #[serde(default)]
+    pub postgres: PostgresConfig,
+    #[serde(default)]
     pub connections: Vec<ConnectionConfig>,
 }
 
@@ -37,6 +39,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub policy: PolicyConfig,
     pub audit: AuditConfig,
+    pub postgres: PostgresConfig,
     pub connections: Vec<ConnectionConfig>,
 }
 
@@ -257,6 +260,53 @@ pub struct ConnectionConfig {
     /// Free-form labels, visible to policy as Cedar tags on the connection.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// TLS to the target: `disable` (default), `require` (encrypt, no verification) or
+    /// `verify-full` (verify the certificate and host name against `ca_file` or the system roots).
+    #[serde(default)]
+    pub upstream_tls: UpstreamTlsMode,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamTlsMode {
+    #[default]
+    Disable,
+    Require,
+    VerifyFull,
+}
+
+/// The PostgreSQL door.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    pub enabled: bool,
+    pub listen: String,
+    /// PEM certificate chain and key; without them a self-signed pair is generated into
+    /// `state_dir` on first start.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Accept the token over plaintext from a loopback peer (no network to sniff).
+    pub allow_plaintext_loopback: bool,
+    /// The largest Query, Parse, Bind or CopyData message accepted from a client.
+    pub max_message_bytes: usize,
+    /// Classified statements kept by SQL text, so a repeated statement costs a lookup.
+    pub statement_cache: usize,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:15432".into(),
+            tls_cert: None,
+            tls_key: None,
+            allow_plaintext_loopback: true,
+            max_message_bytes: 64 << 20,
+            statement_cache: 10_000,
+        }
+    }
 }
 
 impl Config {
@@ -268,8 +318,15 @@ impl Config {
             identity: raw.identity,
             policy: raw.policy,
             audit: raw.audit,
+            postgres: raw.postgres,
             connections: raw.connections,
         };
+        for p in [&mut c.postgres.tls_cert, &mut c.postgres.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            *p = anchor(&base, p);
+        }
         c.server.state_dir = anchor(&base, &c.server.state_dir);
         c.policy.files = c
             .policy
@@ -284,6 +341,9 @@ impl Config {
         for conn in &mut c.connections {
             if let Some(p) = &mut conn.password {
                 p.anchor(&base);
+            }
+            if let Some(ca) = &mut conn.ca_file {
+                *ca = anchor(&base, ca);
             }
         }
         c

@@ -243,7 +243,7 @@ async fn secrets_never_reach_logs_audit_metrics_or_errors() -> Result<()> {
         .policy("p", POLICY)
         .env("TEST_DB_PASSWORD", secret)
         .extra_toml(
-            "[[connections]]\nname = \"db\"\nkind = \"postgres\"\nupstream = \"127.0.0.1:5432\"\npassword = { env = \"TEST_DB_PASSWORD\" }\n",
+            "[[connections]]\nname = \"db\"\nkind = \"postgres\"\nupstream = \"127.0.0.1:5432\"\ndatabase = \"test\"\nuser = \"postgres\"\npassword = { env = \"TEST_DB_PASSWORD\" }\n",
         )
         .start()
         .await?;
@@ -295,7 +295,7 @@ forbid (principal, action == Action::"sql.delete", resource) when { !context.sql
 permit (principal in Group::"agents", action == Action::"sql.update", resource is Connection)
 when { resource.hasTag("environment") && resource.getTag("environment") == "prod" };
 "#)
-        .extra_toml("[[connections]]\nname = \"prod\"\nkind = \"postgres\"\nupstream = \"127.0.0.1:5432\"\nlabels = { environment = \"prod\" }\n")
+        .extra_toml("[[connections]]\nname = \"prod\"\nkind = \"postgres\"\nupstream = \"127.0.0.1:5432\"\ndatabase = \"test\"\nuser = \"postgres\"\nlabels = { environment = \"prod\" }\n")
         .start()
         .await?;
     let check = |action: &str, ctx: &str| -> Result<(i32, Value)> {
