@@ -3,8 +3,6 @@
 # SQLite state, local files, the embedded dev issuer. Installs what the build needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v cc >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential
-fi
+scripts/setup-build-deps.sh
 cargo build --release --locked -p portcullis
 exec target/release/portcullis serve --config examples/quickstart/portcullis.toml "$@"

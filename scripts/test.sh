@@ -7,18 +7,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "system packages"
-need=()
-command -v node >/dev/null || need+=(nodejs npm)
-command -v psql >/dev/null || need+=(postgresql-client)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
-fi
-
-step "node packages for the test OpenID provider"
-if [ ! -d tests/idp/node_modules ] || [ tests/idp/package-lock.json -nt tests/idp/node_modules ]; then
-  npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
-fi
+step "test dependencies (apt, Python venv, Node packages)"
+scripts/setup-build-deps.sh
+scripts/setup-test-deps.sh
 
 step "format and lints"
 cargo fmt --all -- --check

@@ -9,10 +9,12 @@
 //! Every child process is killed when its handle drops, and a watchdog kills it if the test
 //! process dies without dropping it (a shared fixture in a `static`, a SIGKILLed test run).
 
+pub mod clients;
 pub mod gateway;
 pub mod http;
 pub mod idp;
 pub mod jwt;
+pub mod postgres;
 mod proc;
 
 use std::path::PathBuf;

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs the system packages the build needs (idempotent, quiet on success): a C compiler
+# for aws-lc-sys and libpg_query.
+set -euo pipefail
+need=()
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
