@@ -7,7 +7,9 @@
 //! `schema.cedarschema`; a test checks every action's default context against the schema so the
 //! two cannot drift apart.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Mutex;
 
 use cedar_policy::{Context, RestrictedExpression};
 use portcullis_identity::Principal;
@@ -117,7 +119,48 @@ pub(crate) enum ContextError {
 pub(crate) struct Common<'a> {
     pub(crate) principal: &'a Principal,
     pub(crate) now_unix: i64,
-    pub(crate) source_ip: Option<IpAddr>,
+    /// The `ip(...)` expression of the source address, from [`IpExprs`].
+    pub(crate) source_ip: RestrictedExpression,
+}
+
+/// `ip(...)` expressions for source addresses, kept because Cedar's `new_ip` parses the
+/// function name on every call, which costs more than the rest of the context together.
+pub(crate) struct IpExprs {
+    unknown: RestrictedExpression,
+    recent: Mutex<HashMap<IpAddr, RestrictedExpression>>,
+}
+
+impl IpExprs {
+    const MAX: usize = 4_096;
+
+    pub(crate) fn new() -> Self {
+        // An unknown address becomes 0.0.0.0, which no sensible allow-list contains.
+        IpExprs {
+            unknown: RestrictedExpression::new_ip(Ipv4Addr::UNSPECIFIED.to_string()),
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn get(&self, ip: Option<IpAddr>) -> RestrictedExpression {
+        let Some(ip) = ip else {
+            return self.unknown.clone();
+        };
+        // IPv4-mapped IPv6 addresses are unwrapped so `isInRange(ip("10.0.0.0/8"))` sees them
+        // as IPv4.
+        let ip = ip.to_canonical();
+        let Ok(mut recent) = self.recent.lock() else {
+            return RestrictedExpression::new_ip(ip.to_string());
+        };
+        if let Some(expr) = recent.get(&ip) {
+            return expr.clone();
+        }
+        if recent.len() >= Self::MAX {
+            recent.clear();
+        }
+        let expr = RestrictedExpression::new_ip(ip.to_string());
+        recent.insert(ip, expr.clone());
+        expr
+    }
 }
 
 /// Builds the full context for `action` of `family`, merging `facts` over the defaults.
@@ -166,11 +209,6 @@ fn common_pairs(c: &Common<'_>) -> Result<Vec<(String, RestrictedExpression)>, C
             RestrictedExpression::new_long((days + 3).rem_euclid(7)),
         ),
     ])?;
-    // An unknown address becomes 0.0.0.0, which no sensible allow-list contains. IPv4-mapped
-    // IPv6 addresses are unwrapped so `isInRange(ip("10.0.0.0/8"))` sees them as IPv4.
-    let ip = c
-        .source_ip
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ip| ip.to_canonical());
     let p = c.principal;
     let token = record([
         ("issuer", RestrictedExpression::new_string(p.issuer.clone())),
@@ -180,10 +218,7 @@ fn common_pairs(c: &Common<'_>) -> Result<Vec<(String, RestrictedExpression)>, C
     ])?;
     Ok(vec![
         ("now".to_owned(), now),
-        (
-            "source_ip".to_owned(),
-            RestrictedExpression::new_ip(ip.to_string()),
-        ),
+        ("source_ip".to_owned(), c.source_ip.clone()),
         ("token".to_owned(), token),
     ])
 }

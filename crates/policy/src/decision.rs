@@ -31,19 +31,24 @@ pub enum Decision {
     },
 }
 
-/// Why a command was denied.
+/// Why a command was denied. Serialized as its [`DenyCode::code`], so the audit, the API and
+/// the agent all see the same string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
 pub enum DenyCode {
     /// A forbid policy matched.
+    #[serde(rename = "policy_forbid")]
     Forbidden,
     /// No permit matched (default deny).
+    #[serde(rename = "policy_default_deny")]
     NoPermit,
     /// A policy failed to evaluate; the engine fails closed.
+    #[serde(rename = "policy_error")]
     PolicyError,
     /// The action is not a concrete action of the schema.
+    #[serde(rename = "action_unknown")]
     UnknownAction,
     /// The facts handed in do not fit the schema's context.
+    #[serde(rename = "context_invalid")]
     ContextInvalid,
 }
 

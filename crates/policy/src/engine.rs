@@ -3,7 +3,8 @@
 //! Compilation does everything that does not depend on the request: parsing, validation,
 //! reading annotations, the action hierarchy, and per-(action, target) slices of the policy set
 //! (see `slice.rs`). A decision then builds only the request's entities and context and
-//! evaluates the few policies whose scope can match.
+//! evaluates the few policies whose scope can match, unless the same request was decided
+//! recently (see `memo.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -12,16 +13,18 @@ use std::sync::Arc;
 use cedar_policy::{Authorizer, Entity, EntityUid, PolicyId, PolicySet, Schema};
 
 use crate::compile::{self, Compiled, PolicySource, Problem};
-use crate::context::{self, Common, Family};
+use crate::context::{self, Common, Family, IpExprs};
 use crate::decision::{Decision, DenyCode};
 use crate::entities;
+use crate::memo::{Hashes, Memo, Observed};
 use crate::meta::PolicyMeta;
 use crate::request::{Request, Target};
 use crate::schema::{self, Types};
-use crate::slice::{self, Slot};
+use crate::slice::{self, Slicer};
 use crate::verdict::{self, Subject};
 
-/// A validated, precompiled policy set. Cheap to share behind an `Arc`; never mutated.
+/// A validated, precompiled policy set, shared behind an `Arc` and replaced whole on reload.
+/// Its only interior state is the memo of recent decisions and entity stores (`memo.rs`).
 pub struct PolicyEngine {
     ids: Vec<String>,
     meta: HashMap<PolicyId, PolicyMeta>,
@@ -33,6 +36,8 @@ pub struct PolicyEngine {
     connections: HashMap<String, usize>,
     types: Types,
     authorizer: Authorizer,
+    ips: IpExprs,
+    memo: Memo,
 }
 
 /// Everything about one concrete action that does not depend on the request.
@@ -77,23 +82,12 @@ impl PolicyEngine {
             .action_entities()
             .map_err(|e| internal(format!("action entities: {e}")))?;
         let named = slice::named_resources(compiled.iter().map(|c| &c.policy), &types.connection);
-        let mut slots: Vec<Slot<'_>> = named
-            .iter()
-            .map(|n| Slot {
-                ty: &types.connection,
-                id: Some(n),
-            })
-            .collect();
-        slots.push(Slot {
-            ty: &types.connection,
-            id: None,
-        });
-        slots.push(Slot {
-            ty: &types.gateway,
-            id: Some(entities::GATEWAY_ID),
-        });
-
-        let mut shared: HashMap<Vec<usize>, Option<Arc<PolicySet>>> = HashMap::new();
+        let mut slicer = Slicer::new(
+            compiled.iter().map(|c| &c.policy).collect(),
+            &types.connection,
+            &named,
+            (&types.gateway, entities::GATEWAY_ID),
+        );
         let mut actions = HashMap::new();
         let mut groups = HashSet::new();
         for uid in schema.actions() {
@@ -102,6 +96,7 @@ impl PolicyEngine {
                 .resources_for_action(uid)
                 .map(|it| it.cloned().collect())
                 .unwrap_or_default();
+            // Action groups apply to nothing themselves; requests name their members.
             let Some(entity) = action_entities.get(uid).filter(|_| !resources.is_empty()) else {
                 groups.insert(name);
                 continue;
@@ -110,28 +105,19 @@ impl PolicyEngine {
                 .ancestors(uid)
                 .map(|it| it.cloned().collect())
                 .unwrap_or_default();
-            let mut slices = Vec::with_capacity(slots.len());
-            for slot in &slots {
-                let picked: Vec<usize> = compiled
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| slice::action_matches(&c.policy, uid, &ancestors))
-                    .filter(|(_, c)| slice::resource_may_match(&c.policy, *slot))
-                    .map(|(i, _)| i)
-                    .collect();
-                slices.push(slice_for(picked, &compiled, &mut shared).map_err(internal)?);
-            }
             let entry = ActionEntry {
                 uid: uid.clone(),
                 entity: entity.clone(),
                 family: context::family_for(&name),
                 on_connection: resources.contains(&types.connection),
                 on_gateway: resources.contains(&types.gateway),
-                slices,
+                slices: slicer.slices(uid, &ancestors).map_err(internal)?,
             };
             actions.insert(name, entry);
         }
         let ids = compiled.iter().map(|c| c.meta.id.clone()).collect();
+        let texts: Vec<Option<String>> = compiled.iter().map(|c| c.policy.to_cedar()).collect();
+        let observed = Observed::scan(texts.iter().map(Option::as_deref));
         let meta = compiled
             .into_iter()
             .map(|c| (c.policy.id().clone(), c.meta))
@@ -145,6 +131,8 @@ impl PolicyEngine {
             connections,
             types,
             authorizer: Authorizer::new(),
+            ips: IpExprs::new(),
+            memo: Memo::new(observed),
         })
     }
 
@@ -171,12 +159,19 @@ impl PolicyEngine {
         let Some(entry) = self.actions.get(req.action) else {
             return self.unknown_action(req.action);
         };
+        let hashes = self.memo.hashes(req);
+        if let Some(decision) = self.memo.decision(hashes, req) {
+            return decision;
+        }
+        let decision = self.decide_uncached(req, entry, hashes);
+        self.memo.remember_decision(hashes, req, &decision);
+        decision
+    }
+
+    fn decide_uncached(&self, req: &Request<'_>, entry: &ActionEntry, hashes: Hashes) -> Decision {
         let subject = Subject {
             action: req.action,
-            target: match &req.target {
-                Target::Connection(c) => format!("connection {}", c.name),
-                Target::Gateway => "the gateway".to_owned(),
-            },
+            target: &req.target,
         };
         let (slot, fits) = match &req.target {
             Target::Connection(c) => (
@@ -191,14 +186,18 @@ impl PolicyEngine {
         if !fits {
             return Decision::deny(
                 DenyCode::ContextInvalid,
-                format!("action {} does not apply to {}", req.action, subject.target),
+                format!(
+                    "action {} does not apply to {}",
+                    req.action,
+                    subject.target()
+                ),
                 "the gateway built a request the policy schema does not allow".to_owned(),
             );
         }
         let common = Common {
             principal: req.principal,
             now_unix: req.now_unix,
-            source_ip: req.source_ip,
+            source_ip: self.ips.get(req.source_ip),
         };
         let context = match context::build(req.action, entry.family, req.facts, &common) {
             Ok(context) => context,
@@ -215,7 +214,7 @@ impl PolicyEngine {
         let Some(Some(policies)) = entry.slices.get(slot) else {
             return verdict::no_permit(&subject);
         };
-        match self.evaluate(req, entry, context, policies) {
+        match self.evaluate(req, entry, context, policies, hashes) {
             Ok(response) => verdict::decide(&response, &self.meta, &subject),
             Err(message) => Decision::deny(
                 DenyCode::PolicyError,
@@ -231,17 +230,25 @@ impl PolicyEngine {
         entry: &ActionEntry,
         context: cedar_policy::Context,
         policies: &PolicySet,
+        hashes: Hashes,
     ) -> Result<cedar_policy::Response, String> {
         let principal = entities::principal_uid(&self.types, req.principal);
         let target = entities::target_uid(&self.types, &req.target);
-        let store = entities::build(
-            &self.types,
-            req.principal,
-            principal.clone(),
-            &req.target,
-            target.clone(),
-            &entry.entity,
-        )?;
+        let store = match self.memo.store(hashes, req) {
+            Some(store) => store,
+            None => {
+                let store = Arc::new(entities::build(
+                    &self.types,
+                    req.principal,
+                    principal.clone(),
+                    &req.target,
+                    target.clone(),
+                    &entry.entity,
+                )?);
+                self.memo.remember_store(hashes, req, &store);
+                store
+            }
+        };
         // The context was built to the schema's shape (checked by tests), so the request skips
         // Cedar's per-request schema validation.
         let request =
@@ -266,23 +273,4 @@ impl PolicyEngine {
         };
         Decision::deny(DenyCode::UnknownAction, reason, hint)
     }
-}
-
-/// The policy set for a list of policy indexes, shared between slices with the same list.
-fn slice_for(
-    picked: Vec<usize>,
-    compiled: &[Compiled],
-    shared: &mut HashMap<Vec<usize>, Option<Arc<PolicySet>>>,
-) -> Result<Option<Arc<PolicySet>>, String> {
-    if picked.is_empty() {
-        return Ok(None);
-    }
-    if let Some(set) = shared.get(&picked) {
-        return Ok(set.clone());
-    }
-    let set = PolicySet::from_policies(picked.iter().map(|&i| compiled[i].policy.clone()))
-        .map_err(|e| format!("policy slice: {e}"))?;
-    let set = Some(Arc::new(set));
-    shared.insert(picked, set.clone());
-    Ok(set)
 }

@@ -13,14 +13,13 @@ mod context;
 mod decision;
 mod engine;
 mod entities;
+mod memo;
 mod meta;
 mod request;
 mod schema;
 mod slice;
 mod verdict;
 
-#[cfg(test)]
-mod prof_tmp;
 #[cfg(test)]
 mod tests;
 

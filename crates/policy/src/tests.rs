@@ -5,6 +5,8 @@ use portcullis_identity::{Actor, Principal, PrincipalKind};
 use serde_json::{Value, json};
 
 use crate::context::{self, Common};
+use crate::decision::{Decision, DenyCode};
+use crate::memo::Observed;
 use crate::schema::{self, Types};
 
 fn principal() -> Principal {
@@ -35,7 +37,7 @@ fn contexts_conform_to_schema() {
     let common = Common {
         principal: &p,
         now_unix: 1_700_000_000,
-        source_ip: None,
+        source_ip: context::IpExprs::new().get(None),
     };
     let mut checked = 0;
     for action in schema.actions() {
@@ -67,7 +69,7 @@ fn full_sql_facts_conform() {
     let common = Common {
         principal: &p,
         now_unix: -1,
-        source_ip: Some("::ffff:10.1.2.3".parse().unwrap()),
+        source_ip: context::IpExprs::new().get(Some("::ffff:10.1.2.3".parse().unwrap())),
     };
     let facts = json!({"sql": {
         "parsed": false, "has_where": true, "statement_count": 3,
@@ -79,4 +81,55 @@ fn full_sql_facts_conform() {
     let resource = EntityUid::from_type_name_and_id(types.connection.clone(), EntityId::new("db"));
     let who = EntityUid::from_type_name_and_id(types.human.clone(), EntityId::new("bob"));
     Request::new(who, action, resource, ctx, Some(&schema)).unwrap();
+}
+
+#[test]
+fn observed_inputs_are_found_conservatively() {
+    let none = Observed::scan([Some("permit (principal, action, resource);")]);
+    assert!(!none.time && !none.unix && !none.source_ip);
+    let hour = Observed::scan([Some(
+        "forbid (principal, action, resource) when { context.now.hour < 8 };",
+    )]);
+    assert!(hour.time && !hour.unix);
+    let unix = Observed::scan([None, Some("permit (principal, action, resource);")]);
+    assert!(
+        unix.time && unix.unix && unix.source_ip,
+        "a policy without text reads everything"
+    );
+    let ip = Observed::scan([Some("when { context.source_ip.isLoopback() }")]);
+    assert!(ip.source_ip && !ip.time);
+    // A mention in a string still counts: over-including an input only costs memo hits.
+    let quoted = Observed::scan([Some(r#"when { principal.client_id == "unixbox" }"#)]);
+    assert!(quoted.unix);
+}
+
+#[test]
+fn decisions_serialize_with_their_outcome_and_code() {
+    let approval = Decision::RequireApproval {
+        policies: vec!["p".into()],
+        reviewers: vec!["dba".into()],
+        approvals: 2,
+        masks: vec![],
+    };
+    let value = serde_json::to_value(&approval).unwrap();
+    assert_eq!(value["outcome"], approval.outcome());
+    assert_eq!(value["approvals"], 2);
+    for code in [
+        DenyCode::Forbidden,
+        DenyCode::NoPermit,
+        DenyCode::PolicyError,
+        DenyCode::UnknownAction,
+        DenyCode::ContextInvalid,
+    ] {
+        let deny = Decision::deny(code, "r".into(), "h".into());
+        let value = serde_json::to_value(&deny).unwrap();
+        assert_eq!(value["outcome"], "deny");
+        assert_eq!(value["code"], code.code());
+        assert_eq!(deny.policies(), [] as [String; 0]);
+    }
+    let allow = Decision::Allow {
+        policies: vec![],
+        masks: vec!["default".into()],
+    };
+    assert_eq!(serde_json::to_value(&allow).unwrap()["outcome"], "allow");
 }

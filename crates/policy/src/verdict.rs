@@ -7,11 +7,22 @@ use cedar_policy::{PolicyId, Response};
 
 use crate::decision::{Decision, DenyCode};
 use crate::meta::PolicyMeta;
+use crate::request::Target;
 
 /// Names the request in messages: "sql.delete on connection analytics".
 pub(crate) struct Subject<'a> {
     pub(crate) action: &'a str,
-    pub(crate) target: String,
+    pub(crate) target: &'a Target<'a>,
+}
+
+impl Subject<'_> {
+    /// The target, as messages name it; built only when a message needs it.
+    pub(crate) fn target(&self) -> String {
+        match self.target {
+            Target::Connection(c) => format!("connection {}", c.name),
+            Target::Gateway => "the gateway".to_owned(),
+        }
+    }
 }
 
 pub(crate) fn decide(
@@ -61,11 +72,16 @@ pub(crate) fn decide(
 pub(crate) fn no_permit(subject: &Subject<'_>) -> Decision {
     Decision::deny(
         DenyCode::NoPermit,
-        format!("no policy permits {} on {}", subject.action, subject.target),
+        format!(
+            "no policy permits {} on {}",
+            subject.action,
+            subject.target()
+        ),
         format!(
             "no permit policy covers action {} on {} for this identity; ask the gateway's \
              administrator for a policy that grants it",
-            subject.action, subject.target
+            subject.action,
+            subject.target()
         ),
     )
 }
@@ -77,7 +93,9 @@ fn forbidden(forbids: &[&PolicyMeta], subject: &Subject<'_>) -> Decision {
             m.reason.clone().unwrap_or_else(|| {
                 format!(
                     "policy {} forbids {} on {}",
-                    m.id, subject.action, subject.target
+                    m.id,
+                    subject.action,
+                    subject.target()
                 )
             })
         })

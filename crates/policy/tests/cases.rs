@@ -1,6 +1,9 @@
 //! Data-driven decision tests: every `tests/cases/*.toml` file holds policies and the cases to
 //! decide against them, all run through one `check()` helper.
 
+// Test helpers report a broken fixture by panicking with its name.
+#![allow(clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -160,7 +163,11 @@ fn check(engine: &PolicyEngine, case: &Case) -> Vec<String> {
             .as_ref()
             .map(|ip| ip.parse().expect("source_ip")),
     };
-    let decision = engine.decide(&request);
+    compare(case, &engine.decide(&request))
+}
+
+/// What differs between a case's expectations and the decision.
+fn compare(case: &Case, decision: &Decision) -> Vec<String> {
     let mut diffs = Vec::new();
     let mut expect = |what: &str, want: String, got: String| {
         if want != got {
@@ -177,7 +184,7 @@ fn check(engine: &PolicyEngine, case: &Case) -> Vec<String> {
         format!("{:?}", case.expect_policies),
         format!("{:?}", decision.policies()),
     );
-    match &decision {
+    match decision {
         Decision::Allow { masks, .. } => {
             if let Some(want) = &case.expect_masks {
                 expect("masks", format!("{want:?}"), format!("{masks:?}"));
@@ -220,7 +227,7 @@ fn check(engine: &PolicyEngine, case: &Case) -> Vec<String> {
     if !diffs.is_empty() {
         diffs.push(format!(
             "decision: {}",
-            serde_json::to_string(&decision).unwrap_or_default()
+            serde_json::to_string(decision).unwrap_or_default()
         ));
     }
     diffs
@@ -249,14 +256,19 @@ fn run_file(path: &Path) -> Vec<String> {
             )];
         }
     };
-    file.cases
-        .iter()
-        .flat_map(|case| {
-            check(&engine, case)
-                .into_iter()
-                .map(move |d| format!("{} / {}: {d}", path.display(), case.name))
+    // Two passes: the second is answered from the engine's memo of recent decisions, which
+    // must agree with the first.
+    ["", " (memoized)"]
+        .into_iter()
+        .flat_map(|pass| {
+            let engine = &engine;
+            file.cases.iter().flat_map(move |case| {
+                check(engine, case)
+                    .into_iter()
+                    .map(move |d| format!("{} / {}{pass}: {d}", path.display(), case.name))
+            })
         })
-        .collect()
+        .collect::<Vec<_>>()
 }
 
 /// Every `*.cedar` file of `dir`, in name order.

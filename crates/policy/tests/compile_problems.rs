@@ -1,6 +1,9 @@
 //! Compile-problem tests: policy files that must not load, and the problems (file, line,
 //! message) that `config check` must show for them. Cases live in `tests/compile/*.toml`.
 
+// Test helpers report a broken fixture by panicking with its name.
+#![allow(clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use portcullis_policy::{PolicyEngine, PolicySource, Problem};
