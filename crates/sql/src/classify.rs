@@ -1,0 +1,143 @@
+//! Combines a statement's top-level reading ([`crate::head`]) with what the walk found
+//! inside it ([`crate::walk`]) into the public [`Statement`].
+
+use pg_query::NodeEnum;
+use pg_query::protobuf::RawStmt;
+
+use crate::action::Action;
+use crate::head::{Head, head};
+use crate::model::{Classification, Statement};
+use crate::options::Options;
+use crate::pg;
+use crate::walk::{Facts, walk};
+
+/// Classifies `sql`; see the crate documentation for the rules.
+pub fn classify(sql: &str, opts: &Options) -> Classification {
+    let parsed = match pg::parse(sql) {
+        Ok(parsed) => parsed,
+        Err(error) => return unparsed(sql, error),
+    };
+    let statements = parsed
+        .protobuf
+        .stmts
+        .iter()
+        .map(|raw| statement(sql, raw, opts))
+        .collect();
+    Classification {
+        parsed: true,
+        statements,
+        error: None,
+    }
+}
+
+/// Input the grammar rejects: one `sql.admin` statement holding the whole input.
+fn unparsed(sql: &str, error: String) -> Classification {
+    let statement = bare(Action::Admin, sql, pg::redact(sql));
+    Classification {
+        parsed: false,
+        statements: vec![statement],
+        error: Some(error),
+    }
+}
+
+fn statement(sql: &str, raw: &RawStmt, opts: &Options) -> Statement {
+    let text = pg::statement_text(sql, raw);
+    let normalized = pg::normalize(text);
+    // A statement without a node, or whose walk fails, cannot be judged: fail closed.
+    let Some(node) = raw.stmt.as_ref().and_then(|node| node.node.as_ref()) else {
+        return bare(Action::Admin, text, normalized);
+    };
+    match walk(node) {
+        Ok(facts) => build(node, facts, opts, text, normalized),
+        Err(_) => bare(Action::Admin, text, normalized),
+    }
+}
+
+fn build(
+    node: &NodeEnum,
+    facts: Facts,
+    opts: &Options,
+    text: &str,
+    normalized: String,
+) -> Statement {
+    let head = head(node);
+    let action = action(&head, &facts, opts);
+    let has_where = has_where(action, &head, &facts);
+    let mut tables = facts.tables;
+    if !head.tables.is_empty() {
+        tables.extend(head.tables);
+        tables.sort_unstable();
+        tables.dedup();
+    }
+    Statement {
+        action: action.as_str(),
+        tables,
+        has_where,
+        functions: facts.functions,
+        modifies_data: action.modifies_data(),
+        text: text.to_owned(),
+        normalized,
+        prepare_name: head.prepare_name,
+        execute_name: head.execute_name,
+        deallocate_name: head.deallocate_name,
+    }
+}
+
+/// The statement's action: a side-effecting call anywhere wins; then nested writes raise a
+/// read or a weaker write to the strongest write; EXPLAIN without ANALYZE runs nothing.
+fn action(head: &Head, facts: &Facts, opts: &Options) -> Action {
+    use Action as A;
+    if facts
+        .functions
+        .iter()
+        .any(|function| opts.is_side_effect(function))
+    {
+        return A::Admin;
+    }
+    let strongest = facts.writes.iter().map(|write| write.kind).max();
+    let reads_or_writes = matches!(
+        head.action,
+        A::Select | A::CopyTo | A::Insert | A::Update | A::Delete | A::Merge
+    );
+    match (head.action, strongest, facts.into) {
+        (A::Explain, _, _) => A::Explain,
+        // A prepared statement run from inside another (CREATE TABLE AS EXECUTE) is unknown.
+        _ if facts.execute => A::Admin,
+        // A write feeding SELECT INTO (or any INTO next to a write) is two things at once.
+        (_, Some(_), true) => A::Admin,
+        (_, Some(write), false) if reads_or_writes => write.action(),
+        // Writes under DDL (CREATE RULE ... DO DELETE) or any other statement.
+        (_, Some(_), false) => A::Admin,
+        (A::Select | A::CopyTo, None, true) => A::Ddl,
+        (action, None, _) => action,
+    }
+}
+
+/// For UPDATE/DELETE: every UPDATE/DELETE in the tree has a WHERE (TRUNCATE has none).
+/// Otherwise: the top-level statement has one.
+fn has_where(action: Action, head: &Head, facts: &Facts) -> bool {
+    if !matches!(action, Action::Update | Action::Delete) {
+        return head.has_where;
+    }
+    let mut bounded = facts
+        .writes
+        .iter()
+        .filter(|write| write.kind.has_where_notion())
+        .peekable();
+    bounded.peek().is_some() && bounded.all(|write| write.has_where)
+}
+
+fn bare(action: Action, text: &str, normalized: String) -> Statement {
+    Statement {
+        action: action.as_str(),
+        tables: Vec::new(),
+        has_where: false,
+        functions: Vec::new(),
+        modifies_data: action.modifies_data(),
+        text: text.to_owned(),
+        normalized,
+        prepare_name: None,
+        execute_name: None,
+        deallocate_name: None,
+    }
+}

@@ -1,0 +1,119 @@
+//! Transaction control and session settings, and the escapes hidden among them: a transaction
+//! or session switched to READ WRITE, a role switch, a reset of the read-only default.
+
+use pg_query::NodeEnum;
+use pg_query::protobuf::{self, DiscardMode, DiscardStmt, TransactionStmt, VariableSetStmt};
+
+use crate::action::Action;
+
+/// Settings whose change escapes the gateway's control of the session: a different role, or
+/// replication mode (which skips triggers and foreign keys).
+const GUARDED_SETTINGS: &[&str] = &["role", "session_authorization", "session_replication_role"];
+
+/// Settings that may only be set to a clear `on`: the read-only defaults, and
+/// `standard_conforming_strings`, without which the server would read `'\'` differently from
+/// the parser here and could see a statement boundary the gateway does not.
+const STAY_ON_SETTINGS: &[&str] = &[
+    "transaction_read_only",
+    "default_transaction_read_only",
+    "standard_conforming_strings",
+];
+
+/// BEGIN/START/COMMIT/ROLLBACK/SAVEPOINT/...: `sql.transaction`, unless a mode list asks for
+/// READ WRITE.
+pub(crate) fn transaction(stmt: &TransactionStmt) -> Action {
+    if requests_read_write(&stmt.options) {
+        Action::Admin
+    } else {
+        Action::Transaction
+    }
+}
+
+/// SET/RESET: `sql.session`, except role switches and anything that may leave read-only mode.
+pub(crate) fn set(stmt: &VariableSetStmt) -> Action {
+    use protobuf::VariableSetKind as Kind;
+    let name = stmt.name.to_ascii_lowercase();
+    let kind = Kind::try_from(stmt.kind).unwrap_or(Kind::Undefined);
+    if GUARDED_SETTINGS.contains(&name.as_str()) {
+        return Action::Admin;
+    }
+    match kind {
+        // RESET ALL restores the server default of default_transaction_read_only, which
+        // undoes a read-only session the gateway may have set up.
+        Kind::VarResetAll | Kind::Undefined => Action::Admin,
+        // SET TRANSACTION ... / SET SESSION CHARACTERISTICS AS TRANSACTION ...
+        Kind::VarSetMulti if requests_read_write(&stmt.args) => Action::Admin,
+        _ if STAY_ON_SETTINGS.contains(&name.as_str()) => {
+            let stays_on = kind == Kind::VarSetValue
+                && stmt.args.len() == 1
+                && stmt.args.first().and_then(bool_value) == Some(true);
+            if stays_on {
+                Action::Session
+            } else {
+                Action::Admin
+            }
+        }
+        _ => Action::Session,
+    }
+}
+
+/// DISCARD ALL runs RESET ALL (see [`set`]); the other forms only drop caches and temp tables.
+pub(crate) fn discard(stmt: &DiscardStmt) -> Action {
+    match DiscardMode::try_from(stmt.target) {
+        Ok(
+            DiscardMode::DiscardPlans | DiscardMode::DiscardSequences | DiscardMode::DiscardTemp,
+        ) => Action::Session,
+        _ => Action::Admin,
+    }
+}
+
+/// Whether a transaction mode list contains anything but a clear READ ONLY for
+/// `transaction_read_only` (the grammar turns READ WRITE into `transaction_read_only = 0`).
+fn requests_read_write(options: &[pg_query::Node]) -> bool {
+    options.iter().any(|option| match &option.node {
+        Some(NodeEnum::DefElem(def)) if def.defname == "transaction_read_only" => {
+            def.arg.as_deref().and_then(bool_value) != Some(true)
+        }
+        _ => false,
+    })
+}
+
+/// The boolean a constant spells, as PostgreSQL's `parse_bool` reads it (case-insensitive
+/// prefixes of true/false/yes/no, on/off, 1/0). `None` when it is not clearly a boolean.
+pub(crate) fn bool_value(node: &pg_query::Node) -> Option<bool> {
+    use protobuf::a_const::Val;
+    match node.node.as_ref()? {
+        NodeEnum::AConst(constant) => match constant.val.as_ref()? {
+            Val::Ival(integer) => int_bool(integer.ival),
+            Val::Sval(string) => parse_bool(&string.sval),
+            Val::Boolval(boolean) => Some(boolean.boolval),
+            Val::Fval(_) | Val::Bsval(_) => None,
+        },
+        NodeEnum::Integer(integer) => int_bool(integer.ival),
+        NodeEnum::String(string) => parse_bool(&string.sval),
+        NodeEnum::Boolean(boolean) => Some(boolean.boolval),
+        _ => None,
+    }
+}
+
+fn int_bool(value: i32) -> Option<bool> {
+    match value {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's `parse_bool_with_len`: prefixes of true/false/yes/no, but "on" and "off"
+/// only in full, since "o" and "of" are ambiguous there.
+fn parse_bool(text: &str) -> Option<bool> {
+    let lower = text.to_ascii_lowercase();
+    let is_prefix_of = |word: &str| !lower.is_empty() && word.starts_with(lower.as_str());
+    if is_prefix_of("true") || is_prefix_of("yes") || lower == "1" || lower == "on" {
+        Some(true)
+    } else if is_prefix_of("false") || is_prefix_of("no") || lower == "0" || lower == "off" {
+        Some(false)
+    } else {
+        None
+    }
+}
