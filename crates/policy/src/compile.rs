@@ -195,12 +195,14 @@ fn validate(
     }
     let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
     let mut failed: HashSet<&PolicyId> = HashSet::new();
+    let mut errors = Vec::new();
     for e in result.validation_errors() {
         if let Some(l) = origin.get(e.policy_id()) {
             failed.insert(e.policy_id());
-            problems.push(from_diagnostic(&sources[l.source], e, l.offset));
+            errors.push(from_diagnostic(&sources[l.source], e, l.offset));
         }
     }
+    problems.extend(collapse_per_action(errors));
     // Cedar's warnings say a policy can never apply or hides look-alike characters: in an
     // access policy either is a mistake, so they block the load like errors do. A policy that
     // already has errors gets no warnings: they would only echo the error.
@@ -222,6 +224,56 @@ fn validate(
             problems.push(from_diagnostic(&sources[l.source], w, l.offset));
         }
     }
+}
+
+/// Cedar reports a policy whose `action` is unconstrained once per action it applies to: one
+/// typo becomes thirty lines. Problems at the same place whose messages differ only in the
+/// action they name become one problem that lists the actions.
+fn collapse_per_action(problems: Vec<Problem>) -> Vec<Problem> {
+    let mut out: Vec<(Problem, String, Vec<String>)> = Vec::new();
+    for p in problems {
+        let (shape, action) = split_action(&p.message);
+        let same = out.iter_mut().find(|(q, s, _)| {
+            q.source == p.source && q.line == p.line && q.column == p.column && *s == shape
+        });
+        match (same, action) {
+            (Some((_, _, actions)), Some(a)) => actions.push(a),
+            _ => out.push((p, shape, Vec::new())),
+        }
+    }
+    out.into_iter()
+        .map(|(mut p, _, more)| {
+            if !more.is_empty() {
+                let shown: Vec<&str> = more.iter().take(5).map(String::as_str).collect();
+                let rest = more.len() - shown.len();
+                let tail = if rest > 0 { format!(" and {rest} more") } else { String::new() };
+                let first = p.message.split(" (help: ").next().unwrap_or_default();
+                p.message = format!(
+                    "{first} (also for {}{tail}); constrain the action (e.g. `action in Action::\"sql.write\"`) or guard with `context has ...`",
+                    shown.join(", ")
+                );
+            }
+            p
+        })
+        .collect()
+}
+
+/// The message with its first `Action::"..."` blanked out, and that action.
+fn split_action(message: &str) -> (String, Option<String>) {
+    const MARK: &str = "Action::\"";
+    let Some(start) = message.find(MARK) else {
+        return (message.to_string(), None);
+    };
+    let rest = &message[start + MARK.len()..];
+    let Some(end) = rest.find('"') else {
+        return (message.to_string(), None);
+    };
+    let mut shape = format!("{}{MARK}{}", &message[..start], &rest[end..]);
+    // Cedar's "did you mean" differs per action; it is not part of what went wrong.
+    if let Some(help) = shape.find(" (help: ") {
+        shape.truncate(help);
+    }
+    (shape, Some(rest[..end].to_string()))
 }
 
 /// A problem from a Cedar diagnostic, placed at its first label, else at `fallback`.
