@@ -57,6 +57,7 @@ pub struct GatewayBuilder {
     extra_toml: String,
     policies: Vec<(String, String)>,
     env: Vec<(String, String)>,
+    postgres_door: bool,
 }
 
 impl Default for GatewayBuilder {
@@ -70,6 +71,7 @@ impl Default for GatewayBuilder {
             extra_toml: String::new(),
             policies: Vec::new(),
             env: Vec::new(),
+            postgres_door: true,
         }
     }
 }
@@ -130,6 +132,37 @@ impl GatewayBuilder {
         self
     }
 
+    /// Adds a `[[connections]]` entry for a harness PostgreSQL server, logging in as its `app`
+    /// role with the password passed through an environment variable (never the config).
+    pub fn pg_connection(
+        self,
+        name: &str,
+        server: &crate::postgres::PgServer,
+        labels: &[(&str, &str)],
+    ) -> Self {
+        let var = format!("PG_PASSWORD_{}", name.to_uppercase().replace('-', "_"));
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k} = {}", toml_str(v)))
+            .collect();
+        let toml = format!(
+            "[[connections]]\nname = {}\nkind = \"postgres\"\nupstream = {}\ndatabase = {}\nuser = {}\npassword = {{ env = {} }}\nlabels = {{ {} }}\n",
+            toml_str(name),
+            toml_str(&format!("127.0.0.1:{}", server.port())),
+            toml_str(server.app_db()),
+            toml_str(server.app_user()),
+            toml_str(&var),
+            labels.join(", ")
+        );
+        self.env(var, server.app_password()).extra_toml(toml)
+    }
+
+    /// Turns the PostgreSQL door off (default: on, at 127.0.0.1:0).
+    pub fn postgres_door(mut self, enabled: bool) -> Self {
+        self.postgres_door = enabled;
+        self
+    }
+
     /// An environment variable for the gateway process (and its CLI runs).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
@@ -179,6 +212,9 @@ impl GatewayBuilder {
         let _ = writeln!(t, "subjects = {}", toml_list(&self.revoked_subjects));
         let _ = writeln!(t, "client_ids = {}", toml_list(&self.revoked_client_ids));
         let _ = writeln!(t, "token_ids = {}", toml_list(&self.revoked_token_ids));
+        let _ = writeln!(t, "\n[postgres]");
+        let _ = writeln!(t, "enabled = {}", self.postgres_door);
+        let _ = writeln!(t, "listen = \"127.0.0.1:0\"");
         let _ = writeln!(t, "\n[policy]");
         let _ = writeln!(
             t,
@@ -246,6 +282,7 @@ pub fn gateway_binary() -> Result<PathBuf> {
 pub struct Gateway {
     proc: Option<Managed>,
     url: String,
+    postgres: Option<std::net::SocketAddr>,
     bin: PathBuf,
     config_path: PathBuf,
     state_dir: PathBuf,
@@ -283,6 +320,7 @@ impl Gateway {
         let mut gw = Gateway {
             proc: None,
             url: String::new(),
+            postgres: None,
             bin,
             config_path,
             state_dir,
@@ -310,16 +348,20 @@ impl Gateway {
         }
         let name = format!("gateway-{}", self.runs);
         let mut proc = Managed::spawn(&name, cmd, self.dir.path(), false, Some(self.dir.path()))?;
-        let api = proc.wait_line(Duration::from_secs(60), |line| {
+        let (api, postgres) = proc.wait_line(Duration::from_secs(60), |line| {
             let v: Value = serde_json::from_str(line).ok()?;
             if v.get("event")?.as_str()? != "listening" {
                 return None;
             }
-            v.get("api")?
-                .as_str()
-                .map(|s| s.trim_end_matches('/').to_string())
+            let api = v.get("api")?.as_str()?.trim_end_matches('/').to_string();
+            let pg = v
+                .get("postgres")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok());
+            Some((api, pg))
         })?;
         self.url = api;
+        self.postgres = postgres;
         self.proc = Some(proc);
         self.wait_ready(Duration::from_secs(60)).await
     }
@@ -355,6 +397,23 @@ impl Gateway {
     /// `http://127.0.0.1:PORT` (the API listener; changes on restart).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The PostgreSQL door's address (changes on restart), when enabled.
+    pub fn postgres_addr(&self) -> Option<std::net::SocketAddr> {
+        self.postgres
+    }
+
+    /// A client connection to connection `name` through the PostgreSQL door, with `token`
+    /// as the password (`sslmode=disable`: loopback plaintext is allowed by default).
+    pub fn pg_conn(&self, name: &str, token: &str) -> Result<crate::clients::PgConn> {
+        let addr = self
+            .postgres
+            .ok_or_else(|| anyhow!("the PostgreSQL door is not enabled"))?;
+        Ok(
+            crate::clients::PgConn::new(addr.ip().to_string(), addr.port(), name, "agent")
+                .password(token),
+        )
     }
 
     pub fn config_path(&self) -> &Path {

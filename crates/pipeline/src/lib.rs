@@ -154,7 +154,7 @@ impl Pipeline {
         let req = Request {
             principal,
             action: ask.action,
-            target: ask.target.clone(),
+            target: ask.target,
             facts: ask.facts,
             now_unix: now_unix(),
             source_ip: origin.source_ip,

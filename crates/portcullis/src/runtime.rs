@@ -147,3 +147,62 @@ pub fn connection_info(cfg: &Config, name: &str) -> Option<ConnectionInfo> {
         labels: c.labels.clone(),
     })
 }
+
+/// The PostgreSQL door's settings and targets. Secrets are resolved here, once, at start.
+pub fn pg_door(
+    cfg: &Config,
+) -> anyhow::Result<(
+    portcullis_proxy_postgres::PgDoorSettings,
+    Vec<portcullis_proxy_postgres::PgTarget>,
+)> {
+    use portcullis_config::{ConnectionKind, UpstreamTlsMode};
+    use portcullis_proxy_postgres::{PgDoorSettings, PgTarget, TlsFiles, UpstreamTls};
+    let listen = cfg
+        .postgres
+        .listen
+        .parse()
+        .with_context(|| format!("postgres.listen `{}`", cfg.postgres.listen))?;
+    let mut settings = PgDoorSettings::new(listen, cfg.server.state_dir.clone());
+    if let (Some(cert), Some(key)) = (&cfg.postgres.tls_cert, &cfg.postgres.tls_key) {
+        settings.tls = Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    settings.allow_plaintext_loopback = cfg.postgres.allow_plaintext_loopback;
+    settings.max_message_bytes = cfg.postgres.max_message_bytes;
+    settings.statement_cache = cfg.postgres.statement_cache;
+    let mut targets = Vec::new();
+    for c in cfg
+        .connections
+        .iter()
+        .filter(|c| c.kind == ConnectionKind::Postgres)
+    {
+        let password = match &c.password {
+            Some(s) => Some(
+                s.resolve()
+                    .with_context(|| format!("connection `{}`: password", c.name))?,
+            ),
+            None => None,
+        };
+        targets.push(PgTarget {
+            info: ConnectionInfo {
+                name: c.name.clone(),
+                kind: c.kind.as_str().to_string(),
+                labels: c.labels.clone(),
+            },
+            upstream: c.upstream.clone(),
+            database: c.database.clone().unwrap_or_default(),
+            user: c.user.clone().unwrap_or_default(),
+            password,
+            tls: match c.upstream_tls {
+                UpstreamTlsMode::Disable => UpstreamTls::Disable,
+                UpstreamTlsMode::Require => UpstreamTls::Require,
+                UpstreamTlsMode::VerifyFull => UpstreamTls::VerifyFull {
+                    ca_file: c.ca_file.clone(),
+                },
+            },
+        });
+    }
+    Ok((settings, targets))
+}

@@ -13,7 +13,9 @@ use portcullis_audit::{AuditSettings, Auditor, Event, SigningKey};
 use portcullis_config::{Config, Severity};
 use portcullis_identity::{Revocation, Validator};
 use portcullis_pipeline::Pipeline;
+use portcullis_proxy_postgres::PgDoor;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::Global;
 use crate::runtime;
@@ -62,7 +64,24 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
-    announce(addr);
+    let shutdown = CancellationToken::new();
+    let mut doors = Vec::new();
+    let mut pg_addr = None;
+    if cfg.postgres.enabled {
+        let (settings, targets) = runtime::pg_door(&cfg)?;
+        let pg_listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding the PostgreSQL door on {}", settings.listen))?;
+        pg_addr = Some(pg_listener.local_addr()?);
+        let door = PgDoor::new(settings, pipeline.clone(), targets)?;
+        let stop = shutdown.clone();
+        doors.push(tokio::spawn(async move {
+            if let Err(e) = door.serve(pg_listener, stop).await {
+                tracing::error!(error = %e, "the PostgreSQL door stopped");
+            }
+        }));
+    }
+    announce(addr, pg_addr);
     let started = Event {
         kind: "gateway.start".into(),
         outcome: Some("ok".into()),
@@ -98,8 +117,18 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    })
     .await?;
+    shutdown.cancel();
+    for d in doors {
+        let _ = tokio::time::timeout(Duration::from_secs(10), d).await;
+    }
 
     hup.abort();
     refresher.abort();
@@ -117,9 +146,12 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
 
 /// The first line on stdout tells scripts and tests where the gateway listens (the port may
 /// have been 0).
-fn announce(addr: SocketAddr) {
+fn announce(addr: SocketAddr, postgres: Option<SocketAddr>) {
     use std::io::Write;
-    let line = serde_json::json!({ "event": "listening", "api": format!("http://{addr}") });
+    let mut line = serde_json::json!({ "event": "listening", "api": format!("http://{addr}") });
+    if let Some(pg) = postgres {
+        line["postgres"] = serde_json::Value::String(pg.to_string());
+    }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();

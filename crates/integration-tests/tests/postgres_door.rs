@@ -1,0 +1,199 @@
+//! The PostgreSQL door with real clients against a real SCRAM server: the client knows only
+//! its token; the gateway injects the credentials, classifies every statement, enforces the
+//! quickstart policies and audits each decision.
+
+use anyhow::Result;
+use portcullis_integration_tests::clients::{self, PgConn};
+use portcullis_integration_tests::postgres::PgServer;
+use portcullis_integration_tests::{Gateway, GatewayBuilder};
+use serde_json::{Value, json};
+
+fn quickstart_policy(name: &str) -> Result<String> {
+    let path = portcullis_integration_tests::repo_root()
+        .join("examples/quickstart/policies")
+        .join(name);
+    Ok(std::fs::read_to_string(path)?)
+}
+
+async fn setup() -> Result<(PgServer, Gateway, String)> {
+    let pg = PgServer::start().await?;
+    let gw = GatewayBuilder::new()
+        .policy("agents", quickstart_policy("agents.cedar")?)
+        .policy("admins", quickstart_policy("admins.cedar")?)
+        .pg_connection("appdb", &pg, &[("environment", "dev")])
+        .start()
+        .await?;
+    let token = gw.mint("autogen-analyst", &["agents"], "15m")?;
+    Ok((pg, gw, token))
+}
+
+async fn count(pg: &PgServer, table: &str) -> Result<i64> {
+    Ok(pg
+        .superuser_sql("appdb", &format!("SELECT count(*) FROM {table}"))
+        .await?
+        .trim()
+        .parse()?)
+}
+
+fn events(gw: &Gateway) -> Result<Vec<Value>> {
+    let out = gw.cli(["audit", "export", "--format", "jsonl"])?;
+    String::from_utf8(out.stdout)?
+        .lines()
+        .map(|l| Ok(serde_json::from_str::<Value>(l)?["event"].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn psql_reads_with_only_a_token_and_a_bare_delete_is_denied() -> Result<()> {
+    let (pg, gw, token) = setup().await?;
+    let conn = gw.pg_conn("appdb", &token)?;
+    let out = clients::psql(
+        &conn,
+        &["-At", "-c", "SELECT count(*) FROM customers"],
+        None,
+    )
+    .await?;
+    assert!(out.status.success(), "{}", clients::describe(&out));
+    assert_eq!(clients::stdout(&out).trim(), "20");
+
+    let before = count(&pg, "orders").await?;
+    let out = clients::psql(&conn, &["-c", "DELETE FROM orders"], None).await?;
+    let err = clients::stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("no-unbounded-writes"), "{err}");
+    assert!(err.contains("HINT:") && err.contains("WHERE"), "{err}");
+    assert_eq!(
+        count(&pg, "orders").await?,
+        before,
+        "the denied DELETE reached the database"
+    );
+
+    // Multi-statement: one denied statement refuses the whole string.
+    let out = clients::psql(
+        &conn,
+        &["-c", "SELECT 1; DELETE FROM orders; SELECT 2"],
+        None,
+    )
+    .await?;
+    assert!(!out.status.success());
+    assert_eq!(count(&pg, "orders").await?, before);
+
+    let ev = events(&gw)?;
+    let decided = |action: &str, outcome: &str| {
+        ev.iter().any(|e| {
+            e["kind"] == "decision"
+                && e["action"] == action
+                && e["outcome"] == outcome
+                && e["protocol"] == "postgres"
+                && e["who"]["subject"] == "autogen-analyst"
+        })
+    };
+    assert!(decided("connect", "allow"));
+    assert!(decided("sql.select", "allow"));
+    assert!(decided("sql.delete", "deny"));
+    assert!(ev.iter().any(|e| e["kind"] == "session.open"));
+    // The upstream password is never in the audit.
+    let all = serde_json::to_string(&ev)?;
+    assert!(!all.contains(pg.app_password()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn psycopg_extended_protocol_denial_keeps_the_session_consistent() -> Result<()> {
+    let (pg, gw, token) = setup().await?;
+    let conn = gw.pg_conn("appdb", &token)?;
+    let before = count(&pg, "orders").await?;
+    let spec = json!({
+        "autocommit": false,
+        "statements": [
+            {"sql": "SELECT name FROM customers WHERE id = %s", "params": [3]},
+            {"sql": "DELETE FROM orders"},
+            {"sql": "SELECT 1"}
+        ],
+        "end": "rollback"
+    });
+    let r = clients::psycopg_run(&conn, &spec).await?;
+    assert_eq!(r["connected"], true, "{r}");
+    let res = r["results"].as_array().expect("results");
+    assert_eq!(res[0]["ok"], true, "{r}");
+    assert_eq!(res[1]["error"]["sqlstate"], "42501", "{r}");
+    assert!(
+        res[1]["error"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("WHERE"),
+        "{r}"
+    );
+    // In a transaction block the denial aborts it, as a PostgreSQL error would.
+    assert_eq!(res[2]["error"]["sqlstate"], "25P02", "{r}");
+    assert_eq!(count(&pg, "orders").await?, before);
+
+    // A bounded write on a dev connection is allowed and lands.
+    let spec = json!({"autocommit": true, "statements": [
+        {"sql": "UPDATE orders SET status = %s WHERE id = %s", "params": ["shipped", 1]}]});
+    let r = clients::psycopg_run(&conn, &spec).await?;
+    assert_eq!(r["results"][0]["rowcount"], 1, "{r}");
+    assert_eq!(
+        pg.superuser_sql("appdb", "SELECT status FROM orders WHERE id = 1")
+            .await?
+            .trim(),
+        "shipped"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn asyncpg_binary_prepared_statements() -> Result<()> {
+    let (_pg, gw, token) = setup().await?;
+    let conn = gw.pg_conn("appdb", &token)?;
+    let spec = json!({"statements": [
+        {"sql": "SELECT id, balance, tags FROM customers WHERE id = $1", "params": [2]},
+        {"sql": "SELECT id, balance, tags FROM customers WHERE id = $1", "params": [5]},
+        {"sql": "DELETE FROM customers"}
+    ]});
+    let r = clients::asyncpg_run(&conn, &spec).await?;
+    assert_eq!(r["connected"], true, "{r}");
+    assert_eq!(r["results"][0]["rows"][0][0], 2, "{r}");
+    assert_eq!(r["results"][1]["rows"][0][0], 5, "{r}");
+    assert_eq!(r["results"][2]["error"]["sqlstate"], "42501", "{r}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_token_and_unknown_connection_are_refused_with_codes() -> Result<()> {
+    let (_pg, gw, token) = setup().await?;
+    let bad = gw.pg_conn("appdb", "not-a-token")?;
+    let Err(err) = clients::tokio_pg_connect(&bad).await else {
+        panic!("connection was not refused")
+    };
+    assert_eq!(
+        clients::tokio_pg_sqlstate(&err).as_deref(),
+        Some("28P01"),
+        "{err:#}"
+    );
+
+    let unknown: PgConn = gw.pg_conn("nope", &token)?;
+    let Err(err) = clients::tokio_pg_connect(&unknown).await else {
+        panic!("connection was not refused")
+    };
+    assert_eq!(
+        clients::tokio_pg_sqlstate(&err).as_deref(),
+        Some("3D000"),
+        "{err:#}"
+    );
+
+    // tokio-postgres: simple and extended protocol through the door.
+    let ok = gw.pg_conn("appdb", &token)?;
+    let (client, _conn) = clients::tokio_pg_connect(&ok).await?;
+    let row = client
+        .query_one("SELECT count(*) FROM customers WHERE id > $1", &[&10i32])
+        .await?;
+    assert_eq!(row.get::<_, i64>(0), 10);
+    let err = client
+        .batch_execute("DELETE FROM customers")
+        .await
+        .expect_err("denied");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"));
+    client.batch_execute("SELECT 1").await?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! The session's own audit events: `session.open` once the connection is allowed and
+//! `session.close` when it ends. Statement decisions are audited by the pipeline.
+
+use std::time::Instant;
+
+use portcullis_audit::{Event, Who};
+use portcullis_identity::Principal;
+use portcullis_pipeline::Origin;
+
+use crate::relay::state::Stats;
+
+/// How a session ended, as written in `session.close`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    ClientTerminate,
+    ClientGone,
+    UpstreamGone,
+    /// The server could not be reached or refused the gateway's login.
+    UpstreamError,
+    Shutdown,
+    /// The identity was revoked while the session was open.
+    Revoked,
+    Error,
+}
+
+impl Ended {
+    fn as_str(self) -> &'static str {
+        match self {
+            Ended::ClientTerminate => "client_terminate",
+            Ended::ClientGone => "client_gone",
+            Ended::UpstreamGone => "upstream_gone",
+            Ended::UpstreamError => "upstream_error",
+            Ended::Shutdown => "shutdown",
+            Ended::Revoked => "revoked",
+            Ended::Error => "error",
+        }
+    }
+}
+
+/// Whose session, on which connection, from where.
+pub(crate) struct Subject<'a> {
+    pub(crate) principal: &'a Principal,
+    pub(crate) connection: &'a str,
+    pub(crate) origin: &'a Origin,
+}
+
+/// How the session ended.
+pub(crate) struct Closing<'a> {
+    pub(crate) started: Instant,
+    pub(crate) ended: Ended,
+    /// A session that ends inside a transaction block had that transaction rolled back.
+    pub(crate) in_transaction: bool,
+    /// What the client was told, never the server's own words.
+    pub(crate) error: Option<&'a str>,
+}
+
+fn base(kind: &str, s: &Subject<'_>) -> Event {
+    Event {
+        kind: kind.into(),
+        who: Some(Who::from(s.principal)),
+        source_ip: s.origin.source_ip.map(|i| i.to_string()),
+        connection: Some(s.connection.to_owned()),
+        protocol: Some(s.origin.protocol.into()),
+        session_id: s.origin.session_id.clone(),
+        ..Event::default()
+    }
+}
+
+pub(crate) fn open(s: &Subject<'_>, user: &str) -> Event {
+    Event {
+        outcome: Some("ok".into()),
+        data: Some(serde_json::json!({ "client_user": user })),
+        ..base("session.open", s)
+    }
+}
+
+pub(crate) fn close(s: &Subject<'_>, stats: &Stats, c: &Closing<'_>) -> Event {
+    let ok = matches!(
+        c.ended,
+        Ended::ClientTerminate | Ended::ClientGone | Ended::Shutdown
+    );
+    Event {
+        outcome: Some(if ok { "ok" } else { "error" }.into()),
+        detail: c.error.map(str::to_owned),
+        data: Some(serde_json::json!({
+            "ended": c.ended.as_str(),
+            "in_transaction": c.in_transaction,
+            "duration_ms": u64::try_from(c.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "statements": Stats::get(&stats.statements),
+            "denied": Stats::get(&stats.denied),
+            "rows": Stats::get(&stats.rows),
+            "bytes_from_client": Stats::get(&stats.bytes_from_client),
+            "bytes_to_client": Stats::get(&stats.bytes_to_client),
+        })),
+        ..base("session.close", s)
+    }
+}

@@ -1,0 +1,107 @@
+//! Classification with a shared cache keyed by SQL text, so a repeated statement costs a hash
+//! lookup instead of a parse (DESIGN.md §5; the benchmark target of issue 3).
+
+use std::sync::Arc;
+
+use portcullis_sql::{Classification, Options, Statement};
+use serde_json::Value;
+
+/// Texts longer than this are classified every time rather than kept: they are rarely
+/// repeated and would crowd out the statements that are.
+const MAX_CACHED_TEXT: usize = 64 * 1024;
+
+/// A classification with its policy facts, computed once.
+#[derive(Debug)]
+pub(crate) struct Classified {
+    pub(crate) classification: Classification,
+    pub(crate) facts: Value,
+}
+
+impl Classified {
+    fn new(classification: Classification) -> Self {
+        let facts = classification.facts();
+        Self {
+            classification,
+            facts,
+        }
+    }
+
+    /// One statement of a larger input, e.g. a `PREPARE` kept under its name.
+    pub(crate) fn single(statement: Statement) -> Self {
+        Self::new(Classification {
+            parsed: true,
+            statements: vec![statement],
+            error: None,
+        })
+    }
+
+    /// Something the gateway cannot read (text that is not UTF-8, or sent in an encoding the
+    /// parser cannot follow) or cannot resolve (an unknown prepared statement). It is one
+    /// `sql.admin` statement with `parsed = false`, so it fails closed under the shipped
+    /// policy just like input the grammar rejects.
+    pub(crate) fn opaque(what: &str) -> Arc<Self> {
+        let statement = Statement {
+            action: portcullis_sql::ids::ADMIN,
+            tables: Vec::new(),
+            has_where: false,
+            functions: Vec::new(),
+            modifies_data: true,
+            text: String::new(),
+            normalized: format!("/* {what} */"),
+            prepare_name: None,
+            execute_name: None,
+            deallocate_name: None,
+        };
+        Arc::new(Self::new(Classification {
+            parsed: false,
+            statements: vec![statement],
+            error: Some(what.to_owned()),
+        }))
+    }
+}
+
+/// The door's shared classification cache.
+pub(crate) struct StatementCache {
+    cache: Option<quick_cache::sync::Cache<String, Arc<Classified>>>,
+    options: Options,
+}
+
+impl StatementCache {
+    pub(crate) fn new(capacity: usize, options: Options) -> Self {
+        Self {
+            cache: (capacity > 0).then(|| quick_cache::sync::Cache::new(capacity)),
+            options,
+        }
+    }
+
+    /// Classifies `sql` as a client sent it. `readable` is false when the session's
+    /// client_encoding is one whose multi-byte characters can contain ASCII quote or
+    /// backslash bytes; then nothing is parsed (fail closed).
+    pub(crate) fn classify(&self, sql: &[u8], readable: bool) -> Arc<Classified> {
+        if !readable {
+            return Classified::opaque("statement in a client_encoding the gateway cannot parse");
+        }
+        let Ok(text) = std::str::from_utf8(sql) else {
+            return Classified::opaque("statement text is not valid UTF-8");
+        };
+        let Some(cache) = self
+            .cache
+            .as_ref()
+            .filter(|_| text.len() <= MAX_CACHED_TEXT)
+        else {
+            return Arc::new(Classified::new(portcullis_sql::classify(
+                text,
+                &self.options,
+            )));
+        };
+        if let Some(hit) = cache.get(text) {
+            return hit;
+        }
+        let classified = Arc::new(Classified::new(portcullis_sql::classify(
+            text,
+            &self.options,
+        )));
+        cache.insert(text.to_owned(), classified.clone());
+        classified
+    }
+}

@@ -1,0 +1,123 @@
+//! The door itself: shared state built once at start-up, and the accept loop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_pgwire::Limits;
+use portcullis_pipeline::Pipeline;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cache::StatementCache;
+use crate::cancel::CancelMap;
+use crate::error::PgError;
+use crate::settings::{PgDoorSettings, PgTarget};
+use crate::upstream::UpstreamConn;
+use crate::{session, tls};
+
+/// A configured target with what it takes to reach it.
+pub(crate) struct TargetRt {
+    pub(crate) target: PgTarget,
+    pub(crate) conn: Arc<UpstreamConn>,
+}
+
+/// What every session shares.
+pub(crate) struct Door {
+    pub(crate) settings: PgDoorSettings,
+    pub(crate) pipeline: Arc<Pipeline>,
+    pub(crate) targets: HashMap<String, Arc<TargetRt>>,
+    pub(crate) acceptor: TlsAcceptor,
+    pub(crate) cache: StatementCache,
+    pub(crate) cancels: Arc<CancelMap>,
+    pub(crate) limits: Limits,
+}
+
+/// The PostgreSQL door: build it once with [`PgDoor::new`], then [`PgDoor::serve`] a listener.
+pub struct PgDoor {
+    door: Arc<Door>,
+}
+
+impl std::fmt::Debug for PgDoor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.door.targets.keys().collect();
+        names.sort();
+        f.debug_struct("PgDoor").field("targets", &names).finish()
+    }
+}
+
+impl PgDoor {
+    /// Loads (or generates) the TLS certificate and prepares each target's upstream TLS.
+    /// Fails on unusable TLS files, a malformed upstream address or a duplicate name.
+    pub fn new(
+        settings: PgDoorSettings,
+        pipeline: Arc<Pipeline>,
+        targets: Vec<PgTarget>,
+    ) -> Result<PgDoor, PgError> {
+        let server = tls::server_config(settings.tls.as_ref(), &settings.state_dir)?;
+        let mut map = HashMap::new();
+        for target in targets {
+            let conn = Arc::new(UpstreamConn::new(&target)?);
+            let name = target.info.name.clone();
+            if map
+                .insert(name.clone(), Arc::new(TargetRt { target, conn }))
+                .is_some()
+            {
+                return Err(PgError::Setup(format!(
+                    "connection {name:?} is configured twice"
+                )));
+            }
+        }
+        let limits = Limits {
+            max_message_bytes: settings.max_message_bytes,
+            ..Limits::default()
+        };
+        let cache = StatementCache::new(settings.statement_cache, settings.sql.clone());
+        Ok(PgDoor {
+            door: Arc::new(Door {
+                settings,
+                pipeline,
+                targets: map,
+                acceptor: TlsAcceptor::from(server),
+                cache,
+                cancels: Arc::new(CancelMap::default()),
+                limits,
+            }),
+        })
+    }
+
+    /// Accepts clients until `shutdown`, one task per session. On shutdown it stops
+    /// accepting, ends every session as PostgreSQL's fast shutdown does (FATAL 57P01 to
+    /// the client, the server session terminated, `session.close` audited), and returns
+    /// once they have all finished.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), PgError> {
+        let sessions = TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let door = self.door.clone();
+                    sessions.spawn(session::run(door, stream, peer, shutdown.child_token()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a postgres client failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        sessions.close();
+        sessions.wait().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,206 @@
+//! Asks the pipeline about each statement and turns its answer into what the relay does:
+//! forward, or replace with a denial. The door never evaluates policy itself.
+
+use std::sync::Arc;
+
+use portcullis_audit::{Event, Who};
+use portcullis_identity::Principal;
+use portcullis_pipeline::{Ask, Origin, Pipeline, Refusal};
+use portcullis_policy::{ConnectionInfo, Decision, Target};
+use portcullis_sql::Statement;
+use serde_json::Value;
+
+use crate::cache::Classified;
+
+/// What the client is told in place of a statement that does not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Denial {
+    pub(crate) sqlstate: &'static str,
+    pub(crate) message: String,
+    pub(crate) detail: Option<String>,
+    pub(crate) hint: Option<String>,
+}
+
+/// The outcome of checking one client message's SQL.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    /// `None`: every statement is allowed.
+    pub(crate) denial: Option<Denial>,
+    /// Decisions taken (each left one audit event).
+    pub(crate) decided: u64,
+}
+
+/// Everything a decision needs about the session.
+pub(crate) struct Enforcer<'a> {
+    pub(crate) pipeline: &'a Pipeline,
+    pub(crate) principal: &'a Principal,
+    pub(crate) target: &'a ConnectionInfo,
+    pub(crate) origin: &'a Origin,
+}
+
+impl Enforcer<'_> {
+    /// Decides every statement of `classified` in order, stopping at the first that is not
+    /// allowed (the statements after it never reach a decision, as they never run).
+    /// `resolve` maps a SQL-level `EXECUTE name` to the statement prepared under that name;
+    /// it is called before the first await, so it may briefly take a lock.
+    pub(crate) async fn check(
+        &self,
+        classified: &Classified,
+        resolve: impl Fn(&str) -> Option<Arc<Classified>>,
+    ) -> Checked {
+        let statements = &classified.classification.statements;
+        let resolved: Vec<Option<Arc<Classified>>> = statements
+            .iter()
+            .map(|s| s.execute_name.as_deref().and_then(&resolve))
+            .collect();
+        let mut decided = 0;
+        for (statement, prepared) in statements.iter().zip(resolved) {
+            // `EXECUTE name` is what was prepared; an unknown name stays `sql.admin`.
+            let (subject, facts) = match prepared.as_deref() {
+                Some(p) => match p.classification.statements.first() {
+                    Some(inner) => (inner, &p.facts),
+                    None => (statement, &classified.facts),
+                },
+                None => (statement, &classified.facts),
+            };
+            decided += 1;
+            if let Some(denial) = self.one(subject, facts, &statement.normalized).await {
+                return Checked {
+                    denial: Some(denial),
+                    decided,
+                };
+            }
+        }
+        Checked {
+            denial: None,
+            decided,
+        }
+    }
+
+    async fn one(&self, statement: &Statement, facts: &Value, command: &str) -> Option<Denial> {
+        let ask = Ask {
+            action: statement.action,
+            target: Target::Connection(self.target),
+            facts,
+            // Normalized: literals are replaced, so values in the SQL never reach the audit.
+            command: Some(command),
+        };
+        match self
+            .pipeline
+            .decide(self.principal, &ask, self.origin)
+            .await
+        {
+            Ok(Decision::Allow { .. }) => None,
+            Ok(decision) => Some(denied(&decision, statement, &self.target.name)),
+            Err(refusal) => Some(refused(&refusal)),
+        }
+    }
+
+    /// The FunctionCall message runs a function by OID, bypassing SQL text entirely: the
+    /// gateway cannot classify it, so it is always refused. The refusal is audited as a
+    /// decision of the gateway itself.
+    pub(crate) async fn function_call(&self, oid: u32) -> Denial {
+        let event = Event {
+            kind: "decision".into(),
+            outcome: Some("deny".into()),
+            who: Some(Who::from(self.principal)),
+            source_ip: self.origin.source_ip.map(|i| i.to_string()),
+            connection: Some(self.target.name.clone()),
+            protocol: Some(self.origin.protocol.into()),
+            session_id: self.origin.session_id.clone(),
+            action: Some("sql.function_call".into()),
+            command: Some(format!("FunctionCall oid={oid}")),
+            reason_code: Some("function_call_forbidden".into()),
+            ..Event::default()
+        };
+        if let Err(refusal) = self.pipeline.record(event).await {
+            return refused(&refusal);
+        }
+        Denial {
+            sqlstate: "42501",
+            message: "portcullis: the FunctionCall message is not allowed".into(),
+            detail: Some(format!("function oid {oid}")),
+            hint: Some("call the function from a SQL statement instead, e.g. SELECT f(...)".into()),
+        }
+    }
+}
+
+fn detail(statement: &Statement) -> String {
+    if statement.tables.is_empty() {
+        format!("action: {}", statement.action)
+    } else {
+        format!(
+            "action: {}; tables: {}",
+            statement.action,
+            statement.tables.join(", ")
+        )
+    }
+}
+
+/// The client-facing message and hint for a decision other than Allow on `action`.
+pub(crate) fn refusal_text(
+    action: &str,
+    decision: &Decision,
+    connection: &str,
+) -> (String, String) {
+    match decision {
+        Decision::Deny {
+            policies,
+            reason,
+            hint,
+            ..
+        } => {
+            let ids = if policies.is_empty() {
+                "(default deny)".to_owned()
+            } else {
+                policies.join(", ")
+            };
+            let hint = if hint.is_empty() {
+                format!("no policy permits {action} on connection {connection:?}; ask its owner for access or use a permitted statement")
+            } else {
+                hint.clone()
+            };
+            (format!("portcullis: {action} denied by policy {ids}: {reason}"), hint)
+        }
+        // Holding the statement until reviewers approve comes with the approvals issue; this
+        // is the seam: until then anything that needs approval does not run.
+        Decision::RequireApproval {
+            policies,
+            reviewers,
+            approvals,
+            ..
+        } => (
+            format!(
+                "portcullis: {action} requires approval by {} ({approvals} needed; policy {}): approval_required",
+                reviewers.join(", "),
+                policies.join(", ")
+            ),
+            "this door cannot hold statements for review yet; ask a reviewer, or run it through the exec API".into(),
+        ),
+        Decision::Allow { .. } => ("portcullis: internal error".into(), String::new()),
+    }
+}
+
+fn denied(decision: &Decision, statement: &Statement, connection: &str) -> Denial {
+    let (message, hint) = refusal_text(statement.action, decision, connection);
+    let code = match decision {
+        Decision::Deny { code, .. } => code.code(),
+        _ => "approval_required",
+    };
+    Denial {
+        sqlstate: "42501",
+        message,
+        detail: Some(format!("{}; code: {code}", detail(statement))),
+        hint: Some(hint),
+    }
+}
+
+/// The pipeline could not decide (the audit is down): nothing runs.
+fn refused(refusal: &Refusal) -> Denial {
+    Denial {
+        sqlstate: "58000",
+        message: format!("portcullis: statement refused: {}", refusal.code()),
+        detail: None,
+        hint: Some(refusal.hint().to_owned()),
+    }
+}

@@ -1,0 +1,107 @@
+//! The door's errors. Each has a [`ErrorKind`]; how each becomes an ErrorResponse (SQLSTATE,
+//! text the client may see) is decided in one place, [`crate::respond`]. `Display` is for the
+//! gateway's own log: upstream variants carry the server's words there and only there.
+
+use portcullis_pgwire::WireError;
+
+/// The broad class of an error, for metrics and for choosing who is told what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The client did something wrong or went away.
+    Client,
+    /// The server or the network to it failed.
+    Upstream,
+    /// Policy or the identity layer refused.
+    PolicyDenied,
+    /// The gateway itself failed (setup, audit).
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// Start-up configuration the door cannot use.
+    #[error("{0}")]
+    Setup(String),
+    /// A client broke the protocol (oversized, malformed or unexpected message).
+    #[error("client protocol violation: {0}")]
+    Protocol(#[source] WireError),
+    #[error("client i/o: {0}")]
+    ClientIo(#[source] std::io::Error),
+    #[error("the client sent {0:?} at a point where it is not allowed")]
+    Unexpected(char),
+    #[error(
+        "a simple Query or FunctionCall arrived inside an unfinished extended-protocol sequence"
+    )]
+    QueryInExtended,
+    #[error("TLS handshake with the client failed: {0}")]
+    ClientTls(#[source] std::io::Error),
+    #[error("a password over plaintext from a non-loopback client")]
+    TlsRequired,
+    #[error("the startup packet names no user")]
+    NoUser,
+    #[error("replication connections are not supported")]
+    Replication,
+    #[error("client_encoding {0:?} is not supported")]
+    Encoding(String),
+    #[error("token rejected: {code}")]
+    Token {
+        code: &'static str,
+        hint: &'static str,
+    },
+    #[error("the audit trail is unavailable")]
+    AuditUnavailable,
+    #[error("no connection named {0:?}")]
+    UnknownDatabase(String),
+    /// The `connect` action was not allowed; `message` and `hint` are for the client.
+    #[error("connect refused: {message}")]
+    ConnectDenied { message: String, hint: String },
+    #[error("cannot reach the upstream server: {0}")]
+    UpstreamConnect(String),
+    #[error("upstream authentication failed: {0}")]
+    UpstreamAuth(String),
+    #[error("upstream startup failed: {0}")]
+    UpstreamStartup(String),
+    #[error("upstream protocol violation: {0}")]
+    UpstreamProtocol(#[source] WireError),
+    #[error("the upstream connection was lost")]
+    UpstreamGone,
+    #[error("the gateway is shutting down")]
+    Shutdown,
+    /// The session's identity was revoked while it was open.
+    #[error("the identity was revoked: {0}")]
+    Revoked(&'static str),
+}
+
+impl PgError {
+    pub fn kind(&self) -> ErrorKind {
+        use PgError::*;
+        match self {
+            Protocol(_) | ClientIo(_) | Unexpected(_) | QueryInExtended | ClientTls(_)
+            | TlsRequired | NoUser | Replication | Encoding(_) | UnknownDatabase(_) => {
+                ErrorKind::Client
+            }
+            Token { .. } | ConnectDenied { .. } | Revoked(_) => ErrorKind::PolicyDenied,
+            UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
+            | UpstreamGone => ErrorKind::Upstream,
+            Setup(_) | AuditUnavailable | Shutdown => ErrorKind::Internal,
+        }
+    }
+
+    /// Classifies a failure to read from the client: a closed socket is the client going
+    /// away, anything else is a protocol violation.
+    pub(crate) fn from_client(e: WireError) -> Self {
+        match e {
+            WireError::Io(io) => PgError::ClientIo(io),
+            WireError::UnexpectedEof => PgError::ClientIo(std::io::ErrorKind::UnexpectedEof.into()),
+            other => PgError::Protocol(other),
+        }
+    }
+
+    /// Classifies a failure to read from the server.
+    pub(crate) fn from_upstream(e: WireError) -> Self {
+        match e {
+            WireError::Io(_) | WireError::UnexpectedEof => PgError::UpstreamGone,
+            other => PgError::UpstreamProtocol(other),
+        }
+    }
+}

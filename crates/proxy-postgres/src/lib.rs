@@ -1,0 +1,44 @@
+//! The PostgreSQL door (issue 3, DESIGN.md §2, §5, §10): agents connect with `psql`,
+//! psycopg, asyncpg or any libpq-compatible client; the password is their OIDC token; the
+//! database name selects a configured connection. The door authenticates the token, asks
+//! policy about `connect` before it opens anything upstream, logs in to the server with
+//! credentials only the gateway holds, and then relays the session message by message,
+//! classifying every SQL statement and asking the policy about each one.
+//!
+//! Protocol: <https://www.postgresql.org/docs/current/protocol.html>, spoken through the
+//! [`portcullis_pgwire`] codec. Where the code goes:
+//!
+//! - `door`: shared state and the accept loop; `session`: one session from accept to
+//!   admission and its audit; `live`: upstream login, greeting, relay and how it ends;
+//! - `startup`: TLS/GSS negotiation, startup parameters, the token exchange;
+//! - `upstream`, `upstream_auth`: the gateway's own login (trust, cleartext, MD5, SCRAM);
+//! - `relay`: the per-message relay and the denial mechanics (read its docs first);
+//! - `enforce`: statement decisions through the pipeline; `cache`: classification cache;
+//! - `cancel`: the gateway's cancel keys; `tls`: certificates both ways;
+//! - `respond`: the only place errors become ErrorResponses (SQLSTATEs);
+//! - `audit`: `session.open` / `session.close`.
+//!
+//! Architecture Invariant: the door never evaluates policy; it classifies and obeys
+//! `Pipeline::decide`, and a statement that is not allowed never reaches the server.
+
+mod audit;
+mod cache;
+mod cancel;
+mod door;
+mod enforce;
+mod error;
+mod live;
+mod relay;
+mod respond;
+mod session;
+mod settings;
+mod startup;
+mod stream;
+mod tls;
+mod upstream;
+mod upstream_auth;
+
+pub use door::PgDoor;
+pub use error::{ErrorKind, PgError};
+pub use respond::sqlstate;
+pub use settings::{PgDoorSettings, PgTarget, TlsFiles, UpstreamTls};

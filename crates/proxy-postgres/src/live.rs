@@ -1,0 +1,224 @@
+//! The live session after admission: the gateway's login to the server, the greeting to
+//! the client, the relay, and how it ends (who is told what, what still runs upstream).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use portcullis_identity::Principal;
+use portcullis_pgwire::{FrameWriter, TransactionStatus, encode_backend};
+use portcullis_pipeline::{Origin, Pipeline};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::Ended;
+use crate::cancel::{self, CancelTarget};
+use crate::door::{Door, TargetRt};
+use crate::enforce::Enforcer;
+use crate::error::{ErrorKind, PgError};
+use crate::relay::state::{Stats, Tracker};
+use crate::relay::{End, Relay, backend, frontend};
+use crate::respond;
+use crate::startup::ClientConn;
+use crate::upstream::{self, LOGIN_TIMEOUT, Upstream};
+
+/// Who the session is for and what it forwards.
+pub(crate) struct Live<'a> {
+    pub(crate) principal: &'a Arc<Principal>,
+    pub(crate) target: &'a Arc<TargetRt>,
+    pub(crate) forward: &'a [(String, String)],
+    pub(crate) origin: &'a Origin,
+}
+
+/// Logs in upstream, greets the client and relays until the session ends.
+pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    door: &Door,
+    mut conn: ClientConn<S>,
+    a: &Live<'_>,
+    shutdown: &CancellationToken,
+    stats: &Stats,
+    tracker: &Mutex<Tracker>,
+) -> (Ended, Option<PgError>) {
+    let login = upstream::login(&a.target.conn, &a.target.target, a.forward, door.limits);
+    let upstream = match tokio::time::timeout(LOGIN_TIMEOUT, login).await {
+        Ok(Ok(u)) => u,
+        Ok(Err(e)) => return login_failed(conn, e).await,
+        Err(_) => {
+            return login_failed(conn, PgError::UpstreamConnect("login timed out".into())).await;
+        }
+    };
+    let cancel = CancelTarget {
+        conn: a.target.conn.clone(),
+        pid: upstream.pid,
+        secret: upstream.secret.clone(),
+    };
+    let key = door.cancels.register(cancel.clone());
+    let hello = hello(&upstream, key.pid, key.secret);
+    if conn.send(hello).await.is_err() {
+        return (Ended::ClientGone, None);
+    }
+    {
+        let mut t = tracker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (k, v) in &upstream.params {
+            t.parameter_status(k, v);
+        }
+    }
+    let relay = Relay {
+        enforcer: Enforcer {
+            pipeline: &door.pipeline,
+            principal: a.principal,
+            target: &a.target.target.info,
+            origin: a.origin,
+        },
+        cache: &door.cache,
+        tracker,
+        stats,
+    };
+    relay_until_end(&relay, conn, upstream, shutdown, &cancel).await
+}
+
+async fn login_failed<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: ClientConn<S>,
+    e: PgError,
+) -> (Ended, Option<PgError>) {
+    conn.send_fatal(&e).await;
+    conn.close().await;
+    (Ended::UpstreamError, Some(e))
+}
+
+async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    conn: ClientConn<S>,
+    upstream: Upstream,
+    shutdown: &CancellationToken,
+    cancel: &CancelTarget,
+) -> (Ended, Option<PgError>) {
+    let Some((mut cr, mut cw)) = conn.into_halves() else {
+        return (Ended::ClientGone, None);
+    };
+    let Upstream {
+        reader: mut ur,
+        writer: mut uw,
+        ..
+    } = upstream;
+    let result = tokio::select! {
+        r = frontend::run(relay, &mut cr, &mut uw) => r,
+        r = backend::run(relay, &mut ur, &mut cw) => r,
+        () = shutdown.cancelled() => Err(PgError::Shutdown),
+        code = revoked(relay.enforcer.pipeline, relay.enforcer.principal) => {
+            Err(PgError::Revoked(code))
+        }
+    };
+    let (ended, error) = outcome(result, relay.stats);
+    if let Some(e) = error
+        .as_ref()
+        .filter(|e| !matches!(e, PgError::ClientIo(_)))
+    {
+        cw.push_bytes(respond::fatal(e));
+    }
+    let grace = Duration::from_secs(5);
+    // Whatever is still queued for the client (a partly written message included) goes out
+    // before the connection closes; the server is told the session is over.
+    let _ = tokio::time::timeout(grace, cw.flush()).await;
+    let _ = tokio::time::timeout(grace, cw.shutdown()).await;
+    stop_upstream(relay, &mut uw, ended, cancel).await;
+    (ended, error)
+}
+
+/// Resolves with the reason code once `principal` is revoked (DESIGN.md §3: revocation is
+/// effective at once, live sessions included).
+async fn revoked(pipeline: &Pipeline, principal: &Principal) -> &'static str {
+    use tokio::sync::broadcast::error::RecvError;
+    let revocations = pipeline.validator().revocations();
+    // Subscribe before checking, so a revocation between the two is not missed.
+    let mut feed = revocations.subscribe();
+    loop {
+        if let Some(reason) = revocations.check(principal) {
+            return reason.code();
+        }
+        match feed.recv().await {
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+fn ended_by(e: &PgError) -> Ended {
+    match (e, e.kind()) {
+        (PgError::Shutdown, _) => Ended::Shutdown,
+        (PgError::Revoked(_), _) => Ended::Revoked,
+        (PgError::ClientIo(_), _) => Ended::ClientGone,
+        (_, ErrorKind::Upstream) => Ended::UpstreamGone,
+        _ => Ended::Error,
+    }
+}
+
+/// What the client sees once the server has accepted the gateway: AuthenticationOk, the
+/// server's parameters, the gateway's own cancel key, start-up notices, ReadyForQuery.
+fn hello(upstream: &Upstream, pid: i32, secret: i32) -> Bytes {
+    let mut hello = BytesMut::new();
+    encode_backend::authentication_ok(&mut hello);
+    for (k, v) in &upstream.params {
+        // A value that cannot be encoded is not relayed rather than failing the session.
+        let _ = encode_backend::parameter_status(&mut hello, k, v);
+    }
+    encode_backend::backend_key_data(&mut hello, pid, secret);
+    for notice in &upstream.notices {
+        hello.extend_from_slice(notice.as_bytes());
+    }
+    encode_backend::ready_for_query(&mut hello, TransactionStatus::Idle);
+    hello.freeze()
+}
+
+/// How the relay's result reads for the audit, and what (if anything) the client is told.
+fn outcome(result: Result<End, PgError>, stats: &Stats) -> (Ended, Option<PgError>) {
+    let (ended, error) = match result {
+        Ok(End::ClientTerminate) => (Ended::ClientTerminate, None),
+        Ok(End::ClientGone) => (Ended::ClientGone, None),
+        // The server said why it is closing; the client has that message already.
+        Ok(End::UpstreamGone {
+            fatal_relayed: true,
+        }) => (Ended::UpstreamGone, None),
+        Ok(End::UpstreamGone {
+            fatal_relayed: false,
+        }) => (Ended::UpstreamGone, Some(PgError::UpstreamGone)),
+        Err(e) => (ended_by(&e), Some(e)),
+    };
+    // A client that hangs up after the server's FATAL reached it left because the server
+    // went away, whichever direction noticed first.
+    let server_quit = stats
+        .upstream_fatal
+        .load(std::sync::atomic::Ordering::Relaxed);
+    match ended {
+        Ended::ClientGone if server_quit => (Ended::UpstreamGone, None),
+        _ => (ended, error),
+    }
+}
+
+/// Ends the server session: cancel what still runs, then Terminate and close.
+async fn stop_upstream<W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    uw: &mut FrameWriter<W>,
+    ended: Ended,
+    cancel: &CancelTarget,
+) {
+    let grace = Duration::from_secs(5);
+    if ended != Ended::ClientTerminate && ended != Ended::UpstreamGone {
+        // A server busy with a query reads nothing, Terminate included, until the query
+        // ends: cancel it first, so a client that left does not leave a query running.
+        if relay.tracker().in_flight() {
+            let cancelled = tokio::time::timeout(grace, cancel::send(cancel)).await;
+            if !matches!(cancelled, Ok(Ok(()))) {
+                tracing::warn!("could not cancel the query of a session that ended");
+            }
+        }
+        let mut bye = BytesMut::new();
+        portcullis_pgwire::encode_frontend::terminate(&mut bye);
+        uw.push_bytes(bye.freeze());
+        let _ = tokio::time::timeout(grace, uw.flush()).await;
+    }
+    let _ = tokio::time::timeout(grace, uw.shutdown()).await;
+    let _ = tokio::time::timeout(grace, uw.shutdown()).await;
+}

@@ -1,0 +1,250 @@
+//! Client to server: classify, decide, then forward, replace or drop each message.
+
+use bytes::{Bytes, BytesMut};
+use portcullis_pgwire::encode_frontend;
+use portcullis_pgwire::{
+    Bind, Frame, FrameReader, FrameWriter, Frontend, ObjectKind, Parse, parse_frontend,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::cache::Classified;
+use crate::enforce::{Checked, Denial};
+use crate::error::PgError;
+use crate::relay::state::{MAX_STATEMENTS, Stats};
+use crate::relay::{End, FLUSH_AT, MARKER, Relay};
+
+/// Relays until the client terminates or leaves, or breaks the protocol.
+pub(crate) async fn run<R, W>(
+    relay: &Relay<'_>,
+    client: &mut FrameReader<R>,
+    upstream: &mut FrameWriter<W>,
+) -> Result<End, PgError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // After a denied Parse or Bind, the server discards everything up to Sync; so does the
+    // gateway, so that nothing after the denial is decided or forwarded in vain.
+    let mut discarding = false;
+    loop {
+        let frame = match client.next_frame().await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(End::ClientGone),
+            Err(e) => {
+                return match PgError::from_client(e) {
+                    PgError::ClientIo(_) => Ok(End::ClientGone),
+                    other => Err(other),
+                };
+            }
+        };
+        Stats::add(&relay.stats.bytes_from_client, frame.wire_len() as u64);
+        let message = parse_frontend(&frame).map_err(PgError::Protocol)?;
+        let end = step(relay, &mut discarding, &frame, message, upstream).await?;
+        if end.is_some() || !client.has_complete_frame() || upstream.buffered() >= FLUSH_AT {
+            upstream.flush().await.map_err(|_| PgError::UpstreamGone)?;
+        }
+        if let Some(end) = end {
+            return Ok(end);
+        }
+    }
+}
+
+async fn step<W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    discarding: &mut bool,
+    frame: &Frame,
+    message: Frontend,
+    up: &mut FrameWriter<W>,
+) -> Result<Option<End>, PgError> {
+    if *discarding && !matches!(message, Frontend::Sync | Frontend::Terminate) {
+        return Ok(None);
+    }
+    match message {
+        Frontend::Query { sql } => query(relay, frame, &sql, up).await?,
+        Frontend::Parse(p) => *discarding = parse(relay, frame, p, up).await?,
+        Frontend::Bind(b) => *discarding = bind(relay, frame, b, up).await?,
+        Frontend::Execute { portal, .. } => {
+            relay.tracker().execute(&portal);
+            up.push(frame);
+        }
+        Frontend::Describe { .. } | Frontend::Flush => {
+            relay.tracker().extended_message();
+            up.push(frame);
+        }
+        Frontend::Close { kind, name } => {
+            relay.tracker().close(kind == ObjectKind::Statement, &name);
+            up.push(frame);
+        }
+        Frontend::Sync => {
+            *discarding = false;
+            relay.tracker().sync();
+            up.push(frame);
+        }
+        Frontend::Terminate => {
+            up.push(frame);
+            return Ok(Some(End::ClientTerminate));
+        }
+        Frontend::FunctionCall { oid, .. } => function_call(relay, oid, up).await?,
+        // COPY was decided at the statement that started it; outside a COPY the server
+        // ignores these, as the protocol says.
+        Frontend::CopyData(_) => up.push(frame),
+        Frontend::CopyDone | Frontend::CopyFail { .. } => {
+            relay.tracker().copy_end();
+            up.push(frame);
+        }
+        Frontend::Password(_) => return Err(PgError::Unexpected('p')),
+    }
+    Ok(None)
+}
+
+fn count(relay: &Relay<'_>, checked: &Checked) {
+    Stats::add(&relay.stats.statements, checked.decided);
+    if checked.denial.is_some() {
+        Stats::add(&relay.stats.denied, 1);
+    }
+}
+
+async fn decide(relay: &Relay<'_>, classified: &Classified) -> Checked {
+    let checked = relay
+        .enforcer
+        .check(classified, |name| {
+            relay.tracker().statement(name.as_bytes())
+        })
+        .await;
+    count(relay, &checked);
+    checked
+}
+
+async fn query<W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    frame: &Frame,
+    sql: &Bytes,
+    up: &mut FrameWriter<W>,
+) -> Result<(), PgError> {
+    // The server would fold a Query sent before Sync into the pending extended cycle (and
+    // skip it after an error there), which the cycle bookkeeping cannot follow.
+    if relay.tracker().extended_open() {
+        return Err(PgError::QueryInExtended);
+    }
+    let readable = relay.tracker().readable();
+    let classified = relay.cache.classify(sql, readable);
+    match decide(relay, &classified).await.denial {
+        None => {
+            relay.tracker().simple(None, Some(&classified));
+            up.push(frame);
+        }
+        Some(denial) => {
+            relay.tracker().simple(Some(denial), None);
+            up.push_bytes(injected(Injected::Query)?);
+        }
+    }
+    Ok(())
+}
+
+/// Returns whether the Parse was denied (and the rest of the cycle is to be dropped).
+async fn parse<W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    frame: &Frame,
+    p: Parse,
+    up: &mut FrameWriter<W>,
+) -> Result<bool, PgError> {
+    let readable = relay.tracker().readable();
+    let classified = relay.cache.classify(&p.query, readable);
+    let mut denial = decide(relay, &classified).await.denial;
+    let full = {
+        let t = relay.tracker();
+        t.statement_count() >= MAX_STATEMENTS && t.statement(&p.name).is_none()
+    };
+    if denial.is_none() && full {
+        denial = Some(too_many_statements());
+    }
+    match denial {
+        None => {
+            relay.tracker().parse(&p.name, &classified);
+            up.push(frame);
+            Ok(false)
+        }
+        Some(denial) => deny_extended(relay, denial, up),
+    }
+}
+
+/// A Bind of a named statement is an execution of it, and decided again; the unnamed
+/// statement was decided at its Parse.
+async fn bind<W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    frame: &Frame,
+    b: Bind,
+    up: &mut FrameWriter<W>,
+) -> Result<bool, PgError> {
+    let known = relay.tracker().statement(&b.statement);
+    if b.statement.is_empty() {
+        relay.tracker().bind(&b.portal, known);
+        up.push(frame);
+        return Ok(false);
+    }
+    // A name the gateway does not know may still exist on the server: decide it as an
+    // opaque `sql.admin` statement rather than let it run undecided.
+    let classified = known.unwrap_or_else(|| Classified::opaque("unknown prepared statement"));
+    match decide(relay, &classified).await.denial {
+        None => {
+            relay.tracker().bind(&b.portal, Some(classified));
+            up.push(frame);
+            Ok(false)
+        }
+        Some(denial) => deny_extended(relay, denial, up),
+    }
+}
+
+fn deny_extended<W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    denial: Denial,
+    up: &mut FrameWriter<W>,
+) -> Result<bool, PgError> {
+    relay.tracker().deny_extended(denial);
+    up.push_bytes(injected(Injected::Parse)?);
+    Ok(true)
+}
+
+async fn function_call<W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    oid: u32,
+    up: &mut FrameWriter<W>,
+) -> Result<(), PgError> {
+    if relay.tracker().extended_open() {
+        return Err(PgError::QueryInExtended);
+    }
+    let denial = relay.enforcer.function_call(oid).await;
+    Stats::add(&relay.stats.statements, 1);
+    Stats::add(&relay.stats.denied, 1);
+    relay.tracker().simple(Some(denial), None);
+    up.push_bytes(injected(Injected::Query)?);
+    Ok(())
+}
+
+fn too_many_statements() -> Denial {
+    Denial {
+        sqlstate: "54000",
+        message: format!(
+            "portcullis: more than {MAX_STATEMENTS} prepared statements in one session"
+        ),
+        detail: None,
+        hint: Some("close or deallocate prepared statements that are no longer used".into()),
+    }
+}
+
+enum Injected {
+    Query,
+    Parse,
+}
+
+/// The message that makes the server fail where the denied one stood (see the module docs
+/// of [`crate::relay`]).
+fn injected(kind: Injected) -> Result<Bytes, PgError> {
+    let mut buf = BytesMut::with_capacity(32);
+    match kind {
+        Injected::Query => encode_frontend::query(&mut buf, MARKER),
+        Injected::Parse => encode_frontend::parse_unnamed(&mut buf, MARKER),
+    }
+    .map_err(|e| PgError::Setup(e.to_string()))?;
+    Ok(buf.freeze())
+}

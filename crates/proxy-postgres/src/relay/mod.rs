@@ -1,0 +1,73 @@
+//! The relay after start-up: every message is read whole, understood, and then forwarded,
+//! replaced or dropped; there is no opaque byte copy.
+//!
+//! Each direction is its own loop ([`frontend::run`]: client to server, [`backend::run`]:
+//! server to client), so a direction blocked on a slow reader never stops the other one from
+//! draining (PostgreSQL itself stops reading when its output is full, and a single loop would
+//! deadlock with it). Each loop reads one message, queues it on the other side's writer, and
+//! flushes when no further complete message is already buffered or the queue passes
+//! [`FLUSH_AT`]: pipelined messages go out in one write, and the gateway never buffers more
+//! than about one message plus [`FLUSH_AT`] per direction, so a slow reader slows the writer
+//! (backpressure) instead of growing memory.
+//!
+//! # Denials
+//!
+//! The gateway never answers a statement itself, which would put its answer out of order
+//! with the server's. It replaces the denied message with one that fails in the server's
+//! parser: `Query("PORTCULLIS_DENIED")` for a simple Query or a FunctionCall, and
+//! `Parse("", "PORTCULLIS_DENIED")` for a Parse or Bind. The server then raises a syntax
+//! error at exactly that point of the response stream, aborts a transaction block (so the
+//! next statement gets 25P02, as after any error) or the extended-protocol implicit
+//! transaction, and discards messages until Sync, exactly as for a real error. The gateway
+//! drops the client's messages up to that Sync itself too, and replaces the marker's error
+//! with its own ErrorResponse (42501, naming the policy, with a hint). The cycle bookkeeping
+//! is in [`state`].
+
+pub(crate) mod backend;
+pub(crate) mod frontend;
+pub(crate) mod state;
+
+use std::sync::Mutex;
+
+use crate::cache::StatementCache;
+use crate::enforce::Enforcer;
+use state::{Stats, Tracker};
+
+/// The statement injected in place of a denied one. It is not valid SQL in any position,
+/// so the server's parser rejects it with SQLSTATE 42601 quoting this token.
+pub(crate) const MARKER: &str = "PORTCULLIS_DENIED";
+
+/// Flush a direction's queue once it holds this much, even if more messages are buffered.
+pub(crate) const FLUSH_AT: usize = 64 * 1024;
+
+/// How a relay loop ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The client sent Terminate (forwarded).
+    ClientTerminate,
+    /// The client closed the connection without Terminate.
+    ClientGone,
+    /// The server closed the connection; `fatal_relayed` when it said why first.
+    UpstreamGone { fatal_relayed: bool },
+}
+
+/// What both directions share.
+pub(crate) struct Relay<'a> {
+    pub(crate) enforcer: Enforcer<'a>,
+    pub(crate) cache: &'a StatementCache,
+    pub(crate) tracker: &'a Mutex<Tracker>,
+    pub(crate) stats: &'a Stats,
+}
+
+impl Relay<'_> {
+    /// The shared state. A panic elsewhere cannot poison it into a panic here: the data is
+    /// still consistent enough to finish the session.
+    pub(crate) fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
+        self.tracker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests;

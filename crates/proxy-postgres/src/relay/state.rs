@@ -1,0 +1,380 @@
+//! What both relay directions share: the prepared statements the session has, and the
+//! response cycles in flight, each with the denial (if any) whose error it must replace.
+//!
+//! A *cycle* is what one ReadyForQuery ends: a simple Query (or an injected one), or the
+//! extended-protocol messages up to and including a Sync. The client direction appends
+//! cycles in the order it forwards messages; the server direction consumes them in the order
+//! responses arrive, so pipelined clients are matched correctly.
+//!
+//! Statement names are updated optimistically when a Parse, Close, PREPARE or DEALLOCATE is
+//! forwarded (a pipelined Bind may follow before the server answers) and the change is kept
+//! until the server confirms it (ParseComplete, CloseComplete, CommandComplete). If the
+//! server reports an error first, every unconfirmed change of that cycle is undone, because
+//! the server skipped those messages. So the gateway's map and the server's agree on which
+//! statement a name means, which matters because a named statement is decided again at Bind.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use portcullis_pgwire::{ErrorFields, TransactionStatus};
+
+use crate::cache::Classified;
+use crate::enforce::Denial;
+use crate::relay::MARKER;
+
+/// How many prepared statements a session may have in the gateway's map; Parse beyond this
+/// is refused rather than letting one client grow the gateway's memory without bound.
+pub(crate) const MAX_STATEMENTS: usize = 100_000;
+const MAX_PORTALS: usize = 10_000;
+
+/// Undo information: what each touched name meant before.
+type Change = Vec<(Bytes, Option<Arc<Classified>>)>;
+
+#[derive(Default)]
+struct Cycle {
+    simple: bool,
+    denial: Option<Denial>,
+    /// Closed by a Sync sent while a COPY FROM STDIN may have been running, which the server
+    /// ignores in copy-in mode ("The backend will ignore Flush and Sync messages received
+    /// during copy-in mode"); see [`Tracker::ready`].
+    swallowable: bool,
+    /// The server entered copy-in mode in this cycle.
+    copy_in_seen: bool,
+    parses: VecDeque<Option<Change>>,
+    closes: VecDeque<Option<Change>>,
+    commands: VecDeque<Option<Change>>,
+}
+
+/// Session-wide counters for the audit's `session.close`.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) bytes_from_client: AtomicU64,
+    pub(crate) bytes_to_client: AtomicU64,
+    pub(crate) statements: AtomicU64,
+    pub(crate) denied: AtomicU64,
+    pub(crate) rows: AtomicU64,
+    /// The server sent a FATAL error (and is closing the session).
+    pub(crate) upstream_fatal: std::sync::atomic::AtomicBool,
+}
+
+impl Stats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+pub(crate) struct Tracker {
+    cycles: VecDeque<Cycle>,
+    /// The last cycle is extended-protocol and has not seen its Sync.
+    open_extended: bool,
+    statements: HashMap<Bytes, Arc<Classified>>,
+    portals: HashMap<Bytes, Arc<Classified>>,
+    status: TransactionStatus,
+    /// False once client_encoding is one the SQL parser cannot follow.
+    readable: bool,
+    /// An Execute of a COPY FROM STDIN was forwarded and its CopyDone/CopyFail was not.
+    copy_in_pending: bool,
+}
+
+impl Tracker {
+    pub(crate) fn new(readable: bool) -> Self {
+        Self {
+            cycles: VecDeque::new(),
+            open_extended: false,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            status: TransactionStatus::Idle,
+            readable,
+            copy_in_pending: false,
+        }
+    }
+
+    pub(crate) fn readable(&self) -> bool {
+        self.readable
+    }
+
+    pub(crate) fn status(&self) -> TransactionStatus {
+        self.status
+    }
+
+    pub(crate) fn statement(&self, name: &[u8]) -> Option<Arc<Classified>> {
+        self.statements.get(name).cloned()
+    }
+
+    pub(crate) fn statement_count(&self) -> usize {
+        self.statements.len()
+    }
+
+    pub(crate) fn extended_open(&self) -> bool {
+        self.open_extended
+    }
+
+    /// Whether the server still owes answers (a query may be running).
+    pub(crate) fn in_flight(&self) -> bool {
+        !self.cycles.is_empty()
+    }
+
+    // ---- client direction -------------------------------------------------------------
+
+    /// A simple Query (or an injected one) was forwarded. `allowed` carries its
+    /// classification when it runs, so PREPARE and DEALLOCATE update the names.
+    pub(crate) fn simple(&mut self, denial: Option<Denial>, allowed: Option<&Classified>) {
+        let mut cycle = Cycle {
+            simple: true,
+            denial,
+            ..Cycle::default()
+        };
+        if let Some(c) = allowed {
+            for s in &c.classification.statements {
+                let change = self.sql_effect(s);
+                cycle.commands.push_back(change);
+            }
+        }
+        self.cycles.push_back(cycle);
+        self.open_extended = false;
+    }
+
+    fn sql_effect(&mut self, s: &portcullis_sql::Statement) -> Option<Change> {
+        if let Some(name) = &s.prepare_name {
+            let one = Arc::new(Classified::single(s.clone()));
+            return Some(self.set(Bytes::from(name.clone()), Some(one)));
+        }
+        if let Some(name) = &s.deallocate_name {
+            return Some(self.set(Bytes::from(name.clone()), None));
+        }
+        let head = s
+            .text
+            .trim_start()
+            .get(..11)
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        if head.starts_with("DEALLOCATE") || head.starts_with("DISCARD ALL") {
+            let old: Change = self.statements.drain().map(|(k, v)| (k, Some(v))).collect();
+            return Some(old);
+        }
+        None
+    }
+
+    /// Sets or removes `name`, returning what it meant before.
+    fn set(&mut self, name: Bytes, value: Option<Arc<Classified>>) -> Change {
+        let old = match value {
+            Some(v) => self.statements.insert(name.clone(), v),
+            None => self.statements.remove(&name),
+        };
+        vec![(name, old)]
+    }
+
+    fn extended(&mut self) -> &mut Cycle {
+        if !self.open_extended || self.cycles.is_empty() {
+            self.cycles.push_back(Cycle::default());
+            self.open_extended = true;
+        }
+        let last = self.cycles.len() - 1;
+        &mut self.cycles[last]
+    }
+
+    /// Describe, Execute or Flush was forwarded: it belongs to the open extended cycle.
+    pub(crate) fn extended_message(&mut self) {
+        self.extended();
+    }
+
+    /// An Execute of `portal` was forwarded. A COPY FROM STDIN makes the server ignore the
+    /// Syncs that follow until the copy ends, so they are marked as possibly swallowed.
+    pub(crate) fn execute(&mut self, portal: &[u8]) {
+        let copy_in = self.portals.get(portal).is_some_and(|c| {
+            c.classification
+                .statements
+                .iter()
+                .any(|s| s.action == portcullis_sql::ids::COPY_FROM)
+        });
+        self.copy_in_pending |= copy_in;
+        self.extended();
+    }
+
+    /// CopyDone or CopyFail was forwarded: the copy (if any) ends there.
+    pub(crate) fn copy_end(&mut self) {
+        self.copy_in_pending = false;
+    }
+
+    /// An allowed Parse was forwarded.
+    pub(crate) fn parse(&mut self, name: &Bytes, classified: &Arc<Classified>) {
+        // PREPARE/DEALLOCATE run through the extended protocol take effect at Execute,
+        // which the gateway does not follow: the names they touch are forgotten, so their
+        // later use is decided as an unknown statement (fail closed).
+        for s in &classified.classification.statements {
+            for n in [&s.prepare_name, &s.deallocate_name].into_iter().flatten() {
+                self.statements.remove(n.as_bytes());
+            }
+        }
+        // The unnamed statement is kept too (under the empty name), for portal tracking.
+        let change = self.set(name.clone(), Some(classified.clone()));
+        self.extended().parses.push_back(Some(change));
+    }
+
+    /// An allowed Bind was forwarded.
+    pub(crate) fn bind(&mut self, portal: &Bytes, classified: Option<Arc<Classified>>) {
+        if self.portals.len() >= MAX_PORTALS {
+            self.portals.clear();
+        }
+        match classified {
+            Some(c) => self.portals.insert(portal.clone(), c),
+            None => self.portals.remove(portal),
+        };
+        self.extended();
+    }
+
+    /// A Close was forwarded.
+    pub(crate) fn close(&mut self, statement: bool, name: &Bytes) {
+        let change = if statement {
+            Some(self.set(name.clone(), None))
+        } else {
+            self.portals.remove(name);
+            None
+        };
+        self.extended().closes.push_back(change);
+    }
+
+    /// A denied Parse or Bind was replaced by the injected Parse, which (failing) leaves
+    /// the server without an unnamed statement.
+    pub(crate) fn deny_extended(&mut self, denial: Denial) {
+        self.statements.remove(&b""[..]);
+        self.extended().denial = Some(denial);
+    }
+
+    /// A Sync was forwarded: it ends the open extended cycle, or is a cycle of its own.
+    pub(crate) fn sync(&mut self) {
+        let swallowable = self.copy_in_pending;
+        self.extended().swallowable = swallowable;
+        self.open_extended = false;
+    }
+
+    // ---- server direction -------------------------------------------------------------
+
+    pub(crate) fn parse_complete(&mut self) {
+        if let Some(c) = self.cycles.front_mut() {
+            c.parses.pop_front();
+        }
+    }
+
+    pub(crate) fn close_complete(&mut self) {
+        if let Some(c) = self.cycles.front_mut() {
+            c.closes.pop_front();
+        }
+    }
+
+    pub(crate) fn command_complete(&mut self) {
+        if let Some(c) = self.cycles.front_mut().filter(|c| c.simple) {
+            c.commands.pop_front();
+        }
+    }
+
+    /// An ErrorResponse arrived: the rest of the cycle did not happen. Returns the denial to
+    /// show instead when this is the error the injected statement provoked.
+    pub(crate) fn error(&mut self, fields: &ErrorFields) -> Option<Denial> {
+        let mut cycle = self.cycles.pop_front()?;
+        self.undo(&mut cycle);
+        let denial = if is_marker(fields) {
+            cycle.denial.take()
+        } else {
+            None
+        };
+        self.cycles.push_front(cycle);
+        denial
+    }
+
+    /// CopyInResponse: the server is in copy-in mode.
+    pub(crate) fn copy_in(&mut self) {
+        if let Some(c) = self.cycles.front_mut() {
+            c.copy_in_seen = true;
+        }
+    }
+
+    /// ReadyForQuery ends the front cycle. If the server was in copy-in mode there, the Syncs
+    /// the client sent meanwhile were swallowed, so the cycles they seemed to close are part
+    /// of this one and end here too.
+    pub(crate) fn ready(&mut self, status: TransactionStatus) {
+        self.status = status;
+        let mut in_copy = false;
+        while let Some(mut cycle) = self.cycles.pop_front() {
+            self.undo(&mut cycle);
+            in_copy |= cycle.copy_in_seen;
+            if !(in_copy && cycle.swallowable) {
+                break;
+            }
+        }
+        if self.cycles.is_empty() {
+            self.open_extended = false;
+        }
+    }
+
+    pub(crate) fn parameter_status(&mut self, name: &str, value: &str) {
+        if name == "client_encoding" {
+            self.readable = encoding_is_readable(value);
+        }
+    }
+
+    fn undo(&mut self, cycle: &mut Cycle) {
+        let pending: Vec<Change> = cycle
+            .parses
+            .drain(..)
+            .chain(cycle.closes.drain(..))
+            .chain(cycle.commands.drain(..))
+            .flatten()
+            .collect();
+        for change in pending.into_iter().rev() {
+            for (name, old) in change.into_iter().rev() {
+                match old {
+                    Some(v) => self.statements.insert(name, v),
+                    None => self.statements.remove(&name),
+                };
+            }
+        }
+    }
+}
+
+/// The syntax error the injected statement provokes. The SQLSTATE is fixed and the message,
+/// in any server language, quotes the offending token.
+fn is_marker(fields: &ErrorFields) -> bool {
+    fields.code() == Some(b"42601")
+        && fields
+            .message()
+            .is_some_and(|m| m.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()))
+}
+
+/// Whether SQL text in `encoding` can be parsed as UTF-8 with the same statement boundaries
+/// the server sees. The client-only encodings below put ASCII bytes (quotes, backslashes)
+/// inside multi-byte characters, which is how classic parser-confusion attacks work.
+pub(crate) fn encoding_is_readable(encoding: &str) -> bool {
+    let e: String = encoding
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    !matches!(
+        e.as_str(),
+        "SJIS"
+            | "SHIFTJIS"
+            | "MSKANJI"
+            | "WIN932"
+            | "WINDOWS932"
+            | "SHIFTJIS2004"
+            | "BIG5"
+            | "WIN950"
+            | "WINDOWS950"
+            | "GBK"
+            | "WIN936"
+            | "WINDOWS936"
+            | "CP936"
+            | "UHC"
+            | "WIN949"
+            | "WINDOWS949"
+            | "GB18030"
+            | "JOHAB"
+    )
+}

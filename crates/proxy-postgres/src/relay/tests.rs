@@ -1,0 +1,191 @@
+//! The cycle bookkeeping, from sequences of forwarded messages and server answers.
+
+use bytes::Bytes;
+use portcullis_pgwire::{ErrorFields, TransactionStatus};
+
+use super::backend::rows;
+use super::state::{Tracker, encoding_is_readable};
+use crate::cache::StatementCache;
+use crate::enforce::Denial;
+
+fn classify(sql: &str) -> std::sync::Arc<crate::cache::Classified> {
+    StatementCache::new(0, portcullis_sql::Options::default()).classify(sql.as_bytes(), true)
+}
+
+fn denial(n: &str) -> Denial {
+    Denial {
+        sqlstate: "42501",
+        message: n.into(),
+        detail: None,
+        hint: None,
+    }
+}
+
+fn error(code: &str, message: &str) -> ErrorFields {
+    ErrorFields {
+        fields: vec![
+            (b'C', Bytes::from(code.to_owned())),
+            (b'M', Bytes::from(message.to_owned())),
+        ],
+    }
+}
+
+fn marker() -> ErrorFields {
+    error("42601", "syntax error at or near \"PORTCULLIS_DENIED\"")
+}
+
+const IDLE: TransactionStatus = TransactionStatus::Idle;
+
+#[test]
+fn pipelined_denials_are_matched_to_their_own_cycle() {
+    let mut t = Tracker::new(true);
+    t.simple(None, Some(&classify("SELECT 1")));
+    t.simple(Some(denial("second")), None);
+    // The first query's own error is not the marker and is left alone.
+    assert_eq!(t.error(&error("22012", "division by zero")), None);
+    t.ready(IDLE);
+    assert_eq!(t.error(&marker()).map(|d| d.message), Some("second".into()));
+    t.ready(IDLE);
+    assert!(!t.in_flight());
+}
+
+#[test]
+fn a_denial_the_server_skipped_is_dropped_at_ready_for_query() {
+    let mut t = Tracker::new(true);
+    t.parse(&Bytes::from_static(b""), &classify("SELECT 1/0"));
+    t.deny_extended(denial("skipped"));
+    t.sync();
+    // The earlier message failed first; the server discarded the injected Parse.
+    assert_eq!(t.error(&error("22012", "division by zero")), None);
+    t.ready(IDLE);
+    t.simple(Some(denial("next")), None);
+    assert_eq!(t.error(&marker()).map(|d| d.message), Some("next".into()));
+}
+
+#[test]
+fn statement_names_follow_what_the_server_confirmed() {
+    let mut t = Tracker::new(true);
+    let s1 = Bytes::from_static(b"s1");
+    t.parse(&s1, &classify("SELECT 1"));
+    t.sync();
+    t.parse_complete();
+    t.ready(IDLE);
+    assert!(t.statement(b"s1").is_some());
+    // A Parse the server rejects (the name exists) leaves the old statement in place.
+    t.parse(&s1, &classify("DELETE FROM t"));
+    t.sync();
+    t.error(&error("42P05", "prepared statement \"s1\" already exists"));
+    t.ready(IDLE);
+    let kept = t.statement(b"s1").unwrap();
+    assert_eq!(kept.classification.statements[0].action, "sql.select");
+    // A Close that is skipped after an error is undone too.
+    t.parse(&Bytes::from_static(b""), &classify("SELECT 1/0"));
+    t.close(true, &s1);
+    t.sync();
+    t.error(&error("22012", "division by zero"));
+    t.ready(IDLE);
+    assert!(t.statement(b"s1").is_some());
+    t.close(true, &s1);
+    t.sync();
+    t.close_complete();
+    t.ready(IDLE);
+    assert!(t.statement(b"s1").is_none());
+}
+
+#[test]
+fn sql_prepare_and_deallocate_update_the_names() {
+    let mut t = Tracker::new(true);
+    t.simple(
+        None,
+        Some(&classify(
+            "PREPARE p AS DELETE FROM t WHERE id = $1; SELECT 1",
+        )),
+    );
+    t.command_complete();
+    t.command_complete();
+    t.ready(IDLE);
+    let p = t.statement(b"p").unwrap();
+    assert_eq!(p.classification.statements[0].action, "sql.delete");
+    t.simple(None, Some(&classify("DEALLOCATE p")));
+    assert!(t.statement(b"p").is_none());
+    t.command_complete();
+    t.ready(IDLE);
+    assert!(t.statement(b"p").is_none());
+    t.simple(None, Some(&classify("PREPARE q AS SELECT 1")));
+    t.command_complete();
+    t.ready(IDLE);
+    t.simple(None, Some(&classify("DEALLOCATE ALL")));
+    t.command_complete();
+    t.ready(IDLE);
+    assert!(t.statement(b"q").is_none());
+}
+
+#[test]
+fn syncs_swallowed_during_copy_in_do_not_shift_the_cycles() {
+    let mut t = Tracker::new(true);
+    let portal = Bytes::from_static(b"");
+    t.bind(&portal, Some(classify("COPY t FROM STDIN")));
+    t.execute(&portal);
+    t.sync(); // tokio-postgres sends Bind/Execute/Sync, then the data
+    t.copy_in();
+    t.copy_end();
+    t.sync();
+    t.simple(Some(denial("after copy")), None);
+    t.command_complete();
+    t.ready(IDLE); // one ReadyForQuery for both Syncs
+    assert_eq!(
+        t.error(&marker()).map(|d| d.message),
+        Some("after copy".into())
+    );
+}
+
+#[test]
+fn a_copy_that_fails_before_copy_mode_keeps_its_sync() {
+    let mut t = Tracker::new(true);
+    let portal = Bytes::from_static(b"");
+    t.bind(&portal, Some(classify("COPY nosuch FROM STDIN")));
+    t.execute(&portal);
+    t.sync();
+    t.simple(Some(denial("next")), None);
+    t.error(&error("42P01", "relation \"nosuch\" does not exist"));
+    t.ready(IDLE);
+    assert_eq!(t.error(&marker()).map(|d| d.message), Some("next".into()));
+}
+
+#[test]
+fn encodings_that_hide_ascii_in_multibyte_characters_are_unreadable() {
+    for e in ["UTF8", "utf-8", "LATIN1", "SQL_ASCII", "EUC_JP", "WIN1252"] {
+        assert!(encoding_is_readable(e), "{e}");
+    }
+    for e in [
+        "SJIS",
+        "Shift_JIS",
+        "BIG5",
+        "gbk",
+        "UHC",
+        "GB18030",
+        "JOHAB",
+        "WIN932",
+    ] {
+        assert!(!encoding_is_readable(e), "{e}");
+    }
+    let mut t = Tracker::new(true);
+    t.parameter_status("client_encoding", "SJIS");
+    assert!(!t.readable());
+}
+
+#[test]
+fn rows_come_from_command_tags() {
+    for (tag, n) in [
+        ("INSERT 0 5", 5),
+        ("UPDATE 2", 2),
+        ("DELETE 0", 0),
+        ("SELECT 3", 3),
+        ("COPY 10", 10),
+        ("MERGE 4", 4),
+        ("BEGIN", 0),
+        ("CREATE TABLE", 0),
+    ] {
+        assert_eq!(rows(tag.as_bytes()), n, "{tag}");
+    }
+}

@@ -1,0 +1,159 @@
+//! The one place where the door's errors and refusals become PostgreSQL ErrorResponses:
+//! the SQLSTATE for each [`PgError`] and the text a client may see. Nothing here formats an
+//! upstream server's own error text or anything secret; those reach only the gateway log.
+//!
+//! SQLSTATEs: <https://www.postgresql.org/docs/current/errcodes-appendix.html>.
+
+use std::borrow::Cow;
+
+use bytes::{Bytes, BytesMut};
+use portcullis_pgwire::Severity;
+use portcullis_pgwire::encode_backend::{Report, error_response};
+
+use crate::enforce::Denial;
+use crate::error::PgError;
+
+const OPERATOR_HINT: &str =
+    "retry later; if it persists, tell the gateway operator (the details are in its log)";
+
+/// What the client is told about `err`: SQLSTATE, message and hint.
+fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'static, str>>) {
+    use PgError::*;
+    let s = Cow::Borrowed;
+    match err {
+        Setup(_) => ("XX000", s("portcullis: internal error"), None),
+        Protocol(w) => ("08P01", format!("protocol violation: {w}").into(), None),
+        ClientIo(_) | ClientTls(_) => ("08006", s("client connection failed"), None),
+        Unexpected(t) => (
+            "08P01",
+            format!("unexpected message type {t:?}").into(),
+            None,
+        ),
+        QueryInExtended => (
+            "08P01",
+            s(
+                "portcullis: a simple Query or FunctionCall inside an unfinished extended-protocol sequence is not supported",
+            ),
+            Some(s("send Sync before a simple Query")),
+        ),
+        TlsRequired => (
+            "28000",
+            s("portcullis: the token must be sent over TLS"),
+            Some(s("connect with sslmode=require")),
+        ),
+        NoUser => (
+            "28000",
+            s("no PostgreSQL user name specified in startup packet"),
+            None,
+        ),
+        Replication => (
+            "0A000",
+            s("portcullis: replication connections are not supported"),
+            None,
+        ),
+        Encoding(e) => (
+            "22023",
+            format!("portcullis: client_encoding {e:?} is not supported").into(),
+            Some(s("use client_encoding UTF8")),
+        ),
+        Token { code, hint } => (
+            "28P01",
+            format!("token rejected: {code}").into(),
+            Some(s(hint)),
+        ),
+        AuditUnavailable => (
+            "58000",
+            s("portcullis: the audit trail is unavailable, so nothing runs"),
+            Some(s(portcullis_pipeline::Refusal::AuditUnavailable.hint())),
+        ),
+        UnknownDatabase(name) => (
+            "3D000",
+            format!("portcullis: no connection named {name:?}").into(),
+            Some(s(
+                "the database name selects one of the gateway's configured connections",
+            )),
+        ),
+        ConnectDenied { message, hint } => {
+            ("42501", message.clone().into(), Some(hint.clone().into()))
+        }
+        UpstreamConnect(_) => (
+            "08006",
+            s("portcullis: cannot reach the database server"),
+            Some(s(OPERATOR_HINT)),
+        ),
+        UpstreamAuth(_) => (
+            "08006",
+            s("upstream authentication failed"),
+            Some(s(OPERATOR_HINT)),
+        ),
+        UpstreamStartup(_) => (
+            "08006",
+            s("portcullis: the database server refused the session"),
+            Some(s(OPERATOR_HINT)),
+        ),
+        UpstreamProtocol(_) => (
+            "08006",
+            s("portcullis: the database server broke the protocol"),
+            Some(s(OPERATOR_HINT)),
+        ),
+        UpstreamGone => (
+            "08006",
+            s("portcullis: the connection to the database server was lost"),
+            Some(s("reconnect")),
+        ),
+        Revoked(code) => (
+            "57P01",
+            format!("terminating connection: the identity was revoked ({code})").into(),
+            Some(s("contact an administrator")),
+        ),
+        Shutdown => (
+            "57P01",
+            s("terminating connection due to gateway shutdown"),
+            Some(s("reconnect")),
+        ),
+    }
+}
+
+/// The SQLSTATE the client gets for `err`.
+pub fn sqlstate(err: &PgError) -> &'static str {
+    describe(err).0
+}
+
+/// `SQLSTATE: message` as the client saw it, for the audit: never the server's own words.
+pub(crate) fn summary(err: &PgError) -> String {
+    let (code, message, _) = describe(err);
+    format!("{code}: {message}")
+}
+
+/// A FATAL ErrorResponse for `err`, after which the door closes the connection.
+pub(crate) fn fatal(err: &PgError) -> Bytes {
+    let (code, message, hint) = describe(err);
+    let mut buf = BytesMut::new();
+    error_response(
+        &mut buf,
+        &Report {
+            severity: Severity::Fatal,
+            code,
+            message: &message,
+            detail: None,
+            hint: hint.as_deref(),
+        },
+    );
+    buf.freeze()
+}
+
+/// The ERROR a client gets in place of a denied statement.
+pub(crate) fn denial(d: &Denial) -> Bytes {
+    let mut buf = BytesMut::new();
+    error_response(
+        &mut buf,
+        &Report {
+            severity: Severity::Error,
+            code: d.sqlstate,
+            message: &d.message,
+            detail: d.detail.as_deref(),
+            hint: d.hint.as_deref(),
+        },
+    );
+    buf.freeze()
+}

@@ -1,0 +1,231 @@
+//! One client session from accept to close: start-up, admission (token, connection name,
+//! `connect` decision), the upstream login, the relay, and the session's audit events.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portcullis_identity::Principal;
+use portcullis_pgwire::TransactionStatus;
+use portcullis_pipeline::{Ask, Origin, Refusal};
+use portcullis_policy::{Decision, Target};
+use secrecy::ExposeSecret;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::audit;
+use crate::cancel;
+use crate::door::{Door, TargetRt};
+use crate::enforce::refusal_text;
+use crate::error::{ErrorKind, PgError};
+use crate::live;
+use crate::relay::state::{Stats, Tracker};
+use crate::respond;
+use crate::startup::{self, ClientConn, Greeting, Requested};
+
+/// How long a client may take from connecting to sending its token, as PostgreSQL's own
+/// `authentication_timeout`.
+const ADMIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An authenticated client allowed to connect to its target.
+struct Admitted {
+    principal: Arc<Principal>,
+    target: Arc<TargetRt>,
+    req: Requested,
+}
+
+/// Runs one session to its end. Never panics and never returns an error: every failure is
+/// told to the client (where it can be), logged and, once the session is open, audited.
+pub(crate) async fn run<S>(
+    door: Arc<Door>,
+    stream: S,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let session_id = uuid::Uuid::now_v7().to_string();
+    let span = tracing::info_span!("postgres", session = %session_id, %peer);
+    let origin = Origin {
+        source_ip: Some(peer.ip().to_canonical()),
+        protocol: "postgres",
+        session_id: Some(session_id),
+    };
+    async move {
+        let mut conn = ClientConn::new(stream, door.limits);
+        let admitted = tokio::select! {
+            r = tokio::time::timeout(ADMIT_TIMEOUT, admit(&door, &mut conn, peer, &origin)) => {
+                r.unwrap_or_else(|_| Err(PgError::ClientIo(std::io::ErrorKind::TimedOut.into())))
+            }
+            () = shutdown.cancelled() => Err(PgError::Shutdown),
+        };
+        match admitted {
+            Ok(Some(a)) => connected(&door, conn, a, &origin, &shutdown).await,
+            Ok(None) => conn.close().await,
+            Err(e) => {
+                log(&e);
+                if !matches!(e, PgError::ClientIo(_)) {
+                    conn.send_fatal(&e).await;
+                }
+                conn.close().await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+fn log(e: &PgError) {
+    match e.kind() {
+        ErrorKind::Upstream | ErrorKind::Internal => {
+            tracing::warn!(error = %e, "postgres session failed")
+        }
+        ErrorKind::Client | ErrorKind::PolicyDenied => {
+            tracing::info!(error = %e, "postgres session refused")
+        }
+    }
+}
+
+/// Start-up through the `connect` decision. `None`: nothing more to do (a cancel request,
+/// or a client that left).
+async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
+    door: &Door,
+    conn: &mut ClientConn<S>,
+    peer: SocketAddr,
+    origin: &Origin,
+) -> Result<Option<Admitted>, PgError> {
+    let startup = match startup::greet(conn, &door.acceptor).await? {
+        Greeting::Gone => return Ok(None),
+        Greeting::Cancel { pid, secret } => {
+            forward_cancel(door, pid, &secret).await;
+            return Ok(None);
+        }
+        Greeting::Startup(s) => s,
+    };
+    let req = startup::requested(&startup)?;
+    // The token must not cross a network in plaintext; loopback has no network to sniff.
+    let loopback = peer.ip().to_canonical().is_loopback();
+    if !(conn.is_tls() || loopback && door.settings.allow_plaintext_loopback) {
+        return Err(PgError::TlsRequired);
+    }
+    let Some(token) = startup::ask_password(conn, &req).await? else {
+        return Ok(None);
+    };
+    let principal = door
+        .pipeline
+        .authenticate(token.expose_secret(), origin)
+        .await
+        .map_err(refusal)?;
+    drop(token);
+    // Only now, so that a caller without a valid token cannot probe connection names.
+    let target = door
+        .targets
+        .get(&req.database)
+        .cloned()
+        .ok_or_else(|| PgError::UnknownDatabase(req.database.clone()))?;
+    decide_connect(door, &principal, &target, origin).await?;
+    Ok(Some(Admitted {
+        principal,
+        target,
+        req,
+    }))
+}
+
+fn refusal(r: Refusal) -> PgError {
+    match r {
+        Refusal::Token(_) => PgError::Token {
+            code: r.code(),
+            hint: r.hint(),
+        },
+        Refusal::AuditUnavailable => PgError::AuditUnavailable,
+    }
+}
+
+/// The `connect` action, decided before any upstream connection is opened.
+async fn decide_connect(
+    door: &Door,
+    principal: &Principal,
+    target: &TargetRt,
+    origin: &Origin,
+) -> Result<(), PgError> {
+    let facts = serde_json::Value::Null;
+    let ask = Ask {
+        action: "connect",
+        target: Target::Connection(&target.target.info),
+        facts: &facts,
+        command: None,
+    };
+    match door
+        .pipeline
+        .decide(principal, &ask, origin)
+        .await
+        .map_err(refusal)?
+    {
+        Decision::Allow { .. } => Ok(()),
+        decision => {
+            let (message, hint) = refusal_text("connect", &decision, &target.target.info.name);
+            Err(PgError::ConnectDenied { message, hint })
+        }
+    }
+}
+
+async fn forward_cancel(door: &Door, pid: i32, secret: &[u8]) {
+    match door.cancels.lookup(pid, secret) {
+        Some(target) => {
+            if let Err(e) = cancel::send(&target).await {
+                tracing::warn!(error = %e, "forwarding a cancel request failed");
+            }
+        }
+        None => tracing::info!("cancel request for an unknown key ignored"),
+    }
+}
+
+/// The open session: audit it, log in upstream, relay, audit its end.
+async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
+    door: &Door,
+    mut conn: ClientConn<S>,
+    a: Admitted,
+    origin: &Origin,
+    shutdown: &CancellationToken,
+) {
+    let started = Instant::now();
+    let subject = audit::Subject {
+        principal: &a.principal,
+        connection: &a.target.target.info.name,
+        origin,
+    };
+    let opened = audit::open(&subject, &a.req.user);
+    if door.pipeline.record(opened).await.is_err() {
+        conn.send_fatal(&PgError::AuditUnavailable).await;
+        conn.close().await;
+        return;
+    }
+    let stats = Stats::default();
+    let tracker = Mutex::new(Tracker::new(true));
+    let live = live::Live {
+        principal: &a.principal,
+        target: &a.target,
+        forward: &a.req.forward,
+        origin,
+    };
+    let (ended, error) = live::run(door, conn, &live, shutdown, &stats, &tracker).await;
+    let in_transaction = tracker
+        .lock()
+        .is_ok_and(|t| t.status() != TransactionStatus::Idle);
+    if let Some(e) = &error {
+        log(e);
+    }
+    let summary = error.as_ref().map(respond::summary);
+    let closing = audit::Closing {
+        started,
+        ended,
+        in_transaction,
+        error: summary.as_deref(),
+    };
+    let closed = audit::close(&subject, &stats, &closing);
+    if door.pipeline.record(closed).await.is_err() {
+        tracing::error!("could not audit the end of a postgres session");
+    }
+    tracing::info!(ended = ?ended, statements = Stats::get(&stats.statements), "postgres session closed");
+}

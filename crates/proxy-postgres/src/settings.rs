@@ -1,0 +1,74 @@
+//! What the binary hands the door: its listener settings and the configured targets.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use portcullis_policy::ConnectionInfo;
+use secrecy::SecretString;
+
+/// The door's own settings (`[postgres]` in `portcullis.toml`).
+#[derive(Debug, Clone)]
+pub struct PgDoorSettings {
+    /// Where the binary binds the listener it hands to [`crate::PgDoor::serve`].
+    pub listen: SocketAddr,
+    /// The certificate and key clients see. `None`: a self-signed pair is generated into
+    /// `state_dir` on first start and reused afterwards.
+    pub tls: Option<TlsFiles>,
+    /// Where the self-signed pair lives: `pg-tls-cert.pem` and `pg-tls-key.pem` (0600).
+    pub state_dir: PathBuf,
+    /// Accept a token over plaintext from a loopback peer, where there is no network to sniff.
+    pub allow_plaintext_loopback: bool,
+    /// The largest Query, Parse, Bind, FunctionCall, CopyData or CopyFail a client may send.
+    pub max_message_bytes: usize,
+    /// Classified statements kept by SQL text (0 disables the cache).
+    pub statement_cache: usize,
+    pub sql: portcullis_sql::Options,
+}
+
+impl PgDoorSettings {
+    /// Defaults for everything but where to listen and keep state.
+    pub fn new(listen: SocketAddr, state_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            tls: None,
+            state_dir,
+            allow_plaintext_loopback: true,
+            max_message_bytes: 64 << 20,
+            statement_cache: 10_000,
+            sql: portcullis_sql::Options::default(),
+        }
+    }
+}
+
+/// A PEM certificate chain and its PEM private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A configured PostgreSQL connection the door can open.
+#[derive(Debug, Clone)]
+pub struct PgTarget {
+    /// The connection as policy sees it: name (what clients put in `database`), kind, labels.
+    pub info: ConnectionInfo,
+    /// `host:port` of the server.
+    pub upstream: String,
+    /// The database on the server.
+    pub database: String,
+    /// The role the gateway logs in as; agents never learn it or its password.
+    pub user: String,
+    pub password: Option<SecretString>,
+    pub tls: UpstreamTls,
+}
+
+/// TLS from the gateway to the server, like libpq's `sslmode`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum UpstreamTls {
+    #[default]
+    Disable,
+    /// Encrypt, but accept any certificate (`sslmode=require`).
+    Require,
+    /// Verify the chain against `ca_file` (or the WebPKI roots when `None`) and the host name.
+    VerifyFull { ca_file: Option<PathBuf> },
+}

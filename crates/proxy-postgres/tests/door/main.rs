@@ -1,0 +1,12 @@
+//! The PostgreSQL door against the system PostgreSQL, with tokio-postgres, psql and a raw
+//! protocol client.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod extended;
+mod raw;
+mod robust;
+mod simple;
+mod support;
+mod upstream;

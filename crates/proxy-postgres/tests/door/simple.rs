@@ -1,0 +1,196 @@
+//! The simple query protocol: allowed and denied statements, transaction blocks, COPY.
+
+use crate::support::{self, code, count, drop_table, table};
+
+#[tokio::test]
+async fn allowed_select_runs_and_is_audited() {
+    let gw = support::start().await;
+    let client = gw.client().await;
+    let rows = client
+        .simple_query("SELECT 40 + 2 AS answer")
+        .await
+        .unwrap();
+    let tokio_postgres::SimpleQueryMessage::Row(row) = &rows[1] else {
+        panic!("{rows:?}")
+    };
+    assert_eq!(row.get("answer"), Some("42"));
+    drop(client);
+    let open = gw.wait_event(|e| e["kind"] == "session.open").await;
+    assert_eq!(open["connection"], "test");
+    assert_eq!(open["protocol"], "postgres");
+    assert_eq!(open["who"]["subject"], "agent-7");
+    let decision = gw
+        .wait_event(|e| e["kind"] == "decision" && e["action"] == "sql.select")
+        .await;
+    assert_eq!(decision["outcome"], "allow");
+    assert_eq!(decision["session_id"], open["session_id"]);
+    let close = gw.wait_event(|e| e["kind"] == "session.close").await;
+    assert_eq!(close["data"]["ended"], "client_terminate");
+    assert_eq!(close["data"]["statements"], 1);
+    assert_eq!(close["data"]["rows"], 1);
+    assert!(close["data"]["bytes_to_client"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn delete_without_where_is_denied_and_the_session_stays_usable() {
+    let gw = support::start().await;
+    let t = table("nowhere", 5).await;
+    let client = gw.client().await;
+    let err = client
+        .batch_execute(&format!("DELETE FROM {t}"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "42501");
+    let db = err.as_db_error().unwrap();
+    assert!(
+        db.message()
+            .contains("sql.delete denied by policy no-unbounded-writes"),
+        "{}",
+        db.message()
+    );
+    assert!(
+        db.message().contains("would change every row"),
+        "{}",
+        db.message()
+    );
+    assert_eq!(
+        db.hint(),
+        Some("add a WHERE clause that selects only the rows you mean to change")
+    );
+    assert!(db.detail().unwrap().contains(&t), "{:?}", db.detail());
+    assert_eq!(count(&t).await, 5, "nothing was deleted");
+    // Still usable, and a bounded delete is fine.
+    client
+        .batch_execute(&format!("DELETE FROM {t} WHERE id = 1"))
+        .await
+        .unwrap();
+    assert_eq!(count(&t).await, 4);
+    drop_table(&t).await;
+}
+
+#[tokio::test]
+async fn denial_in_a_transaction_block_aborts_it_like_postgres() {
+    let gw = support::start().await;
+    let t = table("txblock", 3).await;
+    let client = gw.client().await;
+    client
+        .batch_execute(&format!("BEGIN; INSERT INTO {t} VALUES (10, 'x')"))
+        .await
+        .unwrap();
+    let err = client
+        .batch_execute(&format!("UPDATE {t} SET v = 'hunter2'"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "42501");
+    let err = client.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(code(&err), "25P02", "the block is aborted: {err}");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        count(&t).await,
+        3,
+        "the insert was rolled back with the block"
+    );
+    client.batch_execute("SELECT 1").await.unwrap();
+    // The audit keeps the normalized statement: the literal never reaches it.
+    let denied = gw.wait_event(|e| e["outcome"] == "deny").await;
+    let command = denied["command"].as_str().unwrap();
+    assert!(
+        command.starts_with("UPDATE") && !command.contains("hunter2"),
+        "{command}"
+    );
+    drop_table(&t).await;
+}
+
+#[tokio::test]
+async fn a_multi_statement_query_runs_only_if_every_statement_is_allowed() {
+    let gw = support::start().await;
+    let t = table("multi", 2).await;
+    let client = gw.client().await;
+    let err = client
+        .batch_execute(&format!(
+            "INSERT INTO {t} VALUES (3, 'c'); DELETE FROM {t}; SELECT 1"
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "42501");
+    assert_eq!(count(&t).await, 2, "the allowed INSERT did not run either");
+    client
+        .batch_execute(&format!("INSERT INTO {t} VALUES (3, 'c'); SELECT 1"))
+        .await
+        .unwrap();
+    assert_eq!(count(&t).await, 3);
+    drop_table(&t).await;
+}
+
+#[tokio::test]
+async fn copy_to_stdout_and_from_stdin() {
+    use futures::{SinkExt, StreamExt};
+    let gw = support::start().await;
+    let t = table("copy", 3).await;
+    let client = gw.client().await;
+    let out = client
+        .copy_out(&format!("COPY {t} TO STDOUT"))
+        .await
+        .unwrap();
+    let chunks: Vec<_> = out.collect().await;
+    let text: Vec<u8> = chunks
+        .into_iter()
+        .flat_map(|c| c.unwrap().to_vec())
+        .collect();
+    assert_eq!(String::from_utf8(text).unwrap(), "1\tv1\n2\tv2\n3\tv3\n");
+    let sink = client
+        .copy_in(&format!("COPY {t} FROM STDIN"))
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"7\tseven\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 1);
+    assert_eq!(count(&t).await, 4);
+    // To a server file is administration, which this policy does not permit.
+    let err = client
+        .batch_execute(&format!("COPY {t} TO '/tmp/pcx-copy'"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "42501");
+    let events = gw.events().await;
+    for action in ["sql.copy_to", "sql.copy_from"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["action"] == action && e["outcome"] == "allow"),
+            "{action}"
+        );
+    }
+    drop_table(&t).await;
+}
+
+#[tokio::test]
+async fn sql_prepare_and_execute_are_decided_by_what_was_prepared() {
+    let gw = support::start().await;
+    let t = table("sqlprep", 3).await;
+    let client = gw.client().await;
+    client
+        .batch_execute(&format!("PREPARE wipe AS DELETE FROM {t} WHERE id > $1"))
+        .await
+        .unwrap();
+    client.batch_execute("EXECUTE wipe(2)").await.unwrap();
+    assert_eq!(count(&t).await, 2);
+    let exec = gw
+        .wait_event(|e| {
+            e["action"] == "sql.delete"
+                && e["command"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("EXECUTE"))
+        })
+        .await;
+    assert_eq!(exec["outcome"], "allow");
+    // An unknown name is administration, and refused here.
+    let err = client.batch_execute("EXECUTE nosuch(1)").await.unwrap_err();
+    assert_eq!(code(&err), "42501");
+    client.batch_execute("DEALLOCATE wipe").await.unwrap();
+    let err = client.batch_execute("EXECUTE wipe(0)").await.unwrap_err();
+    assert_eq!(code(&err), "42501", "a deallocated name is unknown again");
+    drop_table(&t).await;
+}
