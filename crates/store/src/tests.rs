@@ -231,6 +231,28 @@ async fn sqlite_creates_parent_dirs_and_sets_durability_pragmas() {
 }
 
 #[tokio::test]
+async fn sqlite_synchronous_normal_is_opt_in_and_validated() {
+    use sqlx::Row;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?synchronous=normal",
+        dir.path().join("n.db").display()
+    );
+    let store = crate::sqlite::SqliteStore::open(&url).await.unwrap();
+    let row = sqlx::query("PRAGMA synchronous")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<i64, _>(0), 1, "NORMAL");
+    let bad = format!(
+        "sqlite://{}?synchronous=off",
+        dir.path().join("o.db").display()
+    );
+    let err = crate::sqlite::SqliteStore::open(&bad).await.err().unwrap();
+    assert!(err.to_string().contains("synchronous=off"), "{err}");
+}
+
+#[tokio::test]
 async fn sqlite_relative_path_is_relative_to_cwd() {
     // Tests run with the crate directory as cwd; the workspace target dir is ignored by git.
     let rel = format!(
