@@ -14,6 +14,8 @@ root=$PWD
 secs=${BENCH_SECS:-15}
 clients=${BENCH_CLIENTS:-"8 64"}
 idle=${BENCH_IDLE_CONNS:-1000}
+# The audit store's SQLite durability: full (fsync per commit) or normal (crash-safe).
+sync=${BENCH_SYNC:-full}
 
 scripts/setup-build-deps.sh
 scripts/setup-test-deps.sh
@@ -66,6 +68,8 @@ cat >"$work/gw/portcullis.toml" <<TOML
 [server]
 listen = "127.0.0.1:$api_port"
 state_dir = "data"
+[store]
+url = "sqlite://data/state.db?synchronous=$sync"
 [identity.dev_issuer]
 enabled = true
 [postgres]
@@ -105,7 +109,7 @@ run() { # name port db password mode script clients
   echo "$tps $lat"
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F); ${secs}s per run"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F); ${secs}s per run; audit store synchronous=$sync"
 echo "| workload | mode | clients | direct tps (ms) | Portcullis tps (ms) | pgbouncer tps (ms) | Portcullis/direct | Portcullis/pgbouncer |"
 echo "|---|---|---|---|---|---|---|---|"
 for script in select tpcb; do
@@ -130,9 +134,10 @@ port, db, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 import asyncpg
 async def main():
     conns = []
-    for i in range(0, n, 50):
+    for i in range(0, n, 20):
         conns += await asyncio.gather(*[asyncpg.connect(host="127.0.0.1", port=port, user="postgres",
-            database=db, password=os.environ.get("PGPASSWORD") or None, ssl=False) for _ in range(min(50, n - i))])
+            database=db, password=os.environ.get("PGPASSWORD") or None, ssl=False, timeout=120)
+            for _ in range(min(20, n - i))])
     print("ready", flush=True)
     await asyncio.sleep(3600)
 asyncio.run(main())
