@@ -10,16 +10,19 @@ use serde_json::Value;
 /// repeated and would crowd out the statements that are.
 const MAX_CACHED_TEXT: usize = 64 * 1024;
 
-/// A classification with its policy facts, computed once.
+/// A classification with the policy facts of each statement, computed once.
 #[derive(Debug)]
 pub(crate) struct Classified {
     pub(crate) classification: Classification,
-    pub(crate) facts: Value,
+    /// One entry per statement: each statement is decided with its own facts.
+    pub(crate) facts: Vec<Value>,
 }
 
 impl Classified {
     fn new(classification: Classification) -> Self {
-        let facts = classification.facts();
+        let facts = (0..classification.statements.len().max(1))
+            .map(|i| classification.statement_facts(i))
+            .collect();
         Self {
             classification,
             facts,

@@ -54,14 +54,15 @@ impl Enforcer<'_> {
             .map(|s| s.execute_name.as_deref().and_then(&resolve))
             .collect();
         let mut decided = 0;
-        for (statement, prepared) in statements.iter().zip(resolved) {
+        for (i, (statement, prepared)) in statements.iter().zip(resolved).enumerate() {
+            let own = &classified.facts[i.min(classified.facts.len().saturating_sub(1))];
             // `EXECUTE name` is what was prepared; an unknown name stays `sql.admin`.
             let (subject, facts) = match prepared.as_deref() {
-                Some(p) => match p.classification.statements.first() {
-                    Some(inner) => (inner, &p.facts),
-                    None => (statement, &classified.facts),
+                Some(p) => match (p.classification.statements.first(), p.facts.first()) {
+                    (Some(inner), Some(f)) => (inner, f),
+                    _ => (statement, own),
                 },
-                None => (statement, &classified.facts),
+                None => (statement, own),
             };
             decided += 1;
             if let Some(denial) = self.one(subject, facts, &statement.normalized).await {

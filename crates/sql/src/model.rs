@@ -62,6 +62,25 @@ impl Classification {
         })
     }
 
+    /// The policy facts of statement `i` alone (its own tables, functions and `has_where`),
+    /// with `statement_count` and `parsed` of the whole input. Doors decide each statement
+    /// with these, so a denial names the statement that caused it.
+    pub fn statement_facts(&self, i: usize) -> Value {
+        let Some(s) = self.statements.get(i) else {
+            return self.facts();
+        };
+        json!({
+            "sql": {
+                "parsed": self.parsed,
+                "has_where": s.has_where,
+                "statement_count": self.statements.len(),
+                "tables": s.tables,
+                "functions": s.functions,
+                "modifies_data": s.modifies_data,
+            }
+        })
+    }
+
     fn has_where(&self) -> bool {
         let with_notion = |actions: &[&str]| {
             let mut matching = self
