@@ -73,22 +73,36 @@ pub fn run() -> anyhow::Result<()> {
         .iter()
         .map(|(_, w)| json!({"sql": {"has_where": w}}))
         .collect();
-    let mut n = 0usize;
-    let ours = rate(|| {
-        n += 1;
-        let i = n % CONNECTIONS;
-        let a = n % ACTIONS.len();
-        let d = engine.decide(&Request {
-            principal: &principals[i],
-            action: ACTIONS[a].0,
-            target: Target::Connection(&conns[i]),
-            facts: &facts[a],
-            now_unix: 1_800_000_000,
-            source_ip: None,
-        });
-        std::hint::black_box(&d);
-        1
-    });
+    // `fresh`: a new principal per decision defeats the decision memo and the per-principal
+    // entity cache, so that run measures the full evaluation path.
+    let measure = |fresh: bool| {
+        let mut n = 0usize;
+        rate(|| {
+            n += 1;
+            let i = n % CONNECTIONS;
+            let a = n % ACTIONS.len();
+            let renamed;
+            let p = if fresh {
+                let mut p = principals[i].clone();
+                p.subject = format!("agent-{n}");
+                renamed = p;
+                &renamed
+            } else {
+                &principals[i]
+            };
+            let d = engine.decide(&Request {
+                principal: p,
+                action: ACTIONS[a].0,
+                target: Target::Connection(&conns[i]),
+                facts: &facts[a],
+                now_unix: 1_800_000_000,
+                source_ip: None,
+            });
+            std::hint::black_box(&d);
+            1
+        })
+    };
+    let ours = measure(false);
     let raw = cedar_baseline(&text)?;
     row(
         "policy decision, 100 policies, 75 recurring requests (1 core)",
@@ -96,26 +110,7 @@ pub fn run() -> anyhow::Result<()> {
         "Cedar is_authorized",
         raw,
     );
-    // Every request new: a fresh principal per decision defeats the decision memo and the
-    // per-principal entity cache, so this is the full evaluation path.
-    let mut n = 0usize;
-    let cold = rate(|| {
-        n += 1;
-        let i = n % CONNECTIONS;
-        let a = n % ACTIONS.len();
-        let mut p = principals[i].clone();
-        p.subject = format!("agent-{n}");
-        let d = engine.decide(&Request {
-            principal: &p,
-            action: ACTIONS[a].0,
-            target: Target::Connection(&conns[i]),
-            facts: &facts[a],
-            now_unix: 1_800_000_000,
-            source_ip: None,
-        });
-        std::hint::black_box(&d);
-        1
-    });
+    let cold = measure(true);
     row(
         "policy decision, 100 policies, every request new (1 core)",
         cold,

@@ -50,15 +50,6 @@ pub(crate) struct RevokeBody {
     reason: String,
 }
 
-fn revocation(kind: &str, value: String) -> Option<Revocation> {
-    match kind {
-        "subject" => Some(Revocation::Subject(value)),
-        "client_id" => Some(Revocation::ClientId(value)),
-        "token_id" => Some(Revocation::TokenId(value)),
-        _ => None,
-    }
-}
-
 /// `POST /v1/revocations`: revoke a subject, client id or token id, effective at once.
 pub(crate) async fn revoke(
     State(s): State<AppState>,
@@ -81,8 +72,7 @@ pub(crate) async fn revoke(
             .into_response();
         }
     };
-    let Some(rev) = revocation(&body.kind, body.value.clone()).filter(|_| !body.value.is_empty())
-    else {
+    let Some(rev) = Revocation::from_parts(&body.kind, &body.value) else {
         return Problem::bad_request(
             "body_invalid",
             format!(
@@ -94,8 +84,8 @@ pub(crate) async fn revoke(
         .into_response();
     };
     let row = RevocationRow {
-        kind: body.kind.clone(),
-        value: body.value.clone(),
+        kind: rev.kind().to_string(),
+        value: rev.value().to_string(),
         created_ms: now_ms(),
         created_by: who.subject.clone(),
         reason: body.reason.clone(),
@@ -145,13 +135,12 @@ pub(crate) async fn reload(
     match (s.reload)().await {
         Ok(n) => Json(serde_json::json!({ "reloaded": true, "policies": n })).into_response(),
         Err(problems) => {
-            let mut p = Problem::new(
+            let p = Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "reload_failed",
                 problems.join("\n"),
                 "fix the listed problems (`portcullis config check` shows them); the previous policies stay in force",
             );
-            p.policies = Vec::new();
             p.into_response()
         }
     }

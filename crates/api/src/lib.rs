@@ -10,7 +10,6 @@ mod auth;
 mod openapi;
 mod problem;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -40,7 +39,7 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
-/// The API router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+/// The API router. Serve it with `into_make_service_with_connect_info::<std::net::SocketAddr>()`.
 pub fn router(state: AppState) -> Router {
     let limit = state.max_body_bytes;
     let mut r = Router::new()
@@ -63,9 +62,6 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
-
-/// The connect-info type the router expects.
-pub type ClientAddr = SocketAddr;
 
 async fn healthz() -> &'static str {
     "ok\n"

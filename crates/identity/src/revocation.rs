@@ -22,6 +22,38 @@ pub enum Revocation {
     TokenId(String),
 }
 
+impl Revocation {
+    /// Builds a revocation from its stored or posted form (`subject`, `client_id`,
+    /// `token_id`); `None` for an unknown kind or an empty value.
+    pub fn from_parts(kind: &str, value: &str) -> Option<Self> {
+        if value.is_empty() {
+            return None;
+        }
+        let value = value.to_string();
+        match kind {
+            "subject" => Some(Revocation::Subject(value)),
+            "client_id" => Some(Revocation::ClientId(value)),
+            "token_id" => Some(Revocation::TokenId(value)),
+            _ => None,
+        }
+    }
+
+    /// The kind, as `from_parts` and the JSON form spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Revocation::Subject(_) => "subject",
+            Revocation::ClientId(_) => "client_id",
+            Revocation::TokenId(_) => "token_id",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            Revocation::Subject(v) | Revocation::ClientId(v) | Revocation::TokenId(v) => v,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Sets {
     subjects: HashSet<String>,

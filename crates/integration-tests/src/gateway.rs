@@ -163,6 +163,17 @@ impl GatewayBuilder {
         self
     }
 
+    /// The shipped example policies of `examples/quickstart/policies/`, as a user gets them.
+    pub fn quickstart_policies(mut self) -> Result<Self> {
+        let dir = crate::repo_root().join("examples/quickstart/policies");
+        for name in ["agents.cedar", "admins.cedar"] {
+            let text = std::fs::read_to_string(dir.join(name))
+                .with_context(|| format!("cannot read the quickstart policy {name}"))?;
+            self = self.policy(name, text);
+        }
+        Ok(self)
+    }
+
     /// An environment variable for the gateway process (and its CLI runs).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));

@@ -98,13 +98,6 @@ fn load_corpus() -> Result<Vec<Case>> {
     Ok(corpus.case)
 }
 
-fn quickstart_policy(name: &str) -> Result<String> {
-    let path = portcullis_integration_tests::repo_root()
-        .join("examples/quickstart/policies")
-        .join(name);
-    Ok(std::fs::read_to_string(path)?)
-}
-
 /// Everything a denied (or allowed) statement could have changed in `appdb` and the cluster.
 const FINGERPRINT: &str = r#"
 SELECT concat_ws(E'\n',
@@ -287,8 +280,7 @@ async fn bypass_corpus_through_the_postgres_door() -> Result<()> {
 
     let pg = PgServer::builder().log_statements(false).start().await?;
     let gw = GatewayBuilder::new()
-        .policy("agents", quickstart_policy("agents.cedar")?)
-        .policy("admins", quickstart_policy("admins.cedar")?)
+        .quickstart_policies()?
         .pg_connection("appdb", &pg, &[("environment", "dev")])
         .start()
         .await?;

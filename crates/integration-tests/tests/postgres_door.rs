@@ -8,18 +8,10 @@ use portcullis_integration_tests::postgres::PgServer;
 use portcullis_integration_tests::{Gateway, GatewayBuilder};
 use serde_json::{Value, json};
 
-fn quickstart_policy(name: &str) -> Result<String> {
-    let path = portcullis_integration_tests::repo_root()
-        .join("examples/quickstart/policies")
-        .join(name);
-    Ok(std::fs::read_to_string(path)?)
-}
-
 async fn setup() -> Result<(PgServer, Gateway, String)> {
     let pg = PgServer::start().await?;
     let gw = GatewayBuilder::new()
-        .policy("agents", quickstart_policy("agents.cedar")?)
-        .policy("admins", quickstart_policy("admins.cedar")?)
+        .quickstart_policies()?
         .pg_connection("appdb", &pg, &[("environment", "dev")])
         .start()
         .await?;

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use portcullis_audit::{Auditor, Event, Who};
 use portcullis_identity::{Principal, Rejection, Validator};
-use portcullis_policy::{ConnectionInfo, Decision, PolicyEngine, Request, Target};
+use portcullis_policy::{Decision, PolicyEngine, Request, Target};
 
 pub use metrics::Metrics;
 
@@ -212,19 +212,6 @@ fn rejection_data(rej: &Rejection) -> Option<serde_json::Value> {
         return None;
     }
     Some(serde_json::json!({ "issuer": rej.issuer, "subject": rej.subject }))
-}
-
-/// Connections as policy sees them.
-pub fn connection_info(
-    name: &str,
-    kind: &str,
-    labels: &std::collections::BTreeMap<String, String>,
-) -> ConnectionInfo {
-    ConnectionInfo {
-        name: name.into(),
-        kind: kind.into(),
-        labels: labels.clone(),
-    }
 }
 
 fn now_unix() -> i64 {

@@ -141,11 +141,15 @@ pub fn config_revocations(cfg: &Config) -> Vec<Revocation> {
 
 /// A configured connection as policy sees it.
 pub fn connection_info(cfg: &Config, name: &str) -> Option<ConnectionInfo> {
-    cfg.connection(name).map(|c| ConnectionInfo {
+    cfg.connection(name).map(policy_view)
+}
+
+fn policy_view(c: &portcullis_config::ConnectionConfig) -> ConnectionInfo {
+    ConnectionInfo {
         name: c.name.clone(),
         kind: c.kind.as_str().to_string(),
         labels: c.labels.clone(),
-    })
+    }
 }
 
 /// The PostgreSQL door's settings and targets. Secrets are resolved here, once, at start.
@@ -186,11 +190,7 @@ pub fn pg_door(
             None => None,
         };
         targets.push(PgTarget {
-            info: ConnectionInfo {
-                name: c.name.clone(),
-                kind: c.kind.as_str().to_string(),
-                labels: c.labels.clone(),
-            },
+            info: policy_view(c),
             upstream: c.upstream.clone(),
             database: c.database.clone().unwrap_or_default(),
             user: c.user.clone().unwrap_or_default(),

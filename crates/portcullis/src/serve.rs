@@ -166,16 +166,14 @@ async fn load_revocations(
         v.revocations().add(r);
     }
     for row in store.revocations().await? {
-        let r = match row.kind.as_str() {
-            "subject" => Revocation::Subject(row.value),
-            "client_id" => Revocation::ClientId(row.value),
-            "token_id" => Revocation::TokenId(row.value),
-            other => {
-                tracing::warn!(kind = other, "ignoring a stored revocation of unknown kind");
-                continue;
+        match Revocation::from_parts(&row.kind, &row.value) {
+            Some(r) => {
+                v.revocations().add(r);
             }
-        };
-        v.revocations().add(r);
+            None => {
+                tracing::warn!(kind = %row.kind, "ignoring a stored revocation of unknown kind")
+            }
+        }
     }
     Ok(())
 }
