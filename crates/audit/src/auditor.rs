@@ -99,10 +99,22 @@ impl Auditor {
         let encoded = EncodedEvent::new(&event)?;
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Command::Record(encoded, reply))
+            .send(Command::Record(encoded, Some(reply)))
             .await
             .map_err(|_| AuditError::Stopped)?;
         answer.await.map_err(|_| AuditError::Stopped)?
+    }
+
+    /// Queues `event` without waiting for it to be durable: for events about what already
+    /// happened (a statement's result), which nothing waits on. It is chained in queue
+    /// order like any other event; waiting here is only the queue's back-pressure. A later
+    /// store failure is logged by the writer, and the event is lost with its batch.
+    pub async fn submit(&self, event: Event) -> Result<(), AuditError> {
+        let encoded = EncodedEvent::new(&event)?;
+        self.tx
+            .send(Command::Record(encoded, None))
+            .await
+            .map_err(|_| AuditError::Stopped)
     }
 
     /// Stops taking events, commits everything already queued, signs a final checkpoint

@@ -16,7 +16,8 @@ use crate::error::AuditError;
 use crate::keys::SigningKey;
 use crate::record::{self, EncodedEvent, GENESIS_PREV, Position};
 
-type RecordReply = oneshot::Sender<Result<Receipt, AuditError>>;
+/// Who waits for an event to be durable; `None` for an event submitted without waiting.
+type RecordReply = Option<oneshot::Sender<Result<Receipt, AuditError>>>;
 
 /// A request to the writer task.
 pub(crate) enum Command {
@@ -176,11 +177,13 @@ impl Writer {
                     });
                 }
                 for (row, reply) in rows.into_iter().zip(waiters) {
-                    let receipt = Receipt {
-                        seq: row.seq,
-                        hash: row.hash,
-                    };
-                    let _ = reply.send(Ok(receipt));
+                    if let Some(reply) = reply {
+                        let receipt = Receipt {
+                            seq: row.seq,
+                            hash: row.hash,
+                        };
+                        let _ = reply.send(Ok(receipt));
+                    }
                 }
             }
             Err(e) => {
@@ -284,7 +287,7 @@ impl Writer {
 
 fn fail_all(waiters: impl IntoIterator<Item = RecordReply>, error: StoreError) {
     let error = Arc::new(error);
-    for reply in waiters {
+    for reply in waiters.into_iter().flatten() {
         let _ = reply.send(Err(AuditError::WriteFailed(error.clone())));
     }
 }

@@ -293,6 +293,9 @@ pub struct PostgresConfig {
     pub max_message_bytes: usize,
     /// Classified statements kept by SQL text, so a repeated statement costs a lookup.
     pub statement_cache: usize,
+    /// Audit statements with literals replaced by placeholders (the default); `false`
+    /// keeps the text as sent, values included.
+    pub redact_literals: bool,
 }
 
 impl Default for PostgresConfig {
@@ -305,6 +308,7 @@ impl Default for PostgresConfig {
             allow_plaintext_loopback: true,
             max_message_bytes: 64 << 20,
             statement_cache: 10_000,
+            redact_literals: true,
         }
     }
 }

@@ -27,12 +27,88 @@ async fn count(pg: &PgServer, table: &str) -> Result<i64> {
         .parse()?)
 }
 
-fn events(gw: &Gateway) -> Result<Vec<Value>> {
+/// The exported records: `seq`, `event`, ...
+fn records(gw: &Gateway) -> Result<Vec<Value>> {
     let out = gw.cli(["audit", "export", "--format", "jsonl"])?;
     String::from_utf8(out.stdout)?
         .lines()
-        .map(|l| Ok(serde_json::from_str::<Value>(l)?["event"].clone()))
+        .map(|l| Ok(serde_json::from_str::<Value>(l)?))
         .collect()
+}
+
+fn events(gw: &Gateway) -> Result<Vec<Value>> {
+    Ok(records(gw)?
+        .into_iter()
+        .map(|r| r["event"].clone())
+        .collect())
+}
+
+/// The `statement.result` events, each with the decision event it refers back to.
+fn results(gw: &Gateway) -> Result<Vec<(Value, Value)>> {
+    let all = records(gw)?;
+    let by_seq = |seq: &Value| {
+        all.iter()
+            .find(|r| &r["seq"] == seq)
+            .map(|r| r["event"].clone())
+            .unwrap_or(Value::Null)
+    };
+    Ok(all
+        .iter()
+        .filter(|r| r["event"]["kind"] == "statement.result")
+        .map(|r| {
+            let e = r["event"].clone();
+            let decision = by_seq(&e["data"]["decision_seq"]);
+            (e, decision)
+        })
+        .collect())
+}
+
+#[tokio::test]
+async fn each_statement_that_runs_reports_its_result() -> Result<()> {
+    let (_pg, gw, token) = setup().await?;
+    let conn = gw.pg_conn("appdb", &token)?;
+    let sql = "SELECT id FROM customers WHERE id <= 3; SELECT 1/0; SELECT 2";
+    let out = clients::psql(&conn, &["-At", "-c", sql], None).await?;
+    assert!(!out.status.success(), "{}", clients::describe(&out));
+    let spec = json!({"autocommit": true, "statements": [
+        {"sql": "UPDATE orders SET status = %s WHERE id <= %s", "params": ["packed", 2]}]});
+    let r = clients::psycopg_run(&conn, &spec).await?;
+    assert_eq!(r["results"][0]["rowcount"], 2, "{r}");
+
+    let results = results(&gw)?;
+    let find = |normalized: &str| {
+        results
+            .iter()
+            .find(|(_, d)| {
+                d["command"]
+                    .as_str()
+                    .is_some_and(|c| c.contains(normalized))
+            })
+            .unwrap_or_else(|| panic!("no result for {normalized}: {results:#?}"))
+    };
+    let (select, decision) = find("WHERE id <=");
+    assert_eq!(decision["kind"], "decision");
+    assert_eq!(decision["outcome"], "allow");
+    assert_eq!(select["outcome"], "ok");
+    assert_eq!(select["data"]["rows"], 3);
+    assert!(
+        select["data"]["bytes"].as_u64().unwrap_or(0) > 0,
+        "{select}"
+    );
+    assert_eq!(select["who"]["subject"], "autogen-analyst");
+    let (failed, _) = find("SELECT $1/$2");
+    assert_eq!(failed["outcome"], "error");
+    assert_eq!(failed["data"]["sqlstate"], "22012");
+    // The statement after the error never ran, so it reports nothing.
+    assert!(
+        !results.iter().any(|(_, d)| d["command"] == "SELECT $1"),
+        "{results:#?}"
+    );
+    let (update, decision) = find("UPDATE orders");
+    assert_eq!(decision["action"], "sql.update");
+    assert_eq!(update["data"]["rows"], 2);
+    assert_eq!(update["action"], "sql.update");
+    Ok(())
 }
 
 #[tokio::test]

@@ -72,6 +72,13 @@ pub struct Ask<'a> {
     pub command: Option<&'a str>,
 }
 
+/// A decision and the audit seq of the event that recorded it.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub decision: Decision,
+    pub seq: i64,
+}
+
 /// The shared enforcement point. Cheap to share behind an `Arc`; policies swap atomically.
 pub struct Pipeline {
     validator: Validator,
@@ -150,6 +157,19 @@ impl Pipeline {
         ask: &Ask<'_>,
         origin: &Origin,
     ) -> Result<Decision, Refusal> {
+        self.decide_audited(principal, ask, origin)
+            .await
+            .map(|d| d.decision)
+    }
+
+    /// [`Pipeline::decide`], also returning the audit seq of the decision event, which a
+    /// door quotes in the `statement.result` event it writes once the command has run.
+    pub async fn decide_audited(
+        &self,
+        principal: &Principal,
+        ask: &Ask<'_>,
+        origin: &Origin,
+    ) -> Result<Decided, Refusal> {
         let engine = self.policy.load();
         let req = Request {
             principal,
@@ -180,16 +200,32 @@ impl Pipeline {
             detail,
             data: None,
         };
-        self.record(event).await?;
-        Ok(decision)
+        let seq = self.record_receipt(event).await?;
+        Ok(Decided { decision, seq })
     }
 
     /// Writes an event, mapping a failure to a refusal (fail closed).
     pub async fn record(&self, event: Event) -> Result<(), Refusal> {
+        self.record_receipt(event).await.map(drop)
+    }
+
+    /// Queues an event about something that already happened (a statement's result): it is
+    /// not waited for, since nothing is left to refuse. A failure is counted and logged.
+    pub async fn record_after(&self, event: Event) {
+        match self.auditor.submit(event).await {
+            Ok(()) => self.metrics.audit_ok(),
+            Err(e) => {
+                self.metrics.audit_failed();
+                tracing::error!(error = %e, "audit queue unavailable; a result event is lost");
+            }
+        }
+    }
+
+    async fn record_receipt(&self, event: Event) -> Result<i64, Refusal> {
         match self.auditor.record(event).await {
-            Ok(_) => {
+            Ok(receipt) => {
                 self.metrics.audit_ok();
-                Ok(())
+                Ok(receipt.seq)
             }
             Err(e) => {
                 self.metrics.audit_failed();

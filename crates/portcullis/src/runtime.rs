@@ -176,6 +176,7 @@ pub fn pg_door(
     settings.allow_plaintext_loopback = cfg.postgres.allow_plaintext_loopback;
     settings.max_message_bytes = cfg.postgres.max_message_bytes;
     settings.statement_cache = cfg.postgres.statement_cache;
+    settings.redact_literals = cfg.postgres.redact_literals;
     let mut targets = Vec::new();
     for c in cfg
         .connections

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use portcullis_audit::{Event, Who};
 use portcullis_identity::Principal;
-use portcullis_pipeline::{Ask, Origin, Pipeline, Refusal};
+use portcullis_pipeline::{Ask, Decided, Origin, Pipeline, Refusal};
 use portcullis_policy::{ConnectionInfo, Decision, Target};
 use portcullis_sql::Statement;
 use serde_json::Value;
 
 use crate::cache::Classified;
+use crate::relay::state::Finished;
 
 /// What the client is told in place of a statement that does not run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,19 @@ pub(crate) struct Checked {
     pub(crate) denial: Option<Denial>,
     /// Decisions taken (each left one audit event).
     pub(crate) decided: u64,
+    /// One per statement allowed, in order (all of them when `denial` is `None`).
+    pub(crate) admitted: Vec<Arc<Admitted>>,
+}
+
+/// A statement the policy allowed: what its result event refers back to.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    /// The audit seq of the `decision` event.
+    pub(crate) seq: i64,
+    pub(crate) action: &'static str,
+    /// Masking profiles the deciding policies asked for.
+    #[expect(dead_code, reason = "read by result masking, which comes next")]
+    pub(crate) masks: Vec<String>,
 }
 
 /// Everything a decision needs about the session.
@@ -36,6 +50,8 @@ pub(crate) struct Enforcer<'a> {
     pub(crate) principal: &'a Principal,
     pub(crate) target: &'a ConnectionInfo,
     pub(crate) origin: &'a Origin,
+    /// Write statements to the audit with literals replaced by placeholders.
+    pub(crate) redact_literals: bool,
 }
 
 impl Enforcer<'_> {
@@ -54,6 +70,7 @@ impl Enforcer<'_> {
             .map(|s| s.execute_name.as_deref().and_then(&resolve))
             .collect();
         let mut decided = 0;
+        let mut admitted = Vec::with_capacity(statements.len());
         for (i, (statement, prepared)) in statements.iter().zip(resolved).enumerate() {
             let own = &classified.facts[i.min(classified.facts.len().saturating_sub(1))];
             // `EXECUTE name` is what was prepared; an unknown name stays `sql.admin`.
@@ -65,36 +82,88 @@ impl Enforcer<'_> {
                 None => (statement, own),
             };
             decided += 1;
-            if let Some(denial) = self.one(subject, facts, &statement.normalized).await {
-                return Checked {
-                    denial: Some(denial),
-                    decided,
-                };
+            // Normalized: literals are replaced, so values in the SQL never reach the audit.
+            let command = if self.redact_literals {
+                &statement.normalized
+            } else {
+                &statement.text
+            };
+            match self.one(subject, facts, command).await {
+                Ok(a) => admitted.push(a),
+                Err(denial) => {
+                    return Checked {
+                        denial: Some(denial),
+                        decided,
+                        admitted,
+                    };
+                }
             }
         }
         Checked {
             denial: None,
             decided,
+            admitted,
         }
     }
 
-    async fn one(&self, statement: &Statement, facts: &Value, command: &str) -> Option<Denial> {
+    async fn one(
+        &self,
+        statement: &Statement,
+        facts: &Value,
+        command: &str,
+    ) -> Result<Arc<Admitted>, Denial> {
         let ask = Ask {
             action: statement.action,
             target: Target::Connection(self.target),
             facts,
-            // Normalized: literals are replaced, so values in the SQL never reach the audit.
             command: Some(command),
         };
         match self
             .pipeline
-            .decide(self.principal, &ask, self.origin)
+            .decide_audited(self.principal, &ask, self.origin)
             .await
         {
-            Ok(Decision::Allow { .. }) => None,
-            Ok(decision) => Some(denied(&decision, statement, &self.target.name)),
-            Err(refusal) => Some(refused(&refusal)),
+            Ok(Decided {
+                decision: Decision::Allow { masks, .. },
+                seq,
+            }) => Ok(Arc::new(Admitted {
+                seq,
+                action: statement.action,
+                masks,
+            })),
+            Ok(d) => Err(denied(&d.decision, statement, &self.target.name)),
+            Err(refusal) => Err(refused(&refusal)),
         }
+    }
+
+    /// Queues the `statement.result` event of a statement that ran (or failed in the
+    /// server). It is not waited for: the statement has already happened.
+    pub(crate) async fn result(&self, done: Finished) {
+        let event = Event {
+            kind: "statement.result".into(),
+            outcome: Some(
+                if done.sqlstate.is_some() {
+                    "error"
+                } else {
+                    "ok"
+                }
+                .into(),
+            ),
+            who: Some(Who::from(self.principal)),
+            connection: Some(self.target.name.clone()),
+            protocol: Some(self.origin.protocol.into()),
+            session_id: self.origin.session_id.clone(),
+            action: done.admitted.as_ref().map(|a| a.action.to_owned()),
+            data: Some(serde_json::json!({
+                "decision_seq": done.admitted.as_ref().map(|a| a.seq),
+                "rows": done.rows,
+                "bytes": done.bytes,
+                "duration_us": u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX),
+                "sqlstate": done.sqlstate,
+            })),
+            ..Event::default()
+        };
+        self.pipeline.record_after(event).await;
     }
 
     /// The FunctionCall message runs a function by OID, bypassing SQL text entirely: the

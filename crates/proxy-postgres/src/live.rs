@@ -71,6 +71,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             principal: a.principal,
             target: &a.target.target.info,
             origin: a.origin,
+            redact_literals: door.settings.redact_literals,
         },
         cache: &door.cache,
         tracker,

@@ -22,6 +22,9 @@ pub struct PgDoorSettings {
     pub max_message_bytes: usize,
     /// Classified statements kept by SQL text (0 disables the cache).
     pub statement_cache: usize,
+    /// Write statements to the audit with their literals replaced by placeholders (`$1`),
+    /// so values in SQL text (often personal data) never reach the trail.
+    pub redact_literals: bool,
     pub sql: portcullis_sql::Options,
 }
 
@@ -35,6 +38,7 @@ impl PgDoorSettings {
             allow_plaintext_loopback: true,
             max_message_bytes: 64 << 20,
             statement_cache: 10_000,
+            redact_literals: true,
             sql: portcullis_sql::Options::default(),
         }
     }

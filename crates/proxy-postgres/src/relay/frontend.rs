@@ -128,13 +128,16 @@ async fn query<W: AsyncWrite + Unpin>(
     }
     let readable = relay.tracker().readable();
     let classified = relay.cache.classify(sql, readable);
-    match decide(relay, &classified).await.denial {
+    let checked = decide(relay, &classified).await;
+    match checked.denial {
         None => {
-            relay.tracker().simple(None, Some(&classified));
+            relay
+                .tracker()
+                .simple(None, Some(&classified), checked.admitted);
             up.push(frame);
         }
         Some(denial) => {
-            relay.tracker().simple(Some(denial), None);
+            relay.tracker().simple(Some(denial), None, Vec::new());
             up.push_bytes(injected(Injected::Query)?);
         }
     }
@@ -150,7 +153,8 @@ async fn parse<W: AsyncWrite + Unpin>(
 ) -> Result<bool, PgError> {
     let readable = relay.tracker().readable();
     let classified = relay.cache.classify(&p.query, readable);
-    let mut denial = decide(relay, &classified).await.denial;
+    let checked = decide(relay, &classified).await;
+    let mut denial = checked.denial;
     let full = {
         let t = relay.tracker();
         t.statement_count() >= MAX_STATEMENTS && t.statement(&p.name).is_none()
@@ -160,7 +164,9 @@ async fn parse<W: AsyncWrite + Unpin>(
     }
     match denial {
         None => {
-            relay.tracker().parse(&p.name, &classified);
+            // A Parse holds one statement (the server refuses more), so one admission.
+            let admitted = checked.admitted.into_iter().next();
+            relay.tracker().parse(&p.name, &classified, admitted);
             up.push(frame);
             Ok(false)
         }
@@ -178,16 +184,21 @@ async fn bind<W: AsyncWrite + Unpin>(
 ) -> Result<bool, PgError> {
     let known = relay.tracker().statement(&b.statement);
     if b.statement.is_empty() {
-        relay.tracker().bind(&b.portal, known);
+        let mut tracker = relay.tracker();
+        let admitted = tracker.unnamed_admitted();
+        tracker.bind(&b.portal, known, admitted);
+        drop(tracker);
         up.push(frame);
         return Ok(false);
     }
     // A name the gateway does not know may still exist on the server: decide it as an
     // opaque `sql.admin` statement rather than let it run undecided.
     let classified = known.unwrap_or_else(|| Classified::opaque("unknown prepared statement"));
-    match decide(relay, &classified).await.denial {
+    let checked = decide(relay, &classified).await;
+    match checked.denial {
         None => {
-            relay.tracker().bind(&b.portal, Some(classified));
+            let admitted = checked.admitted.into_iter().next();
+            relay.tracker().bind(&b.portal, Some(classified), admitted);
             up.push(frame);
             Ok(false)
         }
@@ -216,7 +227,7 @@ async fn function_call<W: AsyncWrite + Unpin>(
     let denial = relay.enforcer.function_call(oid).await;
     Stats::add(&relay.stats.statements, 1);
     Stats::add(&relay.stats.denied, 1);
-    relay.tracker().simple(Some(denial), None);
+    relay.tracker().simple(Some(denial), None, Vec::new());
     up.push_bytes(injected(Injected::Query)?);
     Ok(())
 }

@@ -16,12 +16,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use portcullis_pgwire::{ErrorFields, TransactionStatus};
 
 use crate::cache::Classified;
-use crate::enforce::Denial;
+use crate::enforce::{Admitted, Denial};
 use crate::relay::MARKER;
 
 /// How many prepared statements a session may have in the gateway's map; Parse beyond this
@@ -45,6 +46,33 @@ struct Cycle {
     parses: VecDeque<Option<Change>>,
     closes: VecDeque<Option<Change>>,
     commands: VecDeque<Option<Change>>,
+    /// Statements forwarded to run, in the order their results will arrive.
+    results: VecDeque<Pending>,
+}
+
+/// A statement (a simple-query statement or an Execute) awaiting its result.
+struct Pending {
+    admitted: Option<Arc<Admitted>>,
+    started: Instant,
+}
+
+/// A statement's result, for its `statement.result` audit event.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// `None` when the gateway has no decision for it (an Execute of a portal it never saw
+    /// bound, which the server rejects).
+    pub(crate) admitted: Option<Arc<Admitted>>,
+    pub(crate) rows: u64,
+    pub(crate) bytes: u64,
+    pub(crate) duration: Duration,
+    /// The server's SQLSTATE when the statement failed.
+    pub(crate) sqlstate: Option<String>,
+}
+
+/// A bound portal: what it runs and the decision that let it.
+struct Portal {
+    classified: Option<Arc<Classified>>,
+    admitted: Option<Arc<Admitted>>,
 }
 
 /// Session-wide counters for the audit's `session.close`.
@@ -74,7 +102,10 @@ pub(crate) struct Tracker {
     /// The last cycle is extended-protocol and has not seen its Sync.
     open_extended: bool,
     statements: HashMap<Bytes, Arc<Classified>>,
-    portals: HashMap<Bytes, Arc<Classified>>,
+    portals: HashMap<Bytes, Portal>,
+    /// The decision taken at the last Parse of the unnamed statement, which a Bind of the
+    /// unnamed statement runs under (it is not decided again).
+    unnamed: Option<Arc<Admitted>>,
     status: TransactionStatus,
     /// False once client_encoding is one the SQL parser cannot follow.
     readable: bool,
@@ -89,6 +120,7 @@ impl Tracker {
             open_extended: false,
             statements: HashMap::new(),
             portals: HashMap::new(),
+            unnamed: None,
             status: TransactionStatus::Idle,
             readable,
             copy_in_pending: false,
@@ -124,10 +156,23 @@ impl Tracker {
 
     /// A simple Query (or an injected one) was forwarded. `allowed` carries its
     /// classification when it runs, so PREPARE and DEALLOCATE update the names.
-    pub(crate) fn simple(&mut self, denial: Option<Denial>, allowed: Option<&Classified>) {
+    pub(crate) fn simple(
+        &mut self,
+        denial: Option<Denial>,
+        allowed: Option<&Classified>,
+        admitted: Vec<Arc<Admitted>>,
+    ) {
+        let started = Instant::now();
         let mut cycle = Cycle {
             simple: true,
             denial,
+            results: admitted
+                .into_iter()
+                .map(|a| Pending {
+                    admitted: Some(a),
+                    started,
+                })
+                .collect(),
             ..Cycle::default()
         };
         if let Some(c) = allowed {
@@ -187,14 +232,24 @@ impl Tracker {
     /// An Execute of `portal` was forwarded. A COPY FROM STDIN makes the server ignore the
     /// Syncs that follow until the copy ends, so they are marked as possibly swallowed.
     pub(crate) fn execute(&mut self, portal: &[u8]) {
-        let copy_in = self.portals.get(portal).is_some_and(|c| {
+        let bound = self.portals.get(portal);
+        let copy_in = bound.and_then(|p| p.classified.as_ref()).is_some_and(|c| {
             c.classification
                 .statements
                 .iter()
                 .any(|s| s.action == portcullis_sql::ids::COPY_FROM)
         });
+        let admitted = bound.and_then(|p| p.admitted.clone());
         self.copy_in_pending |= copy_in;
-        self.extended();
+        self.extended().results.push_back(Pending {
+            admitted,
+            started: Instant::now(),
+        });
+    }
+
+    /// The decision the unnamed statement was parsed under.
+    pub(crate) fn unnamed_admitted(&self) -> Option<Arc<Admitted>> {
+        self.unnamed.clone()
     }
 
     /// CopyDone or CopyFail was forwarded: the copy (if any) ends there.
@@ -203,7 +258,15 @@ impl Tracker {
     }
 
     /// An allowed Parse was forwarded.
-    pub(crate) fn parse(&mut self, name: &Bytes, classified: &Arc<Classified>) {
+    pub(crate) fn parse(
+        &mut self,
+        name: &Bytes,
+        classified: &Arc<Classified>,
+        admitted: Option<Arc<Admitted>>,
+    ) {
+        if name.is_empty() {
+            self.unnamed = admitted;
+        }
         // PREPARE/DEALLOCATE run through the extended protocol take effect at Execute,
         // which the gateway does not follow: the names they touch are forgotten, so their
         // later use is decided as an unknown statement (fail closed).
@@ -218,14 +281,20 @@ impl Tracker {
     }
 
     /// An allowed Bind was forwarded.
-    pub(crate) fn bind(&mut self, portal: &Bytes, classified: Option<Arc<Classified>>) {
+    pub(crate) fn bind(
+        &mut self,
+        portal: &Bytes,
+        classified: Option<Arc<Classified>>,
+        admitted: Option<Arc<Admitted>>,
+    ) {
         if self.portals.len() >= MAX_PORTALS {
             self.portals.clear();
         }
-        match classified {
-            Some(c) => self.portals.insert(portal.clone(), c),
-            None => self.portals.remove(portal),
+        let bound = Portal {
+            classified,
+            admitted,
         };
+        self.portals.insert(portal.clone(), bound);
         self.extended();
     }
 
@@ -244,6 +313,7 @@ impl Tracker {
     /// the server without an unnamed statement.
     pub(crate) fn deny_extended(&mut self, denial: Denial) {
         self.statements.remove(&b""[..]);
+        self.unnamed = None;
         self.extended().denial = Some(denial);
     }
 
@@ -272,6 +342,24 @@ impl Tracker {
         if let Some(c) = self.cycles.front_mut().filter(|c| c.simple) {
             c.commands.pop_front();
         }
+    }
+
+    /// The front statement's result is complete (CommandComplete, EmptyQueryResponse,
+    /// PortalSuspended, or an ErrorResponse with `sqlstate`).
+    pub(crate) fn finish(
+        &mut self,
+        rows: u64,
+        bytes: u64,
+        sqlstate: Option<String>,
+    ) -> Option<Finished> {
+        let pending = self.cycles.front_mut()?.results.pop_front()?;
+        Some(Finished {
+            admitted: pending.admitted,
+            rows,
+            bytes,
+            duration: pending.started.elapsed(),
+            sqlstate,
+        })
     }
 
     /// An ErrorResponse arrived: the rest of the cycle did not happen. Returns the denial to
@@ -340,7 +428,7 @@ impl Tracker {
 
 /// The syntax error the injected statement provokes. The SQLSTATE is fixed and the message,
 /// in any server language, quotes the offending token.
-fn is_marker(fields: &ErrorFields) -> bool {
+pub(crate) fn is_marker(fields: &ErrorFields) -> bool {
     fields.code() == Some(b"42601")
         && fields
             .message()

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use portcullis_pgwire::{ErrorFields, TransactionStatus};
 
-use super::backend::rows;
+use super::backend::counted;
 use super::state::{Tracker, encoding_is_readable};
 use crate::cache::StatementCache;
 use crate::enforce::Denial;
@@ -39,8 +39,8 @@ const IDLE: TransactionStatus = TransactionStatus::Idle;
 #[test]
 fn pipelined_denials_are_matched_to_their_own_cycle() {
     let mut t = Tracker::new(true);
-    t.simple(None, Some(&classify("SELECT 1")));
-    t.simple(Some(denial("second")), None);
+    t.simple(None, Some(&classify("SELECT 1")), Vec::new());
+    t.simple(Some(denial("second")), None, Vec::new());
     // The first query's own error is not the marker and is left alone.
     assert_eq!(t.error(&error("22012", "division by zero")), None);
     t.ready(IDLE);
@@ -52,13 +52,13 @@ fn pipelined_denials_are_matched_to_their_own_cycle() {
 #[test]
 fn a_denial_the_server_skipped_is_dropped_at_ready_for_query() {
     let mut t = Tracker::new(true);
-    t.parse(&Bytes::from_static(b""), &classify("SELECT 1/0"));
+    t.parse(&Bytes::from_static(b""), &classify("SELECT 1/0"), None);
     t.deny_extended(denial("skipped"));
     t.sync();
     // The earlier message failed first; the server discarded the injected Parse.
     assert_eq!(t.error(&error("22012", "division by zero")), None);
     t.ready(IDLE);
-    t.simple(Some(denial("next")), None);
+    t.simple(Some(denial("next")), None, Vec::new());
     assert_eq!(t.error(&marker()).map(|d| d.message), Some("next".into()));
 }
 
@@ -66,20 +66,20 @@ fn a_denial_the_server_skipped_is_dropped_at_ready_for_query() {
 fn statement_names_follow_what_the_server_confirmed() {
     let mut t = Tracker::new(true);
     let s1 = Bytes::from_static(b"s1");
-    t.parse(&s1, &classify("SELECT 1"));
+    t.parse(&s1, &classify("SELECT 1"), None);
     t.sync();
     t.parse_complete();
     t.ready(IDLE);
     assert!(t.statement(b"s1").is_some());
     // A Parse the server rejects (the name exists) leaves the old statement in place.
-    t.parse(&s1, &classify("DELETE FROM t"));
+    t.parse(&s1, &classify("DELETE FROM t"), None);
     t.sync();
     t.error(&error("42P05", "prepared statement \"s1\" already exists"));
     t.ready(IDLE);
     let kept = t.statement(b"s1").unwrap();
     assert_eq!(kept.classification.statements[0].action, "sql.select");
     // A Close that is skipped after an error is undone too.
-    t.parse(&Bytes::from_static(b""), &classify("SELECT 1/0"));
+    t.parse(&Bytes::from_static(b""), &classify("SELECT 1/0"), None);
     t.close(true, &s1);
     t.sync();
     t.error(&error("22012", "division by zero"));
@@ -100,21 +100,22 @@ fn sql_prepare_and_deallocate_update_the_names() {
         Some(&classify(
             "PREPARE p AS DELETE FROM t WHERE id = $1; SELECT 1",
         )),
+        Vec::new(),
     );
     t.command_complete();
     t.command_complete();
     t.ready(IDLE);
     let p = t.statement(b"p").unwrap();
     assert_eq!(p.classification.statements[0].action, "sql.delete");
-    t.simple(None, Some(&classify("DEALLOCATE p")));
+    t.simple(None, Some(&classify("DEALLOCATE p")), Vec::new());
     assert!(t.statement(b"p").is_none());
     t.command_complete();
     t.ready(IDLE);
     assert!(t.statement(b"p").is_none());
-    t.simple(None, Some(&classify("PREPARE q AS SELECT 1")));
+    t.simple(None, Some(&classify("PREPARE q AS SELECT 1")), Vec::new());
     t.command_complete();
     t.ready(IDLE);
-    t.simple(None, Some(&classify("DEALLOCATE ALL")));
+    t.simple(None, Some(&classify("DEALLOCATE ALL")), Vec::new());
     t.command_complete();
     t.ready(IDLE);
     assert!(t.statement(b"q").is_none());
@@ -124,13 +125,13 @@ fn sql_prepare_and_deallocate_update_the_names() {
 fn syncs_swallowed_during_copy_in_do_not_shift_the_cycles() {
     let mut t = Tracker::new(true);
     let portal = Bytes::from_static(b"");
-    t.bind(&portal, Some(classify("COPY t FROM STDIN")));
+    t.bind(&portal, Some(classify("COPY t FROM STDIN")), None);
     t.execute(&portal);
     t.sync(); // tokio-postgres sends Bind/Execute/Sync, then the data
     t.copy_in();
     t.copy_end();
     t.sync();
-    t.simple(Some(denial("after copy")), None);
+    t.simple(Some(denial("after copy")), None, Vec::new());
     t.command_complete();
     t.ready(IDLE); // one ReadyForQuery for both Syncs
     assert_eq!(
@@ -143,10 +144,10 @@ fn syncs_swallowed_during_copy_in_do_not_shift_the_cycles() {
 fn a_copy_that_fails_before_copy_mode_keeps_its_sync() {
     let mut t = Tracker::new(true);
     let portal = Bytes::from_static(b"");
-    t.bind(&portal, Some(classify("COPY nosuch FROM STDIN")));
+    t.bind(&portal, Some(classify("COPY nosuch FROM STDIN")), None);
     t.execute(&portal);
     t.sync();
-    t.simple(Some(denial("next")), None);
+    t.simple(Some(denial("next")), None, Vec::new());
     t.error(&error("42P01", "relation \"nosuch\" does not exist"));
     t.ready(IDLE);
     assert_eq!(t.error(&marker()).map(|d| d.message), Some("next".into()));
@@ -183,9 +184,45 @@ fn rows_come_from_command_tags() {
         ("SELECT 3", 3),
         ("COPY 10", 10),
         ("MERGE 4", 4),
-        ("BEGIN", 0),
-        ("CREATE TABLE", 0),
     ] {
-        assert_eq!(rows(tag.as_bytes()), n, "{tag}");
+        assert_eq!(counted(tag.as_bytes()), Some(n), "{tag}");
     }
+    for tag in ["BEGIN", "CREATE TABLE", "SET"] {
+        assert_eq!(counted(tag.as_bytes()), None, "{tag}");
+    }
+}
+
+fn admitted(seq: i64) -> std::sync::Arc<crate::enforce::Admitted> {
+    std::sync::Arc::new(crate::enforce::Admitted {
+        seq,
+        action: "sql.select",
+        masks: Vec::new(),
+    })
+}
+
+/// Results are attributed to the statements in the order they were forwarded, across
+/// pipelined cycles; an error takes the failing statement and the rest of its cycle never
+/// reports.
+#[test]
+fn results_follow_forwarding_order() {
+    let mut t = Tracker::new(true);
+    t.simple(
+        None,
+        Some(&classify("SELECT 1; SELECT 2; SELECT 3")),
+        vec![admitted(1), admitted(2), admitted(3)],
+    );
+    let portal = Bytes::from_static(b"");
+    t.parse(&portal, &classify("SELECT 4"), Some(admitted(4)));
+    t.bind(&portal, Some(classify("SELECT 4")), t.unnamed_admitted());
+    t.execute(&portal);
+    t.sync();
+    let first = t.finish(1, 10, None).expect("first");
+    assert_eq!(first.admitted.as_ref().map(|a| a.seq), Some(1));
+    let second = t.finish(0, 0, Some("22012".into())).expect("second");
+    assert_eq!(second.admitted.as_ref().map(|a| a.seq), Some(2));
+    assert_eq!(second.sqlstate.as_deref(), Some("22012"));
+    t.ready(TransactionStatus::Idle);
+    let fourth = t.finish(1, 5, None).expect("the extended cycle's Execute");
+    assert_eq!(fourth.admitted.as_ref().map(|a| a.seq), Some(4));
+    assert!(t.finish(0, 0, None).is_none());
 }
