@@ -103,7 +103,37 @@ impl Config {
         self.check_identity(&mut p);
         self.check_policy_files(&mut p);
         self.check_connections(&mut p);
+        self.check_masking(&mut p);
         p
+    }
+
+    fn check_masking(&self, p: &mut Vec<Problem>) {
+        let profiles = match self.masking.profiles() {
+            Ok(profiles) => profiles,
+            Err(mut e) => return p.append(&mut e),
+        };
+        for (i, c) in self.connections.iter().enumerate() {
+            if let Some(name) = &c.masking
+                && !profiles.contains_key(name)
+            {
+                p.push(Problem::error(
+                    format!("connections[{i}].masking"),
+                    format!("no masking profile `{name}` (define [masking.profiles.{name}] or use `default`)"),
+                ));
+            }
+        }
+        match &self.masking.hmac_key {
+            Some(key) => {
+                if let Err(e) = key.resolve() {
+                    p.push(Problem::error("masking.hmac_key", e.to_string()));
+                }
+            }
+            None if self.masking.needs_key() => p.push(Problem::error(
+                "masking.hmac_key",
+                "a profile uses the hmac strategy, which needs hmac_key = { env = \"...\" } or { file = \"...\" }",
+            )),
+            None => {}
+        }
     }
 
     fn check_identity(&self, p: &mut Vec<Problem>) {

@@ -7,12 +7,14 @@
 //! each crate once, at start and on reload.
 
 pub mod check;
+mod masking;
 mod model;
 mod secret;
 
 use std::path::{Path, PathBuf};
 
 pub use check::{Problem, Severity};
+pub use masking::{ColumnRuleConfig, DEFAULT_PROFILE, MaskingConfig, ProfileConfig};
 pub use model::*;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use secret::{SecretError, SecretRef};

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::SecretRef;
+use crate::masking::MaskingConfig;
 
 /// The file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -26,6 +27,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub postgres: PostgresConfig,
     #[serde(default)]
+    pub masking: MaskingConfig,
+    #[serde(default)]
     pub connections: Vec<ConnectionConfig>,
 }
 
@@ -40,6 +43,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub audit: AuditConfig,
     pub postgres: PostgresConfig,
+    pub masking: MaskingConfig,
     pub connections: Vec<ConnectionConfig>,
 }
 
@@ -266,6 +270,10 @@ pub struct ConnectionConfig {
     pub upstream_tls: UpstreamTlsMode,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// The masking profile every answer from this connection passes through; policies add
+    /// theirs with `@mask("...")`. `None`: only the policies' profiles.
+    #[serde(default)]
+    pub masking: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -323,6 +331,7 @@ impl Config {
             policy: raw.policy,
             audit: raw.audit,
             postgres: raw.postgres,
+            masking: raw.masking,
             connections: raw.connections,
         };
         for p in [&mut c.postgres.tls_cert, &mut c.postgres.tls_key]

@@ -178,3 +178,89 @@ fn issuer_urls() {
     assert!(check::issuer_url_ok("http://10.0.0.1").is_err());
     assert!(check::issuer_url_ok("ftp://x").is_err());
 }
+
+#[test]
+fn masking_profiles_translate_and_their_mistakes_are_named() {
+    let c = parse_str(
+        r#"
+[masking.profiles.support]
+entities = ["EMAIL", "CREDIT_CARD"]
+strategy = "partial"
+keep = 2
+strategies = { EMAIL = "redact", CREDIT_CARD = "partial:4" }
+builtin_columns = false
+columns = [{ name = "*notes*", entity = "GENERIC_SECRET" }, { type = "INET", entity = "IPV4" }]
+"#,
+    )
+    .unwrap();
+    let profiles = c.masking.profiles().unwrap();
+    assert!(
+        profiles.contains_key("default"),
+        "the built-in profile is always there"
+    );
+    let support = &profiles["support"];
+    assert_eq!(support.entities.len(), 2);
+    assert_eq!(support.columns.len(), 2);
+    assert_eq!(
+        support.default_strategy,
+        portcullis_masking::Strategy::Partial { keep: 2 }
+    );
+    let masking_problems: Vec<_> = c
+        .check()
+        .into_iter()
+        .filter(|p| p.location.starts_with("masking"))
+        .collect();
+    assert!(masking_problems.is_empty(), "{masking_problems:?}");
+
+    let bad = parse_str(
+        r#"
+[masking.profiles.p]
+entities = ["EMAIL", "SHOE_SIZE"]
+strategy = "shred"
+strategies = { EMAIL = "hmac" }
+columns = [{ entity = "EMAIL" }]
+[[connections]]
+name = "db"
+kind = "postgres"
+upstream = "127.0.0.1:5432"
+database = "d"
+user = "u"
+masking = "nosuch"
+"#,
+    )
+    .unwrap();
+    let problems: Vec<String> = bad.check().iter().map(ToString::to_string).collect();
+    let all = problems.join("\n");
+    for needle in [
+        "masking.profiles.p.entities",
+        "SHOE_SIZE",
+        "masking.profiles.p.strategy",
+        "shred",
+        "masking.profiles.p.columns[0]",
+    ] {
+        assert!(all.contains(needle), "{needle} missing from:\n{all}");
+    }
+    // Once the profiles are fixed, the dangling connection profile and the missing HMAC key
+    // are what remains.
+    let fixed = parse_str(
+        r#"
+[masking.profiles.p]
+strategies = { EMAIL = "hmac" }
+[[connections]]
+name = "db"
+kind = "postgres"
+upstream = "127.0.0.1:5432"
+database = "d"
+user = "u"
+masking = "nosuch"
+"#,
+    )
+    .unwrap();
+    let all: Vec<String> = fixed.check().iter().map(ToString::to_string).collect();
+    let all = all.join("\n");
+    assert!(
+        all.contains("connections[0].masking") && all.contains("nosuch"),
+        "{all}"
+    );
+    assert!(all.contains("masking.hmac_key"), "{all}");
+}

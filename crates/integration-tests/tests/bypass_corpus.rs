@@ -217,7 +217,8 @@ impl Sessions<'_> {
     }
 }
 
-/// Decision events (other than `connect`) of every case's part, keyed by the marker
+/// Decision events (other than `connect`, and `data.unmask`, which a session decides once when
+/// its first masked answer arrives) of every case's part, keyed by the marker
 /// (`bypass_case_{i}_{kind}`) that opened it in its session.
 fn audited(gw: &Gateway) -> Result<HashMap<String, Vec<Value>>> {
     let out = gw.cli(["audit", "export", "--format", "jsonl"])?;
@@ -228,7 +229,11 @@ fn audited(gw: &Gateway) -> Result<HashMap<String, Vec<Value>>> {
         let Some(sid) = ev["session_id"].as_str().map(str::to_owned) else {
             continue;
         };
-        if ev["kind"] != "decision" || ev["action"] == "connect" || ev["protocol"] != "postgres" {
+        if ev["kind"] != "decision"
+            || ev["action"] == "connect"
+            || ev["action"] == "data.unmask"
+            || ev["protocol"] != "postgres"
+        {
             continue;
         }
         let command = ev["command"].as_str().unwrap_or_default();

@@ -25,6 +25,7 @@ mod frontend;
 mod initial;
 mod limits;
 mod reader;
+mod rows;
 mod writer;
 
 #[cfg(test)]
@@ -40,4 +41,5 @@ pub use frontend::{Bind, Frontend, ObjectKind, Parse, parse_frontend};
 pub use initial::{CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, Initial, SSL_REQUEST_CODE, Startup};
 pub use limits::{Limits, MAX_STARTUP_BYTES};
 pub use reader::FrameReader;
+pub use rows::{FieldDescription, encode_data_row, parse_data_row, parse_row_description};
 pub use writer::FrameWriter;

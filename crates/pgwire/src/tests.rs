@@ -443,3 +443,40 @@ async fn random_bytes_never_panic() {
         let _ = reader(&startup, Side::Frontend, 64).read_initial().await;
     }
 }
+
+#[test]
+fn data_rows_round_trip_and_row_descriptions_parse() {
+    let values: Vec<Option<&[u8]>> = vec![Some(b"a@b.example"), None, Some(b"")];
+    let raw = crate::encode_data_row(values.clone().into_iter()).expect("encode");
+    let frame = Frame::new(raw[0], &raw[5..]).expect("frame");
+    let back = crate::parse_data_row(&frame).expect("parse");
+    let back: Vec<Option<&[u8]>> = back.iter().map(|v| v.as_deref()).collect();
+    assert_eq!(back, values);
+    // A count larger than the body can hold is an error, not an allocation.
+    let forged = Frame::new(b'D', &[0x7f, 0xff, 0, 0, 0, 1, b'x']).expect("frame");
+    assert!(crate::parse_data_row(&forged).is_err());
+
+    let mut body = vec![0u8, 1];
+    body.extend_from_slice(b"email\0");
+    body.extend_from_slice(&16384u32.to_be_bytes());
+    body.extend_from_slice(&2i16.to_be_bytes());
+    body.extend_from_slice(&25u32.to_be_bytes());
+    body.extend_from_slice(&(-1i16).to_be_bytes());
+    body.extend_from_slice(&(-1i32).to_be_bytes());
+    body.extend_from_slice(&1i16.to_be_bytes());
+    let fields =
+        crate::parse_row_description(&Frame::new(b'T', &body).expect("frame")).expect("parse");
+    assert_eq!(fields.len(), 1);
+    assert_eq!(
+        (
+            fields[0].name.as_str(),
+            fields[0].type_oid,
+            fields[0].format
+        ),
+        ("email", 25, 1)
+    );
+    assert!(
+        crate::parse_row_description(&Frame::new(b'T', &body[..body.len() - 1]).expect("frame"))
+            .is_err()
+    );
+}

@@ -177,6 +177,7 @@ pub fn pg_door(
     settings.max_message_bytes = cfg.postgres.max_message_bytes;
     settings.statement_cache = cfg.postgres.statement_cache;
     settings.redact_literals = cfg.postgres.redact_literals;
+    settings.masking = masking_settings(cfg)?;
     let mut targets = Vec::new();
     for c in cfg
         .connections
@@ -203,7 +204,23 @@ pub fn pg_door(
                     ca_file: c.ca_file.clone(),
                 },
             },
+            masking: c.masking.clone(),
         });
     }
     Ok((settings, targets))
+}
+
+/// `[masking]` as the doors use it: every profile compiled from the config, and the key.
+fn masking_settings(
+    cfg: &portcullis_config::Config,
+) -> anyhow::Result<portcullis_proxy_postgres::MaskingSettings> {
+    let profiles = cfg.masking.profiles().map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("masking profiles:\n{}", lines.join("\n"))
+    })?;
+    let hmac_key = match &cfg.masking.hmac_key {
+        Some(k) => Some(k.resolve().context("masking.hmac_key")?),
+        None => None,
+    };
+    Ok(portcullis_proxy_postgres::MaskingSettings { profiles, hmac_key })
 }

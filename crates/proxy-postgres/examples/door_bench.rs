@@ -74,6 +74,8 @@ async fn main() {
         user: "postgres".into(),
         password: None,
         tls: UpstreamTls::Disable,
+        // `PCX_MASKING=default` measures the cost of masking every result.
+        masking: std::env::var("PCX_MASKING").ok(),
     };
     let settings = PgDoorSettings::new(addr, dir.path().to_owned());
     let door = PgDoor::new(settings, pipeline, vec![target]).unwrap();

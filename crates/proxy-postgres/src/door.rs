@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::cache::StatementCache;
 use crate::cancel::CancelMap;
 use crate::error::PgError;
+use crate::mask::Maskers;
 use crate::settings::{PgDoorSettings, PgTarget};
 use crate::upstream::UpstreamConn;
 use crate::{session, tls};
@@ -33,6 +34,7 @@ pub(crate) struct Door {
     pub(crate) cache: StatementCache,
     pub(crate) cancels: Arc<CancelMap>,
     pub(crate) limits: Limits,
+    pub(crate) maskers: Maskers,
 }
 
 /// The PostgreSQL door: build it once with [`PgDoor::new`], then [`PgDoor::serve`] a listener.
@@ -57,8 +59,17 @@ impl PgDoor {
         targets: Vec<PgTarget>,
     ) -> Result<PgDoor, PgError> {
         let server = tls::server_config(settings.tls.as_ref(), &settings.state_dir)?;
+        let maskers = Maskers::new(settings.masking.clone());
         let mut map = HashMap::new();
         for target in targets {
+            if let Some(profile) = &target.masking {
+                maskers.check(std::slice::from_ref(profile)).map_err(|e| {
+                    PgError::Setup(format!(
+                        "connection {:?}: masking profile {profile:?}: {e}",
+                        target.info.name
+                    ))
+                })?;
+            }
             let conn = Arc::new(UpstreamConn::new(&target)?);
             let name = target.info.name.clone();
             if map
@@ -84,6 +95,7 @@ impl PgDoor {
                 cache,
                 cancels: Arc::new(CancelMap::default()),
                 limits,
+                maskers,
             }),
         })
     }

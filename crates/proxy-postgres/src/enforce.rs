@@ -10,7 +10,10 @@ use portcullis_policy::{ConnectionInfo, Decision, Target};
 use portcullis_sql::Statement;
 use serde_json::Value;
 
+use portcullis_masking::{Counts, Masker};
+
 use crate::cache::Classified;
+use crate::mask::Maskers;
 use crate::relay::state::Finished;
 
 /// What the client is told in place of a statement that does not run.
@@ -39,9 +42,16 @@ pub(crate) struct Admitted {
     /// The audit seq of the `decision` event.
     pub(crate) seq: i64,
     pub(crate) action: &'static str,
-    /// Masking profiles the deciding policies asked for.
-    #[expect(dead_code, reason = "read by result masking, which comes next")]
-    pub(crate) masks: Vec<String>,
+    /// How its results are masked; `None`: they pass as they are.
+    pub(crate) masker: Option<Masker>,
+}
+
+/// The session's masking: the door's profiles, the connection's own, and whether this
+/// principal may see raw values (asked once, on first need).
+pub(crate) struct Masking<'a> {
+    pub(crate) maskers: &'a Maskers,
+    pub(crate) profile: Option<&'a str>,
+    pub(crate) unmask: tokio::sync::OnceCell<bool>,
 }
 
 /// Everything a decision needs about the session.
@@ -52,6 +62,7 @@ pub(crate) struct Enforcer<'a> {
     pub(crate) origin: &'a Origin,
     /// Write statements to the audit with literals replaced by placeholders.
     pub(crate) redact_literals: bool,
+    pub(crate) masking: Masking<'a>,
 }
 
 impl Enforcer<'_> {
@@ -129,11 +140,60 @@ impl Enforcer<'_> {
             }) => Ok(Arc::new(Admitted {
                 seq,
                 action: statement.action,
-                masks,
+                masker: self.masker(masks).await?,
             })),
             Ok(d) => Err(denied(&d.decision, statement, &self.target.name)),
             Err(refusal) => Err(refused(&refusal)),
         }
+    }
+
+    /// The masker for a statement allowed with `masks` (the policies' `@mask` profiles) on
+    /// top of the connection's profile; `None` when nothing masks it or the principal may
+    /// `data.unmask` here. A profile set that cannot be built refuses the statement.
+    async fn masker(&self, mut masks: Vec<String>) -> Result<Option<Masker>, Denial> {
+        masks.extend(self.masking.profile.map(str::to_owned));
+        if masks.is_empty() {
+            return Ok(None);
+        }
+        masks.sort();
+        masks.dedup();
+        if self.unmasked().await {
+            return Ok(None);
+        }
+        self.masking.maskers.get(&masks).map(Some).map_err(|e| {
+            tracing::error!(error = %e, "masking profiles cannot be built; refusing the statement");
+            Denial {
+                sqlstate: "58000",
+                message: "portcullis: the masking profiles for this statement cannot be built".into(),
+                detail: None,
+                hint: Some("the gateway's masking configuration is broken; tell the operator (portcullis config check)".into()),
+            }
+        })
+    }
+
+    /// Whether the principal may see raw values on this connection: the `data.unmask`
+    /// action, decided (and audited) once per session when first needed. Anything but an
+    /// Allow, including an audit failure, keeps the masking on.
+    async fn unmasked(&self) -> bool {
+        *self
+            .masking
+            .unmask
+            .get_or_init(|| async {
+                let facts = Value::Null;
+                let ask = Ask {
+                    action: "data.unmask",
+                    target: Target::Connection(self.target),
+                    facts: &facts,
+                    command: None,
+                };
+                matches!(
+                    self.pipeline
+                        .decide(self.principal, &ask, self.origin)
+                        .await,
+                    Ok(Decision::Allow { .. })
+                )
+            })
+            .await
     }
 
     /// Queues the `statement.result` event of a statement that ran (or failed in the
@@ -160,6 +220,7 @@ impl Enforcer<'_> {
                 "bytes": done.bytes,
                 "duration_us": u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX),
                 "sqlstate": done.sqlstate,
+                "masked": masked_counts(&done.masked),
             })),
             ..Event::default()
         };
@@ -193,6 +254,18 @@ impl Enforcer<'_> {
             hint: Some("call the function from a SQL statement instead, e.g. SELECT f(...)".into()),
         }
     }
+}
+
+/// Masked values by entity label, e.g. `{"EMAIL": 3}`; `null` when nothing was masked.
+fn masked_counts(counts: &Counts) -> Value {
+    if counts.is_empty() {
+        return Value::Null;
+    }
+    counts
+        .iter()
+        .map(|(e, n)| (e.as_str().to_owned(), Value::from(n)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 fn detail(statement: &Statement) -> String {

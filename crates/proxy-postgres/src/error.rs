@@ -67,6 +67,9 @@ pub enum PgError {
     UpstreamGone,
     #[error("the gateway is shutting down")]
     Shutdown,
+    /// A result the session's masking cannot rewrite (binary COPY output).
+    #[error("{0} cannot be masked")]
+    Unmaskable(&'static str),
     /// The session's identity was revoked while it was open.
     #[error("the identity was revoked: {0}")]
     Revoked(&'static str),
@@ -80,7 +83,9 @@ impl PgError {
             | TlsRequired | NoUser | Replication | Encoding(_) | UnknownDatabase(_) => {
                 ErrorKind::Client
             }
-            Token { .. } | ConnectDenied { .. } | Revoked(_) => ErrorKind::PolicyDenied,
+            Token { .. } | ConnectDenied { .. } | Revoked(_) | Unmaskable(_) => {
+                ErrorKind::PolicyDenied
+            }
             UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
             | UpstreamGone => ErrorKind::Upstream,
             Setup(_) | AuditUnavailable | Shutdown => ErrorKind::Internal,

@@ -28,6 +28,7 @@ mod door;
 mod enforce;
 mod error;
 mod live;
+mod mask;
 mod relay;
 mod respond;
 mod session;
@@ -40,5 +41,6 @@ mod upstream_auth;
 
 pub use door::PgDoor;
 pub use error::{ErrorKind, PgError};
+pub use mask::MaskingSettings;
 pub use respond::sqlstate;
 pub use settings::{PgDoorSettings, PgTarget, TlsFiles, UpstreamTls};

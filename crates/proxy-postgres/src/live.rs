@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::Ended;
 use crate::cancel::{self, CancelTarget};
 use crate::door::{Door, TargetRt};
-use crate::enforce::Enforcer;
+use crate::enforce::{Enforcer, Masking};
 use crate::error::{ErrorKind, PgError};
 use crate::relay::state::{Stats, Tracker};
 use crate::relay::{End, Relay, backend, frontend};
@@ -72,6 +72,11 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             target: &a.target.target.info,
             origin: a.origin,
             redact_literals: door.settings.redact_literals,
+            masking: Masking {
+                maskers: &door.maskers,
+                profile: a.target.target.masking.as_deref(),
+                unmask: tokio::sync::OnceCell::new(),
+            },
         },
         cache: &door.cache,
         tracker,

@@ -101,6 +101,12 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
             s("portcullis: the connection to the database server was lost"),
             Some(s("reconnect")),
         ),
+        Unmaskable(what) => (
+            "42501",
+            format!("portcullis: {what} cannot be masked, and this connection's results are")
+                .into(),
+            Some(s("use COPY ... TO STDOUT in text or CSV format, or SELECT")),
+        ),
         Revoked(code) => (
             "57P01",
             format!("terminating connection: the identity was revoked ({code})").into(),

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use portcullis_policy::ConnectionInfo;
 use secrecy::SecretString;
 
+use crate::mask::MaskingSettings;
+
 /// The door's own settings (`[postgres]` in `portcullis.toml`).
 #[derive(Debug, Clone)]
 pub struct PgDoorSettings {
@@ -25,6 +27,8 @@ pub struct PgDoorSettings {
     /// Write statements to the audit with their literals replaced by placeholders (`$1`),
     /// so values in SQL text (often personal data) never reach the trail.
     pub redact_literals: bool,
+    /// The masking profiles connections and policies may name.
+    pub masking: MaskingSettings,
     pub sql: portcullis_sql::Options,
 }
 
@@ -39,6 +43,7 @@ impl PgDoorSettings {
             max_message_bytes: 64 << 20,
             statement_cache: 10_000,
             redact_literals: true,
+            masking: MaskingSettings::default(),
             sql: portcullis_sql::Options::default(),
         }
     }
@@ -64,6 +69,8 @@ pub struct PgTarget {
     pub user: String,
     pub password: Option<SecretString>,
     pub tls: UpstreamTls,
+    /// The masking profile every result from this connection passes through.
+    pub masking: Option<String>,
 }
 
 /// TLS from the gateway to the server, like libpq's `sslmode`.

@@ -1,12 +1,18 @@
-//! Server to client: relay every message, keep the cycle bookkeeping, and put the gateway's
-//! denial in place of the error its injected statement provoked.
+//! Server to client: relay every message, keep the cycle bookkeeping, mask result rows, and
+//! put the gateway's denial in place of the error its injected statement provoked.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
-use portcullis_pgwire::{Backend, Frame, FrameReader, FrameWriter, Severity, parse_backend, tag};
+use portcullis_masking::Counts;
+use portcullis_pgwire::{
+    Backend, FieldDescription, Frame, FrameReader, FrameWriter, Severity, parse_backend,
+    parse_row_description, tag,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::PgError;
-use crate::relay::state::{Finished, Stats, is_marker};
+use crate::relay::state::{Finished, RowsPlan, Stats, is_marker};
 use crate::relay::{End, FLUSH_AT, Relay};
 use crate::respond;
 
@@ -21,7 +27,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut fatal_relayed = false;
-    let mut result = Accumulated::default();
+    let mut result = Current::default();
     loop {
         let frame = match upstream.next_frame().await {
             Ok(Some(f)) => f,
@@ -49,18 +55,38 @@ where
     }
 }
 
-/// What the current statement has returned so far.
+/// The result now streaming: what it returned so far and how its rows are masked.
 #[derive(Default)]
-struct Accumulated {
+struct Current {
     rows: u64,
     bytes: u64,
+    masked: Counts,
+    /// The RowDescription of a simple-query statement.
+    fields: Option<Arc<[FieldDescription]>>,
+    /// Decided at the first row (`None` until then).
+    plan: Option<RowsPlan>,
+    copy_binary: bool,
 }
 
-impl Accumulated {
-    fn take(&mut self) -> (u64, u64) {
-        let taken = (self.rows, self.bytes);
-        *self = Self::default();
-        taken
+impl Current {
+    /// Ends the result: hands over the statement's figures and resets for the next one.
+    fn finish(
+        &mut self,
+        relay: &Relay<'_>,
+        tagged: Option<u64>,
+        sqlstate: Option<String>,
+    ) -> Option<Finished> {
+        let done = std::mem::take(self);
+        // A CommandComplete tag counts rows affected as well as returned.
+        let rows = tagged.unwrap_or(done.rows);
+        let mut finished = relay.tracker().finish(rows, done.bytes, sqlstate)?;
+        finished.masked = done.masked;
+        Some(finished)
+    }
+
+    fn plan(&mut self, relay: &Relay<'_>) -> &RowsPlan {
+        self.plan
+            .get_or_insert_with(|| relay.tracker().rows_plan(self.fields.as_deref()))
     }
 }
 
@@ -70,29 +96,43 @@ fn inspect(
     relay: &Relay<'_>,
     frame: Frame,
     fatal: &mut bool,
-    acc: &mut Accumulated,
+    cur: &mut Current,
 ) -> Result<(Option<Bytes>, Option<Finished>), PgError> {
     match frame.tag() {
-        // The hot path: rows go through untouched.
+        // The hot path: rows go through untouched unless the statement is masked.
         tag::DATA_ROW => {
-            acc.rows += 1;
-            acc.bytes += frame.wire_len() as u64;
+            cur.rows += 1;
+            cur.bytes += frame.wire_len() as u64;
+            let out = match cur.plan(relay) {
+                RowsPlan::Clear => None,
+                RowsPlan::Masked(plan) => {
+                    let plan = plan.clone();
+                    plan.mask_row(&frame, &mut cur.masked)
+                        .map_err(PgError::UpstreamProtocol)?
+                }
+            };
+            return Ok((Some(out.unwrap_or_else(|| frame.as_bytes().clone())), None));
+        }
+        tag::COPY_DATA => return Ok((Some(copy_data(relay, frame, cur)?), None)),
+        tag::ROW_DESCRIPTION => {
+            row_description(relay, &frame, cur)?;
+            return Ok((Some(frame.as_bytes().clone()), None));
+        }
+        tag::NO_DATA => {
+            if !relay.tracker().front_is_simple() {
+                relay.tracker().described(None);
+            }
             return Ok((Some(frame.as_bytes().clone()), None));
         }
         tag::EMPTY_QUERY_RESPONSE | tag::PORTAL_SUSPENDED => {
-            let (rows, bytes) = acc.take();
-            let done = relay.tracker().finish(rows, bytes, None);
+            let done = cur.finish(relay, None, None);
             return Ok((Some(frame.as_bytes().clone()), done));
         }
-        tag::ROW_DESCRIPTION
-        | tag::BIND_COMPLETE
-        | tag::NO_DATA
+        tag::BIND_COMPLETE
         | tag::PARAMETER_DESCRIPTION
-        | tag::COPY_DATA
         | tag::COPY_DONE
         | tag::NOTICE_RESPONSE
         | tag::NOTIFICATION_RESPONSE
-        | tag::COPY_OUT_RESPONSE
         | tag::COPY_BOTH_RESPONSE
         | tag::FUNCTION_CALL_RESPONSE => {
             return Ok((Some(frame.as_bytes().clone()), None));
@@ -105,13 +145,10 @@ fn inspect(
         Backend::ParseComplete => relay.tracker().parse_complete(),
         Backend::CloseComplete => relay.tracker().close_complete(),
         Backend::CommandComplete { tag } => {
-            let (seen, bytes) = acc.take();
-            // The tag counts rows affected as well as returned; COPY rows arrive as CopyData.
-            let rows = counted(&tag).unwrap_or(seen);
-            Stats::add(&relay.stats.rows, rows);
-            let mut tracker = relay.tracker();
-            tracker.command_complete();
-            finished = tracker.finish(rows, bytes, None);
+            let tagged = counted(&tag);
+            Stats::add(&relay.stats.rows, tagged.unwrap_or(cur.rows));
+            relay.tracker().command_complete();
+            finished = cur.finish(relay, tagged, None);
         }
         Backend::ErrorResponse(fields) => {
             if matches!(fields.severity(), Some(Severity::Fatal | Severity::Panic)) {
@@ -121,20 +158,19 @@ fn inspect(
                     .upstream_fatal
                     .store(true, std::sync::atomic::Ordering::Relaxed);
             }
-            let mut tracker = relay.tracker();
             if !is_marker(&fields) {
-                let (rows, bytes) = acc.take();
                 let sqlstate = fields
                     .code()
                     .map(|c| String::from_utf8_lossy(c).into_owned());
-                finished = tracker.finish(rows, bytes, sqlstate);
+                finished = cur.finish(relay, None, sqlstate);
             }
-            if let Some(denial) = tracker.error(&fields) {
+            if let Some(denial) = relay.tracker().error(&fields) {
                 return Ok((Some(respond::denial(&denial)), finished));
             }
         }
         Backend::ReadyForQuery(status) => relay.tracker().ready(status),
         Backend::CopyInResponse { .. } => relay.tracker().copy_in(),
+        Backend::CopyOutResponse { format } => cur.copy_binary = format == 1,
         Backend::ParameterStatus { name, value } => {
             relay.tracker().parameter_status(&name, &value);
         }
@@ -151,6 +187,45 @@ fn inspect(
         _ => {}
     }
     Ok((Some(frame.as_bytes().clone()), finished))
+}
+
+/// A RowDescription describes the running simple-query statement, or answers a Describe.
+fn row_description(relay: &Relay<'_>, frame: &Frame, cur: &mut Current) -> Result<(), PgError> {
+    let simple = relay.tracker().front_is_simple();
+    // A simple statement's description is only read when its rows will be masked; a
+    // Describe's is kept, since any later execution of that statement may be.
+    if simple && !relay.tracker().front_masked() {
+        return Ok(());
+    }
+    let fields: Arc<[FieldDescription]> = parse_row_description(frame)
+        .map_err(PgError::UpstreamProtocol)?
+        .into();
+    if simple {
+        cur.fields = Some(fields);
+        cur.plan = None;
+    } else {
+        relay.tracker().described(Some(fields));
+    }
+    Ok(())
+}
+
+/// COPY TO STDOUT data of a masked statement is masked row by row (text format). Binary COPY
+/// cannot be masked, so it ends the session rather than pass values in the clear.
+fn copy_data(relay: &Relay<'_>, frame: Frame, cur: &mut Current) -> Result<Bytes, PgError> {
+    cur.bytes += frame.wire_len() as u64;
+    let plan = match cur.plan(relay) {
+        RowsPlan::Clear => return Ok(frame.as_bytes().clone()),
+        RowsPlan::Masked(plan) => plan.clone(),
+    };
+    if cur.copy_binary {
+        return Err(PgError::Unmaskable("binary COPY output"));
+    }
+    match plan.mask_copy_text(&frame.body(), &mut cur.masked) {
+        None => Ok(frame.as_bytes().clone()),
+        Some(masked) => Frame::new(tag::COPY_DATA, &masked)
+            .map(|f| f.as_bytes().clone())
+            .map_err(PgError::UpstreamProtocol),
+    }
 }
 
 /// Rows affected or returned, from a CommandComplete tag such as `INSERT 0 5`, `SELECT 3`

@@ -67,7 +67,13 @@ async fn step<W: AsyncWrite + Unpin>(
             relay.tracker().execute(&portal);
             up.push(frame);
         }
-        Frontend::Describe { .. } | Frontend::Flush => {
+        Frontend::Describe { kind, name } => {
+            relay
+                .tracker()
+                .describe(kind == ObjectKind::Statement, &name);
+            up.push(frame);
+        }
+        Frontend::Flush => {
             relay.tracker().extended_message();
             up.push(frame);
         }
@@ -186,7 +192,7 @@ async fn bind<W: AsyncWrite + Unpin>(
     if b.statement.is_empty() {
         let mut tracker = relay.tracker();
         let admitted = tracker.unnamed_admitted();
-        tracker.bind(&b.portal, known, admitted);
+        tracker.bind(&b, known, admitted);
         drop(tracker);
         up.push(frame);
         return Ok(false);
@@ -198,7 +204,7 @@ async fn bind<W: AsyncWrite + Unpin>(
     match checked.denial {
         None => {
             let admitted = checked.admitted.into_iter().next();
-            relay.tracker().bind(&b.portal, Some(classified), admitted);
+            relay.tracker().bind(&b, Some(classified), admitted);
             up.push(frame);
             Ok(false)
         }

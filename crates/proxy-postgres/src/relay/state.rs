@@ -14,16 +14,18 @@
 //! statement a name means, which matters because a named statement is decided again at Bind.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use portcullis_pgwire::{ErrorFields, TransactionStatus};
+use portcullis_pgwire::{Bind, ErrorFields, FieldDescription, TransactionStatus};
 
 use crate::cache::Classified;
 use crate::enforce::{Admitted, Denial};
+use crate::mask::{ResultPlan, SharedPlan};
 use crate::relay::MARKER;
+use portcullis_masking::Counts;
 
 /// How many prepared statements a session may have in the gateway's map; Parse beyond this
 /// is refused rather than letting one client grow the gateway's memory without bound.
@@ -31,7 +33,31 @@ pub(crate) const MAX_STATEMENTS: usize = 100_000;
 const MAX_PORTALS: usize = 10_000;
 
 /// Undo information: what each touched name meant before.
-type Change = Vec<(Bytes, Option<Arc<Classified>>)>;
+type Change = Vec<(Bytes, Option<Arc<Prepared>>)>;
+
+/// One prepared statement as the server has it: each Parse makes a new one, so a description
+/// learned for it can never be confused with a later statement of the same name.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) classified: Arc<Classified>,
+    /// Its result columns, from a Describe of the statement (formats not yet chosen).
+    described: OnceLock<Arc<[FieldDescription]>>,
+}
+
+impl Prepared {
+    fn new(classified: Arc<Classified>) -> Arc<Self> {
+        Arc::new(Self {
+            classified,
+            described: OnceLock::new(),
+        })
+    }
+}
+
+/// What a Describe asked about, so that its RowDescription (or NoData) lands there.
+enum Describing {
+    Statement(Option<Arc<Prepared>>),
+    Portal(Option<Arc<Portal>>),
+}
 
 #[derive(Default)]
 struct Cycle {
@@ -45,6 +71,7 @@ struct Cycle {
     copy_in_seen: bool,
     parses: VecDeque<Option<Change>>,
     closes: VecDeque<Option<Change>>,
+    describes: VecDeque<Describing>,
     commands: VecDeque<Option<Change>>,
     /// Statements forwarded to run, in the order their results will arrive.
     results: VecDeque<Pending>,
@@ -53,6 +80,8 @@ struct Cycle {
 /// A statement (a simple-query statement or an Execute) awaiting its result.
 struct Pending {
     admitted: Option<Arc<Admitted>>,
+    /// The portal an Execute runs; `None` for a simple-query statement.
+    portal: Option<Arc<Portal>>,
     started: Instant,
 }
 
@@ -67,12 +96,28 @@ pub(crate) struct Finished {
     pub(crate) duration: Duration,
     /// The server's SQLSTATE when the statement failed.
     pub(crate) sqlstate: Option<String>,
+    /// Values masked in its result, by entity.
+    pub(crate) masked: Counts,
 }
 
-/// A bound portal: what it runs and the decision that let it.
-struct Portal {
+/// A bound portal: what it runs, the decision that let it, and its result's shape.
+#[derive(Debug)]
+pub(crate) struct Portal {
     classified: Option<Arc<Classified>>,
     admitted: Option<Arc<Admitted>>,
+    statement: Option<Arc<Prepared>>,
+    /// The Bind's result format codes.
+    formats: Vec<i16>,
+    /// From a Describe of the portal (formats included).
+    described: OnceLock<Arc<[FieldDescription]>>,
+}
+
+/// How the rows of the statement at the front of the response stream are to be masked.
+#[derive(Debug)]
+pub(crate) enum RowsPlan {
+    /// No masking applies.
+    Clear,
+    Masked(SharedPlan),
 }
 
 /// Session-wide counters for the audit's `session.close`.
@@ -101,8 +146,8 @@ pub(crate) struct Tracker {
     cycles: VecDeque<Cycle>,
     /// The last cycle is extended-protocol and has not seen its Sync.
     open_extended: bool,
-    statements: HashMap<Bytes, Arc<Classified>>,
-    portals: HashMap<Bytes, Portal>,
+    statements: HashMap<Bytes, Arc<Prepared>>,
+    portals: HashMap<Bytes, Arc<Portal>>,
     /// The decision taken at the last Parse of the unnamed statement, which a Bind of the
     /// unnamed statement runs under (it is not decided again).
     unnamed: Option<Arc<Admitted>>,
@@ -136,7 +181,7 @@ impl Tracker {
     }
 
     pub(crate) fn statement(&self, name: &[u8]) -> Option<Arc<Classified>> {
-        self.statements.get(name).cloned()
+        self.statements.get(name).map(|p| p.classified.clone())
     }
 
     pub(crate) fn statement_count(&self) -> usize {
@@ -170,6 +215,7 @@ impl Tracker {
                 .into_iter()
                 .map(|a| Pending {
                     admitted: Some(a),
+                    portal: None,
                     started,
                 })
                 .collect(),
@@ -187,7 +233,7 @@ impl Tracker {
 
     fn sql_effect(&mut self, s: &portcullis_sql::Statement) -> Option<Change> {
         if let Some(name) = &s.prepare_name {
-            let one = Arc::new(Classified::single(s.clone()));
+            let one = Prepared::new(Arc::new(Classified::single(s.clone())));
             return Some(self.set(Bytes::from(name.clone()), Some(one)));
         }
         if let Some(name) = &s.deallocate_name {
@@ -207,7 +253,7 @@ impl Tracker {
     }
 
     /// Sets or removes `name`, returning what it meant before.
-    fn set(&mut self, name: Bytes, value: Option<Arc<Classified>>) -> Change {
+    fn set(&mut self, name: Bytes, value: Option<Arc<Prepared>>) -> Change {
         let old = match value {
             Some(v) => self.statements.insert(name.clone(), v),
             None => self.statements.remove(&name),
@@ -224,9 +270,19 @@ impl Tracker {
         &mut self.cycles[last]
     }
 
-    /// Describe, Execute or Flush was forwarded: it belongs to the open extended cycle.
+    /// Flush was forwarded: it belongs to the open extended cycle.
     pub(crate) fn extended_message(&mut self) {
         self.extended();
+    }
+
+    /// A Describe was forwarded; its RowDescription or NoData will describe this target.
+    pub(crate) fn describe(&mut self, statement: bool, name: &[u8]) {
+        let target = if statement {
+            Describing::Statement(self.statements.get(name).cloned())
+        } else {
+            Describing::Portal(self.portals.get(name).cloned())
+        };
+        self.extended().describes.push_back(target);
     }
 
     /// An Execute of `portal` was forwarded. A COPY FROM STDIN makes the server ignore the
@@ -240,9 +296,11 @@ impl Tracker {
                 .any(|s| s.action == portcullis_sql::ids::COPY_FROM)
         });
         let admitted = bound.and_then(|p| p.admitted.clone());
+        let portal = bound.cloned();
         self.copy_in_pending |= copy_in;
         self.extended().results.push_back(Pending {
             admitted,
+            portal,
             started: Instant::now(),
         });
     }
@@ -276,14 +334,14 @@ impl Tracker {
             }
         }
         // The unnamed statement is kept too (under the empty name), for portal tracking.
-        let change = self.set(name.clone(), Some(classified.clone()));
+        let change = self.set(name.clone(), Some(Prepared::new(classified.clone())));
         self.extended().parses.push_back(Some(change));
     }
 
     /// An allowed Bind was forwarded.
     pub(crate) fn bind(
         &mut self,
-        portal: &Bytes,
+        b: &Bind,
         classified: Option<Arc<Classified>>,
         admitted: Option<Arc<Admitted>>,
     ) {
@@ -293,8 +351,11 @@ impl Tracker {
         let bound = Portal {
             classified,
             admitted,
+            statement: self.statements.get(&b.statement).cloned(),
+            formats: b.result_formats.clone(),
+            described: OnceLock::new(),
         };
-        self.portals.insert(portal.clone(), bound);
+        self.portals.insert(b.portal.clone(), Arc::new(bound));
         self.extended();
     }
 
@@ -359,7 +420,66 @@ impl Tracker {
             bytes,
             duration: pending.started.elapsed(),
             sqlstate,
+            masked: Counts::default(),
         })
+    }
+
+    /// Whether the response stream is in a simple-query cycle (where RowDescription belongs
+    /// to the running statement, not to a Describe).
+    pub(crate) fn front_is_simple(&self) -> bool {
+        self.cycles.front().is_some_and(|c| c.simple)
+    }
+
+    /// Whether the statement at the front of the response stream is masked.
+    pub(crate) fn front_masked(&self) -> bool {
+        self.front_pending()
+            .and_then(|p| p.admitted.as_ref())
+            .is_some_and(|a| a.masker.is_some())
+    }
+
+    fn front_pending(&self) -> Option<&Pending> {
+        self.cycles.front()?.results.front()
+    }
+
+    /// A RowDescription (`Some`) or NoData (`None`) answered the front Describe.
+    pub(crate) fn described(&mut self, fields: Option<Arc<[FieldDescription]>>) {
+        let Some(target) = self
+            .cycles
+            .front_mut()
+            .and_then(|c| c.describes.pop_front())
+        else {
+            return;
+        };
+        let Some(fields) = fields else { return };
+        let _ = match target {
+            Describing::Statement(Some(p)) => p.described.set(fields),
+            Describing::Portal(Some(p)) => p.described.set(fields),
+            _ => Ok(()),
+        };
+    }
+
+    /// How to mask the rows now arriving, for the statement at the front of the response
+    /// stream. `simple` is the RowDescription a simple-query statement sent.
+    pub(crate) fn rows_plan(&self, simple: Option<&[FieldDescription]>) -> RowsPlan {
+        let Some(pending) = self.front_pending() else {
+            return RowsPlan::Clear;
+        };
+        let Some(masker) = pending.admitted.as_ref().and_then(|a| a.masker.clone()) else {
+            return RowsPlan::Clear;
+        };
+        let plan = match (simple, &pending.portal) {
+            (Some(fields), None) => ResultPlan::new(masker, fields, None),
+            (_, Some(portal)) => match (
+                portal.described.get(),
+                portal.statement.as_ref().and_then(|s| s.described.get()),
+            ) {
+                (Some(fields), _) => ResultPlan::new(masker, fields, None),
+                (None, Some(fields)) => ResultPlan::new(masker, fields, Some(&portal.formats)),
+                (None, None) => ResultPlan::blind(masker),
+            },
+            (None, None) => ResultPlan::blind(masker),
+        };
+        RowsPlan::Masked(Arc::new(plan))
     }
 
     /// An ErrorResponse arrived: the rest of the cycle did not happen. Returns the denial to

@@ -125,7 +125,7 @@ fn sql_prepare_and_deallocate_update_the_names() {
 fn syncs_swallowed_during_copy_in_do_not_shift_the_cycles() {
     let mut t = Tracker::new(true);
     let portal = Bytes::from_static(b"");
-    t.bind(&portal, Some(classify("COPY t FROM STDIN")), None);
+    t.bind(&bind(&portal), Some(classify("COPY t FROM STDIN")), None);
     t.execute(&portal);
     t.sync(); // tokio-postgres sends Bind/Execute/Sync, then the data
     t.copy_in();
@@ -144,7 +144,11 @@ fn syncs_swallowed_during_copy_in_do_not_shift_the_cycles() {
 fn a_copy_that_fails_before_copy_mode_keeps_its_sync() {
     let mut t = Tracker::new(true);
     let portal = Bytes::from_static(b"");
-    t.bind(&portal, Some(classify("COPY nosuch FROM STDIN")), None);
+    t.bind(
+        &bind(&portal),
+        Some(classify("COPY nosuch FROM STDIN")),
+        None,
+    );
     t.execute(&portal);
     t.sync();
     t.simple(Some(denial("next")), None, Vec::new());
@@ -196,7 +200,7 @@ fn admitted(seq: i64) -> std::sync::Arc<crate::enforce::Admitted> {
     std::sync::Arc::new(crate::enforce::Admitted {
         seq,
         action: "sql.select",
-        masks: Vec::new(),
+        masker: None,
     })
 }
 
@@ -213,7 +217,11 @@ fn results_follow_forwarding_order() {
     );
     let portal = Bytes::from_static(b"");
     t.parse(&portal, &classify("SELECT 4"), Some(admitted(4)));
-    t.bind(&portal, Some(classify("SELECT 4")), t.unnamed_admitted());
+    t.bind(
+        &bind(&portal),
+        Some(classify("SELECT 4")),
+        t.unnamed_admitted(),
+    );
     t.execute(&portal);
     t.sync();
     let first = t.finish(1, 10, None).expect("first");
@@ -225,4 +233,14 @@ fn results_follow_forwarding_order() {
     let fourth = t.finish(1, 5, None).expect("the extended cycle's Execute");
     assert_eq!(fourth.admitted.as_ref().map(|a| a.seq), Some(4));
     assert!(t.finish(0, 0, None).is_none());
+}
+
+fn bind(portal: &Bytes) -> portcullis_pgwire::Bind {
+    portcullis_pgwire::Bind {
+        portal: portal.clone(),
+        statement: portal.clone(),
+        param_formats: Vec::new(),
+        params: Vec::new(),
+        result_formats: Vec::new(),
+    }
 }

@@ -77,6 +77,7 @@ pub fn local_target() -> PgTarget {
         user: "postgres".into(),
         password: None,
         tls: UpstreamTls::Disable,
+        masking: None,
     }
 }
 

@@ -1,0 +1,172 @@
+//! The detection engine: one compiled set of recognizers, a cheap gate for clean values, one
+//! multi-pattern pass to learn which recognizers can match, per-recognizer passes to locate
+//! and validate candidates, and overlap resolution.
+//!
+//! Why two levels of regex: a single leftmost-first pass over all patterns would let a
+//! candidate that its validator rejects (an IPv6-looking MAC, a JWT-looking blob) hide an
+//! overlapping valid match of another entity. The combined set (`set.rs`) costs one lazy-DFA
+//! pass and tells which recognizers matched anywhere; only those are then run on their own,
+//! each with its own leftmost-first iteration, so every recognizer sees the whole text and
+//! the rejected candidates of others cannot hide its matches. Each iteration is linear and
+//! resumes after its match, so masking stays linear in the text size.
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use aho_corasick::AhoCorasick;
+use regex_automata::meta::Regex;
+
+use crate::recognizers::{self, Recognizer};
+use crate::set::PatternSetDfa;
+use crate::{Entity, Error};
+
+/// One sensitive value found in a text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// What it is.
+    pub entity: Entity,
+    /// Its byte range in the text (always on character boundaries).
+    pub range: Range<usize>,
+}
+
+pub(crate) struct Engine {
+    anchors: AhoCorasick,
+    /// All enabled recognizers as one pattern set; `None` when no recognizer is enabled.
+    set: Option<PatternSetDfa>,
+    /// The same patterns one by one, index = pattern id in `set`.
+    each: Vec<Regex>,
+    recognizers: Vec<&'static Recognizer>,
+}
+
+impl Engine {
+    pub(crate) fn new(entities: &[Entity]) -> Result<Engine, Error> {
+        let recognizers: Vec<&'static Recognizer> = recognizers::all()
+            .filter(|r| entities.contains(&r.entity))
+            .collect();
+        let patterns: Vec<&str> = recognizers.iter().map(|r| r.pattern).collect();
+        let build = |e: regex_automata::meta::BuildError| Error::Build(e.to_string());
+        let set = if patterns.is_empty() {
+            None
+        } else {
+            Some(PatternSetDfa::new(&patterns)?)
+        };
+        let each = patterns
+            .iter()
+            .map(|p| Regex::new(p).map_err(build))
+            .collect::<Result<_, _>>()?;
+        let anchors = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(recognizers::ANCHORS)
+            .map_err(|e| Error::Build(e.to_string()))?;
+        Ok(Engine {
+            anchors,
+            set,
+            each,
+            recognizers,
+        })
+    }
+
+    /// Every sensitive value in `text`, non-overlapping, in text order.
+    pub(crate) fn find(&self, text: &str) -> Vec<Finding> {
+        if !self.may_contain(text) {
+            return Vec::new();
+        }
+        self.find_ungated(text)
+    }
+
+    /// [`Engine::find`] without the gate; the tests use it to check that the gate is sound.
+    pub(crate) fn find_ungated(&self, text: &str) -> Vec<Finding> {
+        let Some(set) = &self.set else {
+            return Vec::new();
+        };
+        // If the set gave up, every recognizer runs: slower, never wrong.
+        let which: Vec<usize> = match set.which(text) {
+            Some(which) => which.iter().map(|pid| pid.as_usize()).collect(),
+            None => (0..self.each.len()).collect(),
+        };
+        let mut candidates = Vec::new();
+        for pid in which {
+            let recognizer = self.recognizers[pid];
+            for m in self.each[pid].find_iter(text) {
+                if let Some(range) = (recognizer.check)(text, m.range()) {
+                    candidates.push(Finding {
+                        entity: recognizer.entity,
+                        range,
+                    });
+                }
+            }
+        }
+        resolve(candidates)
+    }
+
+    /// The gate: whether `text` can hold anything at all. Every recognizer needs two ASCII
+    /// digits, or one of `@ : =`, or one of the literal anchors in `recognizers::ANCHORS`
+    /// (the tests check this against the corpus and random text). Most short clean values
+    /// fail all three in a single pass over their bytes.
+    fn may_contain(&self, text: &str) -> bool {
+        let mut digits = 0usize;
+        for &b in text.as_bytes() {
+            match b {
+                b'0'..=b'9' if digits == 1 => return true,
+                b'0'..=b'9' => digits += 1,
+                b'@' | b':' | b'=' => return true,
+                _ => {}
+            }
+        }
+        self.anchors.is_match(text)
+    }
+}
+
+/// Keeps the best of overlapping findings: higher-priority entity first, then the longer
+/// range, then the earlier one. Partially overlapped lower-priority findings are dropped whole.
+fn resolve(mut candidates: Vec<Finding>) -> Vec<Finding> {
+    candidates.sort_by_key(|f| (f.entity.rank(), Reverse(f.range.len()), f.range.start));
+    // Accepted ranges, start → end; they never overlap, so only the nearest one to the left
+    // of a candidate's end can overlap it.
+    let mut taken: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut kept = Vec::with_capacity(candidates.len());
+    for f in candidates {
+        let overlaps = taken
+            .range(..f.range.end)
+            .next_back()
+            .is_some_and(|(_, &end)| end > f.range.start);
+        if !f.range.is_empty() && !overlaps {
+            taken.insert(f.range.start, f.range.end);
+            kept.push(f);
+        }
+    }
+    kept.sort_by_key(|f| f.range.start);
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pattern_compiles_alone_and_together() {
+        let engine = Engine::new(&Entity::ALL);
+        assert!(engine.is_ok(), "{:?}", engine.err());
+    }
+
+    #[test]
+    fn resolve_prefers_priority_then_length() {
+        let f = |entity, range| Finding { entity, range };
+        let got = resolve(vec![
+            f(Entity::Email, 5..20),
+            f(Entity::ConnectionStringPassword, 3..7),
+            f(Entity::Phone, 30..40),
+            f(Entity::Phone, 28..35),
+            f(Entity::Ipv4, 41..45),
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                f(Entity::ConnectionStringPassword, 3..7),
+                f(Entity::Phone, 30..40),
+                f(Entity::Ipv4, 41..45)
+            ]
+        );
+    }
+}

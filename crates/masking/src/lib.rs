@@ -1,0 +1,41 @@
+//! Masking of sensitive values in query results and other gateway output (DESIGN.md §6).
+//!
+//! Profiles ([`ProfileSpec`]) say which recognizers are on, which columns are masked whole
+//! and with which [`Strategy`]; [`Masker::new`] compiles them once. A door asks
+//! [`Masker::column`] for a [`ColumnPlan`] per result column, then [`Masker::mask_value`] per
+//! value, and adds the [`Counts`] to the audit event.
+//!
+//! Detection (`engine.rs`) is one multi-pattern lazy-DFA pass over a value, preceded by a gate
+//! that lets most short clean values through after one look at their bytes; candidates are
+//! confirmed by per-entity validators (`recognizers/`) and overlaps resolved by priority:
+//! secrets, then payment data, government ids, contact data and network addresses.
+//!
+//! The crate is pure: no I/O, no clock, no environment. Masking never fails and never panics
+//! on any input; replacements never contain tab, newline, backslash or quotes, so a door can
+//! place them in COPY text rows and array literals as they are.
+
+mod array;
+mod counts;
+mod engine;
+mod entity;
+mod error;
+mod glob;
+mod json;
+mod masker;
+mod plan;
+mod profile;
+mod recognizers;
+mod set;
+mod strategy;
+
+pub use counts::Counts;
+pub use engine::Finding;
+pub use entity::Entity;
+pub use error::Error;
+pub use masker::Masker;
+pub use plan::{ColumnPlan, Masked};
+pub use profile::{ColumnMatch, ColumnRule, ProfileSpec};
+pub use strategy::Strategy;
+
+#[cfg(test)]
+mod tests;

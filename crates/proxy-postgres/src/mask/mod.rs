@@ -1,0 +1,301 @@
+//! Masking results on their way to the client (DESIGN.md §6): the door's registry of
+//! compiled profiles, and the per-result plan that rewrites DataRow and COPY data while they
+//! stream through, one message at a time.
+//!
+//! Which profiles apply to a statement: the connection's own (`masking = "..."`) plus those
+//! the allowing policies ask for (`@mask("...")`), unless the principal may `data.unmask` on
+//! the connection. Types stay valid: text-like values are masked in place; a value of another
+//! type that holds something sensitive, or that a whole-column rule covers, becomes NULL,
+//! which every type accepts. RowDescription is never changed.
+
+mod types;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use portcullis_masking::{ColumnPlan, Counts, Masked, Masker, ProfileSpec};
+use portcullis_pgwire::{FieldDescription, Frame, WireError, encode_data_row, parse_data_row};
+use secrecy::{ExposeSecret, SecretString};
+
+use types::Kind;
+
+/// The masking profiles a door can apply (`[masking]` in `portcullis.toml`).
+#[derive(Debug, Clone)]
+pub struct MaskingSettings {
+    pub profiles: BTreeMap<String, ProfileSpec>,
+    /// The deployment's key for `hmac` tokens.
+    pub hmac_key: Option<SecretString>,
+}
+
+impl Default for MaskingSettings {
+    /// The built-in `default` profile only.
+    fn default() -> Self {
+        Self {
+            profiles: BTreeMap::from([("default".to_owned(), ProfileSpec::builtin_default())]),
+            hmac_key: None,
+        }
+    }
+}
+
+/// Compiled maskers by profile set, built on first use and kept (there are few sets).
+pub(crate) struct Maskers {
+    settings: MaskingSettings,
+    built: Mutex<HashMap<Vec<String>, Masker>>,
+}
+
+impl Maskers {
+    pub(crate) fn new(settings: MaskingSettings) -> Self {
+        Self {
+            settings,
+            built: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks that every profile set a connection names compiles (an hmac strategy without
+    /// a key is the usual mistake), so the door refuses to start rather than every query.
+    pub(crate) fn check(&self, names: &[String]) -> Result<(), String> {
+        self.get(names).map(drop)
+    }
+
+    /// The masker for `names` (sorted, deduplicated by the caller). An unknown profile name
+    /// (a policy naming a profile the config lacks) is replaced by the built-in default: the
+    /// policy wanted masking, so the answer is masked rather than passed in the clear.
+    pub(crate) fn get(&self, names: &[String]) -> Result<Masker, String> {
+        let mut built = self
+            .built
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(m) = built.get(names) {
+            return Ok(m.clone());
+        }
+        let fallback = ProfileSpec::builtin_default();
+        let specs: Vec<&ProfileSpec> = names
+            .iter()
+            .map(|n| {
+                self.settings.profiles.get(n).unwrap_or_else(|| {
+                    tracing::warn!(profile = %n, "unknown masking profile; applying the built-in default");
+                    &fallback
+                })
+            })
+            .collect();
+        let key = self
+            .settings
+            .hmac_key
+            .as_ref()
+            .map(|k| k.expose_secret().as_bytes());
+        let masker = Masker::new(&specs, key).map_err(|e| e.to_string())?;
+        built.insert(names.to_vec(), masker.clone());
+        Ok(masker)
+    }
+}
+
+/// One result column as masking sees it.
+#[derive(Debug, Clone, Copy)]
+struct Column {
+    plan: ColumnPlan,
+    kind: Kind,
+    binary: bool,
+}
+
+/// How the rows of one result are masked: a plan per column, computed once.
+#[derive(Debug)]
+pub(crate) struct ResultPlan {
+    masker: Masker,
+    columns: Vec<Column>,
+}
+
+impl ResultPlan {
+    /// From the result's description; `formats` (a Bind's result formats) override the
+    /// description's when it came from a statement Describe, where formats are not yet known.
+    pub(crate) fn new(
+        masker: Masker,
+        fields: &[FieldDescription],
+        formats: Option<&[i16]>,
+    ) -> Self {
+        let columns = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let (kind, type_name) = types::kind(f.type_oid);
+                let format = match formats {
+                    None => f.format,
+                    Some([]) => 0,
+                    Some([one]) => *one,
+                    Some(many) => many.get(i).copied().unwrap_or(0),
+                };
+                Column {
+                    plan: masker.column(&f.name, type_name),
+                    kind,
+                    binary: format == 1,
+                }
+            })
+            .collect();
+        Self { masker, columns }
+    }
+
+    /// A result whose description the gateway never saw: every value is treated as an
+    /// unknown type, so nothing sensitive passes (at worst a value becomes NULL).
+    pub(crate) fn blind(masker: Masker) -> Self {
+        Self {
+            masker,
+            columns: Vec::new(),
+        }
+    }
+
+    /// The DataRow to send instead of `frame`, or `None` when nothing in it is sensitive.
+    pub(crate) fn mask_row(
+        &self,
+        frame: &Frame,
+        counts: &mut Counts,
+    ) -> Result<Option<Bytes>, WireError> {
+        let values = parse_data_row(frame)?;
+        let mut out: Vec<Option<Masked<'_>>> = Vec::with_capacity(values.len());
+        let mut changed = false;
+        for (i, v) in values.iter().enumerate() {
+            let masked = v.as_deref().map(|v| self.mask_value(i, v, counts));
+            changed |= masked.as_ref().is_some_and(Masked::is_changed);
+            out.push(masked);
+        }
+        if !changed {
+            return Ok(None);
+        }
+        encode_data_row(out.iter().map(|m| m.as_ref().and_then(Masked::as_bytes))).map(Some)
+    }
+
+    fn mask_value<'a>(&self, i: usize, value: &'a [u8], counts: &mut Counts) -> Masked<'a> {
+        let col = self.columns.get(i).copied().unwrap_or(Column {
+            plan: ColumnPlan::Pass,
+            kind: Kind::Other,
+            binary: true,
+        });
+        let m = &self.masker;
+        let textual = matches!(
+            col.kind,
+            Kind::Text | Kind::Json | Kind::Jsonb | Kind::TextArray | Kind::Other
+        );
+        if textual && std::str::from_utf8(value).is_err() {
+            // Not UTF-8: another client_encoding, or binary data. What cannot be masked in
+            // place is replaced whole when it reads as anything sensitive.
+            let lossy = String::from_utf8_lossy(value);
+            return self.null_if_sensitive(Some(&lossy), value, counts);
+        }
+        if let ColumnPlan::Whole { .. } = col.plan {
+            let masked = m.mask_value(&col.plan, value, counts);
+            // Only text takes the replacement text; any other type takes NULL.
+            return match (col.kind, masked) {
+                (Kind::Text, masked) => masked,
+                (Kind::Other, masked) if !col.binary => masked,
+                _ => Masked::Null,
+            };
+        }
+        match (col.kind, col.binary) {
+            (Kind::Inert, _) => Masked::Unchanged(value),
+            (Kind::Text, _) | (Kind::Json | Kind::TextArray | Kind::Other, false) => {
+                m.mask_value(&col.plan, value, counts)
+            }
+            (Kind::Jsonb, false) => m.mask_value(&ColumnPlan::Json, value, counts),
+            (Kind::Jsonb, true) => self.jsonb_binary(value, counts),
+            (Kind::Json, true) => m.mask_value(&ColumnPlan::Json, value, counts),
+            (Kind::TextArray, true) => self.text_array_binary(value, counts),
+            (Kind::Int | Kind::Numeric | Kind::Inet | Kind::Mac, false) => {
+                self.null_if_sensitive(std::str::from_utf8(value).ok(), value, counts)
+            }
+            (Kind::Int, true) => {
+                self.null_if_sensitive(types::int_text(value).as_deref(), value, counts)
+            }
+            (Kind::Numeric, true) => {
+                self.null_if_sensitive(types::numeric_text(value).as_deref(), value, counts)
+            }
+            (Kind::Inet, true) => {
+                self.null_if_sensitive(types::inet_text(value).as_deref(), value, counts)
+            }
+            (Kind::Mac, true) => {
+                self.null_if_sensitive(types::mac_text(value).as_deref(), value, counts)
+            }
+            (Kind::Other, true) => {
+                self.null_if_sensitive(std::str::from_utf8(value).ok(), value, counts)
+            }
+        }
+    }
+
+    /// A value of a non-text type is replaced whole, by NULL, when its text holds anything
+    /// sensitive (a card number stored as numeric, an address in an inet column).
+    fn null_if_sensitive<'a>(
+        &self,
+        text: Option<&str>,
+        value: &'a [u8],
+        counts: &mut Counts,
+    ) -> Masked<'a> {
+        match text.and_then(|t| self.masker.contains_sensitive(t)) {
+            Some(entity) => {
+                counts.add(entity, 1);
+                Masked::Null
+            }
+            None => Masked::Unchanged(value),
+        }
+    }
+
+    fn jsonb_binary<'a>(&self, value: &'a [u8], counts: &mut Counts) -> Masked<'a> {
+        let Some((&1, doc)) = value.split_first() else {
+            return self.null_if_sensitive(std::str::from_utf8(value).ok(), value, counts);
+        };
+        match self.masker.mask_value(&ColumnPlan::Json, doc, counts) {
+            Masked::Replaced(json) => {
+                let mut out = Vec::with_capacity(json.len() + 1);
+                out.push(1);
+                out.extend_from_slice(&json);
+                Masked::Replaced(out)
+            }
+            Masked::Null => Masked::Null,
+            Masked::Unchanged(_) => Masked::Unchanged(value),
+        }
+    }
+
+    fn text_array_binary<'a>(&self, value: &'a [u8], counts: &mut Counts) -> Masked<'a> {
+        let Some(types::BinaryArray { header, elements }) = types::array_elements(value) else {
+            return self.null_if_sensitive(std::str::from_utf8(value).ok(), value, counts);
+        };
+        let mut changed = false;
+        let masked: Vec<Option<Vec<u8>>> = elements
+            .iter()
+            .map(|e| {
+                e.map(
+                    |e| match self.masker.mask_value(&ColumnPlan::Pass, e, counts) {
+                        Masked::Replaced(v) => {
+                            changed = true;
+                            v
+                        }
+                        _ => e.to_vec(),
+                    },
+                )
+            })
+            .collect();
+        if !changed {
+            return Masked::Unchanged(value);
+        }
+        match types::array_encode(header, &masked) {
+            Some(out) => Masked::Replaced(out),
+            None => Masked::Null,
+        }
+    }
+
+    /// A CopyData row of a text-format COPY TO STDOUT: values are scanned as text (a COPY
+    /// has no column names, so column rules cannot apply). Replacements contain no tab,
+    /// newline or backslash, so the row keeps its shape.
+    pub(crate) fn mask_copy_text(&self, data: &[u8], counts: &mut Counts) -> Option<Vec<u8>> {
+        let text = String::from_utf8_lossy(data);
+        match self.masker.mask_text(&text, counts) {
+            std::borrow::Cow::Borrowed(_) => None,
+            // Text that was not UTF-8 leaves with U+FFFD in place of what could not be read:
+            // garbled, but never in the clear.
+            std::borrow::Cow::Owned(s) => Some(s.into_bytes()),
+        }
+    }
+}
+
+/// Every column's plan, shared by the rows of one result.
+pub(crate) type SharedPlan = Arc<ResultPlan>;
+
+#[cfg(test)]
+mod tests;
