@@ -10,91 +10,29 @@
 # 127.0.0.1, everything stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$PWD
 secs=${BENCH_SECS:-15}
 clients=${BENCH_CLIENTS:-"8 64"}
 idle=${BENCH_IDLE_CONNS:-1000}
 # The audit store's SQLite durability: full (fsync per commit) or normal (crash-safe).
 sync=${BENCH_SYNC:-full}
+export BENCH_SYNC=$sync
 
-scripts/setup-build-deps.sh
-scripts/setup-test-deps.sh
-cargo build --release --locked -p portcullis >/dev/null 2>&1 || cargo build --release --locked -p portcullis
-bin=$root/target/release/portcullis
-
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
-work=$(mktemp -d /tmp/portcullis-bench-XXXXXX)
-chown postgres "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pg_port=$(free_port); bouncer_port=$(free_port); api_port=$(free_port); door_port=$(free_port)
-
-# --- PostgreSQL -----------------------------------------------------------------------------
-runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -U postgres --auth=trust >/dev/null
-runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w \
-  -o "-p $pg_port -k $work -c listen_addresses=127.0.0.1 -c max_connections=1200 -c fsync=off -c shared_buffers=256MB" start >/dev/null
+. bench/lib.sh
+bench_init
+bench_postgres
 "$pgbin/pgbench" -h 127.0.0.1 -p "$pg_port" -U postgres -i -s 10 -q postgres >/dev/null 2>&1
-
-# --- pgbouncer (session mode; it refuses to run as root) ------------------------------------
-cat >"$work/pgbouncer.ini" <<INI
-[databases]
-postgres = host=127.0.0.1 port=$pg_port dbname=postgres
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $bouncer_port
-auth_type = trust
-auth_file = $work/users.txt
-pool_mode = session
-max_client_conn = 2000
-default_pool_size = 1200
-logfile = $work/pgbouncer.log
-unix_socket_dir =
-INI
-echo '"postgres" ""' >"$work/users.txt"
-chown postgres "$work/pgbouncer.ini" "$work/users.txt"
-runuser -u postgres -- pgbouncer "$work/pgbouncer.ini" >/dev/null 2>&1 &
-pids+=($!)
-
-# --- Portcullis -----------------------------------------------------------------------------
-mkdir -p "$work/gw/policies"
-cat >"$work/gw/portcullis.toml" <<TOML
-[server]
-listen = "127.0.0.1:$api_port"
-state_dir = "data"
-[store]
-url = "sqlite://data/state.db?synchronous=$sync"
-[identity.dev_issuer]
-enabled = true
-[postgres]
-listen = "127.0.0.1:$door_port"
-[policy]
-files = ["policies/*.cedar"]
-[[connections]]
+bench_pgbouncer
+bench_gateway '[[connections]]
 name = "bench"
 kind = "postgres"
-upstream = "127.0.0.1:$pg_port"
+upstream = "127.0.0.1:'"$pg_port"'"
 database = "postgres"
-user = "postgres"
-TOML
-cat >"$work/gw/policies/bench.cedar" <<'CEDAR'
-@id("bench-connect")
+user = "postgres"' '@id("bench-connect")
 permit (principal in Group::"bench", action == Action::"connect", resource == Connection::"bench");
 @id("bench-sql")
 permit (principal in Group::"bench", action in [Action::"sql.read", Action::"sql.write", Action::"sql.transaction", Action::"sql.session"], resource == Connection::"bench");
 @id("no-unbounded-writes")
-forbid (principal, action in [Action::"sql.update", Action::"sql.delete"], resource) when { !context.sql.has_where };
-CEDAR
-"$bin" serve --config "$work/gw/portcullis.toml" >"$work/gw.out" 2>"$work/gw.err" &
-gw_pid=$!; pids+=($gw_pid)
-for _ in $(seq 100); do grep -q listening "$work/gw.out" 2>/dev/null && break; sleep 0.1; done
-token=$("$bin" token mint --config "$work/gw/portcullis.toml" --subject bench-agent --groups bench --ttl 1h)
+forbid (principal, action in [Action::"sql.update", Action::"sql.delete"], resource) when { !context.sql.has_where };'
 sleep 1
 
 run() { # name port db password mode script clients
@@ -126,7 +64,6 @@ for script in select tpcb; do
 done
 
 # --- memory per idle connection ------------------------------------------------------------
-rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 hold() { # port db password
   PGPASSWORD=$3 "$root/.venv/bin/python" - "$1" "$2" "$idle" <<'PY' &
 import asyncio, os, sys
