@@ -3,12 +3,14 @@
 //! issuer's discovery and JWKS. Errors are `application/problem+json` ([`Problem`]).
 //!
 //! Handlers authenticate and authorize through the shared [`Pipeline`]; admin endpoints are
-//! decided by Cedar like every other action (`admin.*` on `Gateway::"self"`).
+//! decided by Cedar like every other action (`admin.*` on `Gateway::"self"`). Reviews
+//! (`/v1/reviews`) are decided by the review service: reviewers in the groups the policy named.
 
 mod admin;
 mod auth;
 mod openapi;
 mod problem;
+mod reviews;
 
 use std::sync::Arc;
 
@@ -37,6 +39,8 @@ pub struct AppState {
     pub reload: Reload,
     /// Request bodies above this are refused with 413.
     pub max_body_bytes: usize,
+    /// The approval queue, when this gateway holds commands for review.
+    pub reviews: Option<portcullis_reviews::Reviews>,
 }
 
 /// The API router. Serve it with `into_make_service_with_connect_info::<std::net::SocketAddr>()`.
@@ -52,7 +56,11 @@ pub fn router(state: AppState) -> Router {
             "/v1/revocations",
             post(admin::revoke).get(admin::list_revocations),
         )
-        .route("/v1/admin/reload", post(admin::reload));
+        .route("/v1/admin/reload", post(admin::reload))
+        .route("/v1/reviews", get(reviews::list))
+        .route("/v1/reviews/{id}", get(reviews::get))
+        .route("/v1/reviews/{id}/approve", post(reviews::approve))
+        .route("/v1/reviews/{id}/deny", post(reviews::deny));
     if state.dev_issuer.is_some() {
         r = r
             .route("/.well-known/openid-configuration", get(discovery))

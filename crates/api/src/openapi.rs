@@ -14,6 +14,10 @@ pub(crate) const PATHS: &[&str] = &[
     "/v1/revocations",
     "/v1/admin/reload",
     "/v1/openapi.json",
+    "/v1/reviews",
+    "/v1/reviews/{id}",
+    "/v1/reviews/{id}/approve",
+    "/v1/reviews/{id}/deny",
 ];
 
 fn problem_response(desc: &str) -> Value {
@@ -55,6 +59,22 @@ pub(crate) fn spec() -> Value {
                         "expires_at": {"type": "integer"}, "issued_at": {"type": "integer"}
                     }
                 },
+                "Review": {
+                    "type": "object",
+                    "required": ["id", "status", "requester", "connection", "action", "command", "reviewers", "approvals_needed"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "status": {"enum": ["pending", "approved", "denied", "expired", "executed"]},
+                        "requester": {"type": "object"}, "connection": {"type": "string"},
+                        "action": {"type": "string"}, "command": {"type": "string"},
+                        "policies": {"type": "array", "items": {"type": "string"}},
+                        "reviewers": {"type": "array", "items": {"type": "string"}},
+                        "approvals_needed": {"type": "integer"},
+                        "approvals": {"type": "array", "items": {"type": "object"}},
+                        "denial": {"type": ["object", "null"]},
+                        "created_ms": {"type": "integer"}, "expires_ms": {"type": "integer"}
+                    }
+                },
                 "Revocation": {
                     "type": "object", "required": ["kind", "value"],
                     "properties": {
@@ -86,12 +106,49 @@ pub(crate) fn spec() -> Value {
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Revocation"}}}},
                     "responses": {"201": {"description": "revoked"}, "400": problem_response("bad body"), "401": unauthorized, "403": forbidden}}
             },
+            "/v1/reviews": {"get": {
+                "summary": "Reviews the caller asked for or whose reviewer groups it is in",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"enum": ["pending", "approved", "denied", "expired", "executed", "all"]}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}}
+                ],
+                "responses": {"200": {"description": "{\"reviews\": [Review]}"}, "401": unauthorized}
+            }},
+            "/v1/reviews/{id}": {"get": {
+                "summary": "One review; `wait` long-polls until it leaves pending (at most 60s)",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "wait", "in": "query", "schema": {"type": "string", "examples": ["30s"]}}
+                ],
+                "responses": {"200": {"description": "the review", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Review"}}}},
+                    "401": unauthorized, "404": problem_response("no such review, or not yours to see")}
+            }},
+            "/v1/reviews/{id}/approve": {"post": verdict("Approve the held command (a reviewer group member; not the requester)", &unauthorized)},
+            "/v1/reviews/{id}/deny": {"post": verdict("Deny the held command; the comment reaches the agent", &unauthorized)},
             "/v1/admin/reload": {"post": {
                 "summary": "Recompile policies (action admin.reload); a bad set keeps the old one",
                 "security": [{"bearer": []}],
                 "responses": {"200": {"description": "reloaded"}, "401": unauthorized, "403": forbidden,
                     "422": problem_response("the new policies have problems; the old ones stay")}
             }}
+        }
+    })
+}
+
+fn verdict(summary: &str, unauthorized: &Value) -> Value {
+    json!({
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"comment": {"type": "string"}}}}}},
+        "responses": {
+            "200": {"description": "the review after the verdict", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Review"}}}},
+            "401": unauthorized,
+            "403": problem_response("not in a reviewer group (`reviewer_not_in_group`) or your own request (`self_approval`)"),
+            "404": problem_response("no such review"),
+            "409": problem_response("not pending any more, expired, or you already reviewed it")
         }
     })
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{Env, event, settings, sha256_hex};
 use portcullis_audit::{AuditError, Auditor, Event, GENESIS_PREV, export_jsonl, verify};
-use portcullis_store::{AuditRow, CheckpointRow, RevocationRow, Store, StoreError};
+use portcullis_store::{AuditRow, CheckpointRow, ReviewRow, RevocationRow, Store, StoreError};
 
 both!(round_trip_and_verify);
 async fn round_trip_and_verify(env: Env) {
@@ -271,6 +271,27 @@ impl Store for Flaky {
     }
     async fn revocations(&self) -> Result<Vec<RevocationRow>, StoreError> {
         self.inner.revocations().await
+    }
+    async fn review_insert(&self, r: &ReviewRow) -> Result<(), StoreError> {
+        self.inner.review_insert(r).await
+    }
+    async fn review_get(&self, id: &str) -> Result<Option<ReviewRow>, StoreError> {
+        self.inner.review_get(id).await
+    }
+    async fn review_find(&self, b: &str, s: &[&str]) -> Result<Vec<ReviewRow>, StoreError> {
+        self.inner.review_find(b, s).await
+    }
+    async fn review_list(&self, s: Option<&str>, l: i64) -> Result<Vec<ReviewRow>, StoreError> {
+        self.inner.review_list(s, l).await
+    }
+    async fn review_update(&self, from: &str, r: &ReviewRow) -> Result<bool, StoreError> {
+        self.inner.review_update(from, r).await
+    }
+    async fn review_replace(&self, c: &ReviewRow, n: &ReviewRow) -> Result<bool, StoreError> {
+        self.inner.review_replace(c, n).await
+    }
+    async fn reviews_due(&self, s: &str, now: i64) -> Result<Vec<ReviewRow>, StoreError> {
+        self.inner.reviews_due(s, now).await
     }
 }
 

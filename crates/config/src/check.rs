@@ -104,7 +104,35 @@ impl Config {
         self.check_policy_files(&mut p);
         self.check_connections(&mut p);
         self.check_masking(&mut p);
+        self.check_approvals(&mut p);
         p
+    }
+
+    fn check_approvals(&self, p: &mut Vec<Problem>) {
+        if self.approvals.hold.is_zero() {
+            p.push(Problem::error("approvals.hold", "must be longer than 0s"));
+        }
+        if self.approvals.ttl < self.approvals.hold {
+            p.push(Problem::error(
+                "approvals.ttl",
+                "shorter than approvals.hold: reviews would expire while statements wait",
+            ));
+        }
+        for (i, w) in self.approvals.webhooks.iter().enumerate() {
+            let at = format!("approvals.webhooks[{i}]");
+            if !matches!(w.format.as_str(), "generic" | "slack") {
+                p.push(Problem::error(
+                    format!("{at}.format"),
+                    format!("`{}`: use generic or slack", w.format),
+                ));
+            }
+            if let Err(e) = issuer_url_ok(&w.url) {
+                p.push(Problem::error(format!("{at}.url"), e));
+            }
+            if let Some(Err(e)) = w.secret.as_ref().map(SecretRef::resolve) {
+                p.push(Problem::error(format!("{at}.secret"), e.to_string()));
+            }
+        }
     }
 
     fn check_masking(&self, p: &mut Vec<Problem>) {

@@ -6,6 +6,7 @@
 //! sockets or policy evaluation: the binary turns a [`Config`] into the runtime settings of
 //! each crate once, at start and on reload.
 
+mod approvals;
 pub mod check;
 mod masking;
 mod model;
@@ -13,6 +14,7 @@ mod secret;
 
 use std::path::{Path, PathBuf};
 
+pub use approvals::{ApprovalsConfig, WebhookConfig};
 pub use check::{Problem, Severity};
 pub use masking::{ColumnRuleConfig, DEFAULT_PROFILE, MaskingConfig, ProfileConfig};
 pub use model::*;

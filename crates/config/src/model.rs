@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::SecretRef;
+use crate::approvals::ApprovalsConfig;
 use crate::masking::MaskingConfig;
 
 /// The file as written.
@@ -29,6 +30,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub masking: MaskingConfig,
     #[serde(default)]
+    pub approvals: ApprovalsConfig,
+    #[serde(default)]
     pub connections: Vec<ConnectionConfig>,
 }
 
@@ -44,6 +47,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub postgres: PostgresConfig,
     pub masking: MaskingConfig,
+    pub approvals: ApprovalsConfig,
     pub connections: Vec<ConnectionConfig>,
 }
 
@@ -332,6 +336,7 @@ impl Config {
             audit: raw.audit,
             postgres: raw.postgres,
             masking: raw.masking,
+            approvals: raw.approvals,
             connections: raw.connections,
         };
         for p in [&mut c.postgres.tls_cert, &mut c.postgres.tls_key]

@@ -270,9 +270,18 @@ permit (principal in Group::"agents", action in Action::"sql.read", resource);
     let text = clients::stdout(&out);
     assert_clean("hmac tokens", &text);
     let cols: Vec<&str> = text.trim().split('|').collect();
-    assert!(cols[0].starts_with("[EMAIL:") && cols[0].len() == "[EMAIL:]".len() + 16, "{text}");
-    assert_eq!(cols[0], cols[1], "the same address gives the same token: {text}");
-    assert_ne!(cols[0], cols[2], "a different address gives another token: {text}");
+    assert!(
+        cols[0].starts_with("[EMAIL:") && cols[0].len() == "[EMAIL:]".len() + 16,
+        "{text}"
+    );
+    assert_eq!(
+        cols[0], cols[1],
+        "the same address gives the same token: {text}"
+    );
+    assert_ne!(
+        cols[0], cols[2],
+        "a different address gives another token: {text}"
+    );
     let export = clients::stdout(&gw.cli(["audit", "export", "--format", "jsonl"])?);
     assert!(!export.contains(KEY) && !gw.logs_tail().contains(KEY));
     Ok(())

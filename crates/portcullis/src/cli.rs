@@ -55,6 +55,57 @@ pub enum Command {
     Audit(AuditCmd),
     /// Ask a running gateway who a token is.
     Whoami(WhoamiArgs),
+    /// Just-in-time approvals: list, show, approve or deny held commands.
+    #[command(subcommand)]
+    Reviews(ReviewsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewsCmd {
+    /// Reviews you asked for or may decide (default: pending).
+    List(ReviewsListArgs),
+    /// One review; `--wait 30s` waits for it to leave pending.
+    Show(ReviewsShowArgs),
+    /// Approve a held command (your token must be in a reviewer group; not your own request).
+    Approve(ReviewsVerdictArgs),
+    /// Deny a held command.
+    Deny(ReviewsVerdictArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewsToken {
+    /// The reviewer's bearer token (else PORTCULLIS_TOKEN).
+    #[arg(long, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewsListArgs {
+    #[command(flatten)]
+    pub auth: ReviewsToken,
+    /// pending, approved, denied, expired, executed or all.
+    #[arg(long, default_value = "pending")]
+    pub status: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewsShowArgs {
+    #[command(flatten)]
+    pub auth: ReviewsToken,
+    pub id: String,
+    /// Wait up to this long (e.g. 30s) for the review to be decided.
+    #[arg(long)]
+    pub wait: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewsVerdictArgs {
+    #[command(flatten)]
+    pub auth: ReviewsToken,
+    pub id: String,
+    /// Why: stored with the decision and shown to the agent on a denial.
+    #[arg(long, default_value = "")]
+    pub comment: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,11 +1,13 @@
 //! The `portcullis` binary: wires the crates together and nothing more. Each verb lives in
 //! its own module; start-up errors are `anyhow`, everything below is typed.
 
+mod approvals;
 mod audit_cmd;
 mod cli;
 mod config_cmd;
 mod output;
 mod policy_cmd;
+mod reviews_cmd;
 mod runtime;
 mod serve;
 mod token_cmd;
@@ -48,6 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(c) => token_cmd::run(g, c).await,
         Command::Audit(c) => audit_cmd::run(g, c).await,
         Command::Whoami(c) => token_cmd::whoami(g, c).await,
+        Command::Reviews(c) => reviews_cmd::run(g, c).await,
     }
 }
 

@@ -178,6 +178,7 @@ pub fn pg_door(
     settings.statement_cache = cfg.postgres.statement_cache;
     settings.redact_literals = cfg.postgres.redact_literals;
     settings.masking = masking_settings(cfg)?;
+    settings.hold = cfg.approvals.hold;
     let mut targets = Vec::new();
     for c in cfg
         .connections

@@ -18,7 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Global;
-use crate::runtime;
+use crate::{approvals, runtime};
 
 pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
     let cfg = runtime::load_config(g.config.as_deref())?;
@@ -65,6 +65,8 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
+    let (reviews, notifier) = approvals::start(&cfg, store.clone(), pipeline.clone())?;
+    let sweeper = reviews.spawn_sweeper(Duration::from_secs(5), shutdown.clone());
     let mut doors = Vec::new();
     let mut pg_addr = None;
     if cfg.postgres.enabled {
@@ -73,7 +75,7 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("binding the PostgreSQL door on {}", settings.listen))?;
         pg_addr = Some(pg_listener.local_addr()?);
-        let door = PgDoor::new(settings, pipeline.clone(), targets)?;
+        let door = PgDoor::new(settings, pipeline.clone(), targets)?.with_reviews(reviews.clone());
         let stop = shutdown.clone();
         doors.push(tokio::spawn(async move {
             if let Err(e) = door.serve(pg_listener, stop).await {
@@ -110,6 +112,7 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
         dev_issuer: dev,
         reload,
         max_body_bytes: cfg.server.max_body_bytes,
+        reviews: Some(reviews),
     };
     let app = portcullis_api::router(state);
     tracing::info!(%addr, "portcullis is serving");
@@ -132,6 +135,8 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
 
     hup.abort();
     refresher.abort();
+    let _ = sweeper.await;
+    notifier.shutdown(Duration::from_secs(5)).await;
     let stopped = Event {
         kind: "gateway.stop".into(),
         outcome: Some("ok".into()),

@@ -29,6 +29,18 @@ impl Classified {
         }
     }
 
+    /// The command's text as the client sent it (its statements joined), which a review is
+    /// bound to.
+    pub(crate) fn text(&self) -> String {
+        let texts: Vec<&str> = self
+            .classification
+            .statements
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect();
+        texts.join("; ")
+    }
+
     /// One statement of a larger input, e.g. a `PREPARE` kept under its name.
     pub(crate) fn single(statement: Statement) -> Self {
         Self::new(Classification {

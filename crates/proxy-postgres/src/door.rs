@@ -35,6 +35,8 @@ pub(crate) struct Door {
     pub(crate) cancels: Arc<CancelMap>,
     pub(crate) limits: Limits,
     pub(crate) maskers: Maskers,
+    /// Where statements that need approval are held; `None`: they are refused.
+    pub(crate) reviews: Option<portcullis_reviews::Reviews>,
 }
 
 /// The PostgreSQL door: build it once with [`PgDoor::new`], then [`PgDoor::serve`] a listener.
@@ -96,8 +98,18 @@ impl PgDoor {
                 cancels: Arc::new(CancelMap::default()),
                 limits,
                 maskers,
+                reviews: None,
             }),
         })
+    }
+
+    /// Holds statements whose decision is RequireApproval with `reviews` (without it, they
+    /// are refused). Call before [`PgDoor::serve`].
+    pub fn with_reviews(mut self, reviews: portcullis_reviews::Reviews) -> PgDoor {
+        if let Some(door) = Arc::get_mut(&mut self.door) {
+            door.reviews = Some(reviews);
+        }
+        self
     }
 
     /// Accepts clients until `shutdown`, one task per session. On shutdown it stops

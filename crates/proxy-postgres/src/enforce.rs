@@ -13,6 +13,7 @@ use serde_json::Value;
 use portcullis_masking::{Counts, Masker};
 
 use crate::cache::Classified;
+use crate::hold::{Exact, Holder, Need, NeedsReview};
 use crate::mask::Maskers;
 use crate::relay::state::Finished;
 
@@ -44,6 +45,16 @@ pub(crate) struct Admitted {
     pub(crate) action: &'static str,
     /// How its results are masked; `None`: they pass as they are.
     pub(crate) masker: Option<Masker>,
+    /// Set when the policy asked for approval and the statement was not held yet (decided
+    /// at Parse): the Bind that runs it holds it, with its parameters.
+    pub(crate) review: Option<Need>,
+}
+
+/// Whether a statement that needs approval is held now, for its exact text and parameters,
+/// or later (a Parse: nothing runs until a Bind, which brings the parameters).
+pub(crate) enum Mode<'a> {
+    Defer,
+    Now(Exact<'a>),
 }
 
 /// The session's masking: the door's profiles, the connection's own, and whether this
@@ -63,6 +74,7 @@ pub(crate) struct Enforcer<'a> {
     /// Write statements to the audit with literals replaced by placeholders.
     pub(crate) redact_literals: bool,
     pub(crate) masking: Masking<'a>,
+    pub(crate) holder: Holder<'a>,
 }
 
 impl Enforcer<'_> {
@@ -74,6 +86,7 @@ impl Enforcer<'_> {
         &self,
         classified: &Classified,
         resolve: impl Fn(&str) -> Option<Arc<Classified>>,
+        mode: Mode<'_>,
     ) -> Checked {
         let statements = &classified.classification.statements;
         let resolved: Vec<Option<Arc<Classified>>> = statements
@@ -110,11 +123,48 @@ impl Enforcer<'_> {
                 }
             }
         }
+        let denial = match mode {
+            Mode::Now(exact) => self.hold_any(&admitted, &exact).await.err(),
+            Mode::Defer => None,
+        };
         Checked {
-            denial: None,
+            denial,
             decided,
             admitted,
         }
+    }
+
+    /// Holds the command if one of its statements needs approval. One review covers one
+    /// command, so a string with several such statements is refused rather than guessed at.
+    async fn hold_any(&self, admitted: &[Arc<Admitted>], exact: &Exact<'_>) -> Result<(), Denial> {
+        let mut needs = admitted.iter().filter_map(|a| a.review.as_ref());
+        let Some(need) = needs.next() else {
+            return Ok(());
+        };
+        if needs.next().is_some() {
+            return Err(Denial {
+                sqlstate: "42501",
+                message: "portcullis: more than one statement of this command needs approval"
+                    .into(),
+                detail: Some("code: approval_one_at_a_time".into()),
+                hint: Some("send each statement that needs approval on its own".into()),
+            });
+        }
+        self.hold(need, exact).await
+    }
+
+    /// Holds a statement decided earlier (at its Parse) now that it is about to run.
+    pub(crate) async fn hold(&self, need: &NeedsReview, exact: &Exact<'_>) -> Result<(), Denial> {
+        let requester = crate::hold::requester(self.principal);
+        self.holder
+            .hold(
+                need,
+                requester,
+                &self.target.name,
+                self.origin.session_id.clone(),
+                exact,
+            )
+            .await
     }
 
     async fn one(
@@ -141,6 +191,28 @@ impl Enforcer<'_> {
                 seq,
                 action: statement.action,
                 masker: self.masker(masks).await?,
+                review: None,
+            })),
+            Ok(Decided {
+                decision:
+                    Decision::RequireApproval {
+                        policies,
+                        reviewers,
+                        approvals,
+                        masks,
+                    },
+                seq,
+            }) if self.holder.reviews.is_some() => Ok(Arc::new(Admitted {
+                seq,
+                action: statement.action,
+                masker: self.masker(masks).await?,
+                review: Some(Arc::new(NeedsReview {
+                    action: statement.action,
+                    display: statement.normalized.clone(),
+                    policies,
+                    reviewers,
+                    approvals,
+                })),
             })),
             Ok(d) => Err(denied(&d.decision, statement, &self.target.name)),
             Err(refusal) => Err(refused(&refusal)),
@@ -318,7 +390,7 @@ pub(crate) fn refusal_text(
                 reviewers.join(", "),
                 policies.join(", ")
             ),
-            "this door cannot hold statements for review yet; ask a reviewer, or run it through the exec API".into(),
+            "this command cannot be held for review here; ask a reviewer, or run it through the exec API".into(),
         ),
         Decision::Allow { .. } => ("portcullis: internal error".into(), String::new()),
     }

@@ -27,6 +27,7 @@ mod cancel;
 mod door;
 mod enforce;
 mod error;
+mod hold;
 mod live;
 mod mask;
 mod relay;

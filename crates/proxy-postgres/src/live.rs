@@ -16,6 +16,7 @@ use crate::cancel::{self, CancelTarget};
 use crate::door::{Door, TargetRt};
 use crate::enforce::{Enforcer, Masking};
 use crate::error::{ErrorKind, PgError};
+use crate::hold::Holder;
 use crate::relay::state::{Stats, Tracker};
 use crate::relay::{End, Relay, backend, frontend};
 use crate::respond;
@@ -65,6 +66,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             t.parameter_status(k, v);
         }
     }
+    let (notices, notices_rx) = tokio::sync::mpsc::channel(16);
     let relay = Relay {
         enforcer: Enforcer {
             pipeline: &door.pipeline,
@@ -77,12 +79,17 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 profile: a.target.target.masking.as_deref(),
                 unmask: tokio::sync::OnceCell::new(),
             },
+            holder: Holder {
+                reviews: door.reviews.as_ref(),
+                hold: door.settings.hold,
+                notices: &notices,
+            },
         },
         cache: &door.cache,
         tracker,
         stats,
     };
-    relay_until_end(&relay, conn, upstream, shutdown, &cancel).await
+    relay_until_end(&relay, conn, upstream, shutdown, &cancel, notices_rx).await
 }
 
 async fn login_failed<S: AsyncRead + AsyncWrite + Unpin>(
@@ -100,6 +107,7 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
     upstream: Upstream,
     shutdown: &CancellationToken,
     cancel: &CancelTarget,
+    mut notices: tokio::sync::mpsc::Receiver<Bytes>,
 ) -> (Ended, Option<PgError>) {
     let Some((mut cr, mut cw)) = conn.into_halves() else {
         return (Ended::ClientGone, None);
@@ -111,7 +119,7 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
     } = upstream;
     let result = tokio::select! {
         r = frontend::run(relay, &mut cr, &mut uw) => r,
-        r = backend::run(relay, &mut ur, &mut cw) => r,
+        r = backend::run(relay, &mut ur, &mut cw, &mut notices) => r,
         () = shutdown.cancelled() => Err(PgError::Shutdown),
         code = revoked(relay.enforcer.pipeline, relay.enforcer.principal) => {
             Err(PgError::Revoked(code))

@@ -163,3 +163,19 @@ pub(crate) fn denial(d: &Denial) -> Bytes {
     );
     buf.freeze()
 }
+
+/// A NoticeResponse: what the client is told while a statement is held for review.
+pub(crate) fn notice(message: &str, detail: Option<&str>, hint: Option<&str>) -> Bytes {
+    let mut buf = BytesMut::new();
+    portcullis_pgwire::encode_backend::notice_response(
+        &mut buf,
+        &Report {
+            severity: Severity::Notice,
+            code: "00000",
+            message,
+            detail,
+            hint,
+        },
+    );
+    buf.freeze()
+}

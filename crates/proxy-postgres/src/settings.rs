@@ -29,6 +29,9 @@ pub struct PgDoorSettings {
     pub redact_literals: bool,
     /// The masking profiles connections and policies may name.
     pub masking: MaskingSettings,
+    /// How long a statement that needs approval is held before the client gets an error
+    /// naming its review.
+    pub hold: std::time::Duration,
     pub sql: portcullis_sql::Options,
 }
 
@@ -44,6 +47,7 @@ impl PgDoorSettings {
             statement_cache: 10_000,
             redact_literals: true,
             masking: MaskingSettings::default(),
+            hold: std::time::Duration::from_secs(30),
             sql: portcullis_sql::Options::default(),
         }
     }

@@ -1,5 +1,5 @@
-//! Durable state for Portcullis: the audit chain, its signed checkpoints and token
-//! revocations (DESIGN.md §8, §9).
+//! Durable state for Portcullis: the audit chain, its signed checkpoints, token
+//! revocations and approval reviews (DESIGN.md §7, §8, §9).
 //!
 //! Two backends share one logical schema, with one migration folder each
 //! (`migrations/sqlite`, `migrations/postgres`):
@@ -13,7 +13,10 @@
 //!
 //! The store knows nothing about what an audit record means: it keeps rows. Hashing,
 //! signing and verification belong to `portcullis-audit`. The API offers no way to update
-//! or delete an audit event; the table is append-only by construction.
+//! or delete an audit event; the table is append-only by construction. Likewise a review is
+//! a row with an opaque JSON body (`portcullis-reviews` owns its meaning); the store only
+//! offers compare-and-set updates on it, so that gateways sharing a database never lose a
+//! concurrent decision.
 //!
 //! Queries are built at run time (`sqlx::query`), not checked against a live database at
 //! compile time, so building the crate needs no `DATABASE_URL`.
@@ -21,6 +24,7 @@
 mod error;
 mod postgres;
 mod redact;
+mod reviews;
 mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -70,6 +74,22 @@ pub struct RevocationRow {
     pub created_ms: i64,
     pub created_by: String,
     pub reason: String,
+}
+
+/// One stored approval review. `status`, `binding` and the times are copied out of `body`
+/// (the review's JSON, owned by `portcullis-reviews`) so that they can be indexed and
+/// compared without parsing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ReviewRow {
+    pub id: String,
+    /// Hash of the exact command the review is bound to.
+    pub binding: String,
+    /// `pending`, `approved`, ... At most one `pending` row exists per binding.
+    pub status: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub updated_ms: i64,
+    pub body: String,
 }
 
 /// The state store. Implementations are cheap to share behind an `Arc`.
@@ -123,6 +143,45 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every revocation, ordered by `(kind, value)`.
     async fn revocations(&self) -> Result<Vec<RevocationRow>, StoreError>;
+
+    /// Stores a new review. A row with the same `id`, or a second `pending` row for the same
+    /// `binding`, fails with [`StoreError::Conflict`].
+    async fn review_insert(&self, r: &ReviewRow) -> Result<(), StoreError>;
+
+    /// The review with this id, if any.
+    async fn review_get(&self, id: &str) -> Result<Option<ReviewRow>, StoreError>;
+
+    /// The reviews bound to `binding` whose status is one of `statuses`, newest first.
+    async fn review_find(
+        &self,
+        binding: &str,
+        statuses: &[&str],
+    ) -> Result<Vec<ReviewRow>, StoreError>;
+
+    /// Up to `limit` reviews, of one status or all, newest first.
+    async fn review_list(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ReviewRow>, StoreError>;
+
+    /// Compare-and-set on the status: replaces status, updated_ms and body of `row.id` only
+    /// if the stored status is `from`; `Ok(true)` if it did. Of several concurrent updates
+    /// from the same status, exactly one wins.
+    async fn review_update(&self, from: &str, row: &ReviewRow) -> Result<bool, StoreError>;
+
+    /// Compare-and-set on the whole row: replaces status, updated_ms and body of `next.id`
+    /// only if the stored status, updated_ms and body still equal `current`'s; `Ok(true)` if
+    /// it did. Unlike [`Store::review_update`] this also catches a concurrent change that kept
+    /// the status (a second approval of a review that needs several), so none is lost.
+    async fn review_replace(
+        &self,
+        current: &ReviewRow,
+        next: &ReviewRow,
+    ) -> Result<bool, StoreError>;
+
+    /// The reviews with this status whose `expires_ms <= now_ms`, oldest first.
+    async fn reviews_due(&self, status: &str, now_ms: i64) -> Result<Vec<ReviewRow>, StoreError>;
 }
 
 /// Opens the store named by `url`, creating it if needed, and runs pending migrations.

@@ -8,7 +8,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::redact::{scrub, secrets_of};
-use crate::{AuditRow, CheckpointRow, RevocationRow, Store, StoreError};
+use crate::reviews::postgres as reviews;
+use crate::{AuditRow, CheckpointRow, ReviewRow, RevocationRow, Store, StoreError};
 
 const BACKEND: &str = "postgres";
 
@@ -242,5 +243,59 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(self.err("revocations"))
+    }
+
+    async fn review_insert(&self, r: &ReviewRow) -> Result<(), StoreError> {
+        reviews::insert(&self.pool, r)
+            .await
+            .map_err(self.err("review_insert"))
+    }
+
+    async fn review_get(&self, id: &str) -> Result<Option<ReviewRow>, StoreError> {
+        reviews::get(&self.pool, id)
+            .await
+            .map_err(self.err("review_get"))
+    }
+
+    async fn review_find(
+        &self,
+        binding: &str,
+        statuses: &[&str],
+    ) -> Result<Vec<ReviewRow>, StoreError> {
+        reviews::find(&self.pool, binding, statuses)
+            .await
+            .map_err(self.err("review_find"))
+    }
+
+    async fn review_list(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ReviewRow>, StoreError> {
+        reviews::list(&self.pool, status, limit)
+            .await
+            .map_err(self.err("review_list"))
+    }
+
+    async fn review_update(&self, from: &str, row: &ReviewRow) -> Result<bool, StoreError> {
+        reviews::update(&self.pool, from, row)
+            .await
+            .map_err(self.err("review_update"))
+    }
+
+    async fn review_replace(
+        &self,
+        current: &ReviewRow,
+        next: &ReviewRow,
+    ) -> Result<bool, StoreError> {
+        reviews::replace(&self.pool, current, next)
+            .await
+            .map_err(self.err("review_replace"))
+    }
+
+    async fn reviews_due(&self, status: &str, now_ms: i64) -> Result<Vec<ReviewRow>, StoreError> {
+        reviews::due(&self.pool, status, now_ms)
+            .await
+            .map_err(self.err("reviews_due"))
     }
 }

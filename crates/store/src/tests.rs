@@ -33,6 +33,9 @@ macro_rules! both {
     };
 }
 
+// After `both!`, so that the review checks can use it.
+mod reviews;
+
 fn row(node: &str, seq: i64, ts_ms: i64) -> AuditRow {
     AuditRow {
         node: node.to_owned(),

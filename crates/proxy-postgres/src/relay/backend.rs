@@ -17,10 +17,13 @@ use crate::relay::{End, FLUSH_AT, Relay};
 use crate::respond;
 
 /// Relays until either side goes away or the server breaks the protocol.
+/// `notices` are NoticeResponses of the gateway's own (a statement held for review), sent
+/// between the server's messages; the protocol allows a notice at any point.
 pub(crate) async fn run<R, W>(
     relay: &Relay<'_>,
     upstream: &mut FrameReader<R>,
     client: &mut FrameWriter<W>,
+    notices: &mut tokio::sync::mpsc::Receiver<Bytes>,
 ) -> Result<End, PgError>
 where
     R: AsyncRead + Unpin,
@@ -29,7 +32,19 @@ where
     let mut fatal_relayed = false;
     let mut result = Current::default();
     loop {
-        let frame = match upstream.next_frame().await {
+        // Both branches are cancel-safe: the frame reader keeps partial input buffered.
+        let next = tokio::select! {
+            biased;
+            Some(notice) = notices.recv() => {
+                client.push_bytes(notice);
+                if client.flush().await.is_err() {
+                    return Ok(End::ClientGone);
+                }
+                continue;
+            }
+            next = upstream.next_frame() => next,
+        };
+        let frame = match next {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(End::UpstreamGone { fatal_relayed }),
             Err(e) => {

@@ -8,8 +8,9 @@ use portcullis_pgwire::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::cache::Classified;
-use crate::enforce::{Checked, Denial};
+use crate::enforce::{Checked, Denial, Mode};
 use crate::error::PgError;
+use crate::hold::Exact;
 use crate::relay::state::{MAX_STATEMENTS, Stats};
 use crate::relay::{End, FLUSH_AT, MARKER, Relay};
 
@@ -110,12 +111,14 @@ fn count(relay: &Relay<'_>, checked: &Checked) {
     }
 }
 
-async fn decide(relay: &Relay<'_>, classified: &Classified) -> Checked {
+async fn decide(relay: &Relay<'_>, classified: &Classified, mode: Mode<'_>) -> Checked {
     let checked = relay
         .enforcer
-        .check(classified, |name| {
-            relay.tracker().statement(name.as_bytes())
-        })
+        .check(
+            classified,
+            |name| relay.tracker().statement(name.as_bytes()),
+            mode,
+        )
         .await;
     count(relay, &checked);
     checked
@@ -134,7 +137,12 @@ async fn query<W: AsyncWrite + Unpin>(
     }
     let readable = relay.tracker().readable();
     let classified = relay.cache.classify(sql, readable);
-    let checked = decide(relay, &classified).await;
+    let text = String::from_utf8_lossy(sql);
+    let exact = Exact {
+        text: &text,
+        params: &[],
+    };
+    let checked = decide(relay, &classified, Mode::Now(exact)).await;
     match checked.denial {
         None => {
             relay
@@ -159,7 +167,7 @@ async fn parse<W: AsyncWrite + Unpin>(
 ) -> Result<bool, PgError> {
     let readable = relay.tracker().readable();
     let classified = relay.cache.classify(&p.query, readable);
-    let checked = decide(relay, &classified).await;
+    let checked = decide(relay, &classified, Mode::Defer).await;
     let mut denial = checked.denial;
     let full = {
         let t = relay.tracker();
@@ -190,17 +198,33 @@ async fn bind<W: AsyncWrite + Unpin>(
 ) -> Result<bool, PgError> {
     let known = relay.tracker().statement(&b.statement);
     if b.statement.is_empty() {
-        let mut tracker = relay.tracker();
-        let admitted = tracker.unnamed_admitted();
-        tracker.bind(&b, known, admitted);
-        drop(tracker);
+        let admitted = relay.tracker().unnamed_admitted();
+        // Decided at its Parse; held here if that decision asked for approval, now that the
+        // parameters are known.
+        if let (Some(need), Some(c)) = (admitted.as_ref().and_then(|a| a.review.clone()), &known) {
+            let text = c.text();
+            let exact = Exact {
+                text: &text,
+                params: &b.params,
+            };
+            if let Err(denial) = relay.enforcer.hold(&need, &exact).await {
+                Stats::add(&relay.stats.denied, 1);
+                return deny_extended(relay, denial, up);
+            }
+        }
+        relay.tracker().bind(&b, known, admitted);
         up.push(frame);
         return Ok(false);
     }
     // A name the gateway does not know may still exist on the server: decide it as an
     // opaque `sql.admin` statement rather than let it run undecided.
     let classified = known.unwrap_or_else(|| Classified::opaque("unknown prepared statement"));
-    let checked = decide(relay, &classified).await;
+    let text = classified.text();
+    let exact = Exact {
+        text: &text,
+        params: &b.params,
+    };
+    let checked = decide(relay, &classified, Mode::Now(exact)).await;
     match checked.denial {
         None => {
             let admitted = checked.admitted.into_iter().next();

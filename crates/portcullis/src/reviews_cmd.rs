@@ -1,0 +1,143 @@
+//! `portcullis reviews list|show|approve|deny`: the approval queue of a running gateway,
+//! through its API (`/v1/reviews`), with the reviewer's own token.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::cli::{Global, ReviewsCmd};
+use crate::output::emit;
+use crate::token_cmd::api_url;
+
+pub async fn run(g: &Global, cmd: &ReviewsCmd) -> anyhow::Result<ExitCode> {
+    let base = format!("{}/v1/reviews", api_url(g)?);
+    let client = reqwest::Client::new();
+    let (request, token) = match cmd {
+        ReviewsCmd::List(a) => (
+            client.get(format!("{base}?status={}", encode(&a.status))),
+            &a.auth.token,
+        ),
+        ReviewsCmd::Show(a) => {
+            let mut url = format!("{base}/{}", encode(&a.id));
+            if let Some(w) = &a.wait {
+                url.push_str(&format!("?wait={}", encode(w)));
+            }
+            (client.get(url), &a.auth.token)
+        }
+        ReviewsCmd::Approve(a) | ReviewsCmd::Deny(a) => {
+            let verb = if matches!(cmd, ReviewsCmd::Approve(_)) {
+                "approve"
+            } else {
+                "deny"
+            };
+            let body = serde_json::json!({ "comment": a.comment });
+            let url = format!("{base}/{}/{verb}", encode(&a.id));
+            (client.post(url).json(&body), &a.auth.token)
+        }
+    };
+    let resp = request.bearer_auth(token).send().await.with_context(|| {
+        format!("cannot reach the gateway at {base}: is `portcullis serve` running?")
+    })?;
+    let ok = resp.status().is_success();
+    let body: Value = resp
+        .json()
+        .await
+        .context("the gateway's answer is not JSON")?;
+    emit(g, &body, |b| {
+        if !ok {
+            return format!(
+                "refused ({}): {}\nhint: {}",
+                b["code"].as_str().unwrap_or("?"),
+                b["detail"].as_str().unwrap_or_default(),
+                b["hint"].as_str().unwrap_or_default()
+            );
+        }
+        match b["reviews"].as_array() {
+            Some(list) if list.is_empty() => "no reviews".to_owned(),
+            Some(list) => list.iter().map(line).collect::<Vec<_>>().join("\n"),
+            None => detail(b),
+        }
+    });
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or_default()
+}
+
+/// One line per review: id, status, who, what, where.
+fn line(r: &Value) -> String {
+    format!(
+        "{}  {:<8}  {}  {} on {}: {}",
+        s(r, "id"),
+        s(r, "status"),
+        s(&r["requester"], "subject"),
+        s(r, "action"),
+        s(r, "connection"),
+        s(r, "command")
+    )
+}
+
+fn detail(r: &Value) -> String {
+    let verdicts = |k: &str| -> Vec<String> {
+        r[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|v| format!("{} ({})", s(&v["reviewer"], "subject"), s(v, "comment")))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = format!(
+        "review: {}\nstatus: {}\nrequested by: {}\nconnection: {}\naction: {}\ncommand: {}\npolicies: {}\nreviewers: {} ({} approval(s) needed)",
+        s(r, "id"),
+        s(r, "status"),
+        s(&r["requester"], "subject"),
+        s(r, "connection"),
+        s(r, "action"),
+        s(r, "command"),
+        join(&r["policies"]),
+        join(&r["reviewers"]),
+        r["approvals_needed"]
+    );
+    let approvals = verdicts("approvals");
+    if !approvals.is_empty() {
+        out.push_str(&format!("\napproved by: {}", approvals.join(", ")));
+    }
+    if !r["denial"].is_null() {
+        out.push_str(&format!(
+            "\ndenied by: {} ({})",
+            s(&r["denial"]["reviewer"], "subject"),
+            s(&r["denial"], "comment")
+        ));
+    }
+    out
+}
+
+fn join(v: &Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// Percent-encodes everything but unreserved characters, for a path segment or query value.
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
