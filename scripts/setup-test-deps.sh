@@ -4,7 +4,9 @@
 #     openssl, Node.js and npm, python3-venv when the python3 on PATH cannot make a venv;
 #   - .venv at the repo root with tests/python/requirements.txt (re-installed only when the
 #     requirements or the interpreter change: a stamp file inside .venv records both);
-#   - tests/idp/node_modules (npm ci) when missing or older than package-lock.json.
+#   - Debian's Chromium (/usr/bin/chromium) and a font for it, for the browser checks;
+#   - tests/idp/node_modules and tests/browser/node_modules (npm ci) when missing or older
+#     than their package-lock.json.
 # Run as root on a fresh machine (apt-get); as another user it only checks the packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +38,9 @@ installed pgbouncer || need+=(pgbouncer)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# The browser checks drive Debian's own build through playwright-core (which downloads none).
+[ -x /usr/bin/chromium ] || need+=(chromium)
+installed fonts-liberation || need+=(fonts-liberation)
 if ! command -v python3 >/dev/null 2>&1; then
   need+=(python3 python3-venv)
 elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -69,8 +74,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   printf '%s\n' "$want" >"$stamp"
 fi
 
-# --- Node packages of the test OpenID provider ---------------------------------------------
-if [ ! -d tests/idp/node_modules ] || [ tests/idp/package-lock.json -nt tests/idp/node_modules ]; then
-  run npm ci --prefix "$root/tests/idp" --no-audit --no-fund --loglevel=error
-  touch tests/idp/node_modules
-fi
+# --- Node packages: the test OpenID provider and the browser checks ------------------------
+for pkg in tests/idp tests/browser; do
+  if [ ! -d "$pkg/node_modules" ] || [ "$pkg/package-lock.json" -nt "$pkg/node_modules" ]; then
+    run npm ci --prefix "$root/$pkg" --no-audit --no-fund --loglevel=error
+    touch "$pkg/node_modules"
+  fi
+done

@@ -19,7 +19,7 @@ use crate::auth::{origin, principal};
 use crate::{AppState, Problem};
 
 /// Authenticates and asks policy for an admin action; anything but Allow is a problem.
-async fn authorize(
+pub(crate) async fn authorize(
     s: &AppState,
     headers: &HeaderMap,
     addr: SocketAddr,

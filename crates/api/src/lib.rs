@@ -11,6 +11,7 @@ mod auth;
 mod openapi;
 mod problem;
 mod reviews;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The approval queue, when this gateway holds commands for review.
     pub reviews: Option<portcullis_reviews::Reviews>,
+    /// Where session recordings are, when sessions are recorded.
+    pub recordings_dir: Option<std::path::PathBuf>,
 }
 
 /// The API router. Serve it with `into_make_service_with_connect_info::<std::net::SocketAddr>()`.
@@ -60,7 +63,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/reviews", get(reviews::list))
         .route("/v1/reviews/{id}", get(reviews::get))
         .route("/v1/reviews/{id}/approve", post(reviews::approve))
-        .route("/v1/reviews/{id}/deny", post(reviews::deny));
+        .route("/v1/reviews/{id}/deny", post(reviews::deny))
+        .route("/v1/sessions", get(sessions::list))
+        .route("/v1/sessions/{id}", get(sessions::get))
+        .route("/v1/sessions/{id}/recording", get(sessions::recording));
     if state.dev_issuer.is_some() {
         r = r
             .route("/.well-known/openid-configuration", get(discovery))

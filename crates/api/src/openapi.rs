@@ -18,6 +18,9 @@ pub(crate) const PATHS: &[&str] = &[
     "/v1/reviews/{id}",
     "/v1/reviews/{id}/approve",
     "/v1/reviews/{id}/deny",
+    "/v1/sessions",
+    "/v1/sessions/{id}",
+    "/v1/sessions/{id}/recording",
 ];
 
 fn problem_response(desc: &str) -> Value {
@@ -127,6 +130,29 @@ pub(crate) fn spec() -> Value {
             }},
             "/v1/reviews/{id}/approve": {"post": verdict("Approve the held command (a reviewer group member; not the requester)", &unauthorized)},
             "/v1/reviews/{id}/deny": {"post": verdict("Deny the held command; the comment reaches the agent", &unauthorized)},
+            "/v1/sessions": {"get": {
+                "summary": "Sessions opened in a period, from the audit trail (action admin.read)",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "principal", "in": "query", "schema": {"type": "string"}},
+                    {"name": "connection", "in": "query", "schema": {"type": "string"}},
+                    {"name": "since_ms", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "until_ms", "in": "query", "schema": {"type": "integer"}}
+                ],
+                "responses": {"200": {"description": "{\"sessions\": [...]}"}, "401": unauthorized, "403": forbidden}
+            }},
+            "/v1/sessions/{id}": {"get": {
+                "summary": "One session: who, identity and token id, connection, duration, decisions, masking, recording hash (admin.read)",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "session"}, "401": unauthorized, "403": forbidden, "404": problem_response("no such session")}
+            }},
+            "/v1/sessions/{id}/recording": {"get": {
+                "summary": "The session's recording, JSONL with masked values only (admin.read)",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "application/x-ndjson"}, "401": unauthorized, "403": forbidden, "404": problem_response("no such recording")}
+            }},
             "/v1/admin/reload": {"post": {
                 "summary": "Recompile policies (action admin.reload); a bad set keeps the old one",
                 "security": [{"bearer": []}],

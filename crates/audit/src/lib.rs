@@ -56,7 +56,14 @@ mod error;
 mod event;
 mod export;
 mod keys;
+mod ocsf;
+mod pages;
 mod record;
+mod report;
+mod sessions;
+#[cfg(test)]
+mod testkit;
+mod utc;
 mod verify;
 mod writer;
 
@@ -66,5 +73,11 @@ pub use error::AuditError;
 pub use event::{Event, Who};
 pub use export::export_jsonl;
 pub use keys::{KEY_FILE, PublicKey, SigningKey};
+pub use ocsf::{OCSF_PRODUCT, OCSF_VERSION, export_ocsf, to_ocsf};
 pub use record::{CHECKPOINT_DOMAIN, GENESIS_PREV, RECORD_VERSION};
+pub use report::{
+    COMMAND_CHARS, Commands, Connection, Count, Day, Denial, Identity, Report, ReviewDecision,
+    SessionTotals, build_report,
+};
+pub use sessions::{SessionFilter, SessionSummary, sessions};
 pub use verify::{Break, NodeReport, VerifyReport, verify};

@@ -53,3 +53,28 @@ pub struct WebhookConfig {
 fn generic() -> String {
     "generic".into()
 }
+
+/// `[recording]`: every session is recorded as a JSONL timeline (DESIGN.md §8).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    pub enabled: bool,
+    /// Where recordings go; relative paths are relative to `server.state_dir`.
+    pub dir: std::path::PathBuf,
+    /// Rows of each result kept in the recording (masked, as the client saw them); 0: none.
+    pub rows: usize,
+    /// Recordings reach the disk at least this often (a crash loses at most this much).
+    #[serde(with = "humantime_serde")]
+    pub flush: Duration,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: "recordings".into(),
+            rows: 10,
+            flush: Duration::from_secs(1),
+        }
+    }
+}

@@ -14,7 +14,7 @@ mod secret;
 
 use std::path::{Path, PathBuf};
 
-pub use approvals::{ApprovalsConfig, WebhookConfig};
+pub use approvals::{ApprovalsConfig, RecordingConfig, WebhookConfig};
 pub use check::{Problem, Severity};
 pub use masking::{ColumnRuleConfig, DEFAULT_PROFILE, MaskingConfig, ProfileConfig};
 pub use model::*;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::SecretRef;
-use crate::approvals::ApprovalsConfig;
+use crate::approvals::{ApprovalsConfig, RecordingConfig};
 use crate::masking::MaskingConfig;
 
 /// The file as written.
@@ -32,6 +32,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub approvals: ApprovalsConfig,
     #[serde(default)]
+    pub recording: RecordingConfig,
+    #[serde(default)]
     pub connections: Vec<ConnectionConfig>,
 }
 
@@ -48,6 +50,7 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub masking: MaskingConfig,
     pub approvals: ApprovalsConfig,
+    pub recording: RecordingConfig,
     pub connections: Vec<ConnectionConfig>,
 }
 
@@ -337,6 +340,7 @@ impl Config {
             postgres: raw.postgres,
             masking: raw.masking,
             approvals: raw.approvals,
+            recording: raw.recording,
             connections: raw.connections,
         };
         for p in [&mut c.postgres.tls_cert, &mut c.postgres.tls_key]
@@ -346,6 +350,7 @@ impl Config {
             *p = anchor(&base, p);
         }
         c.server.state_dir = anchor(&base, &c.server.state_dir);
+        c.recording.dir = anchor(&c.server.state_dir, &c.recording.dir);
         c.policy.files = c
             .policy
             .files

@@ -58,6 +58,49 @@ pub enum Command {
     /// Just-in-time approvals: list, show, approve or deny held commands.
     #[command(subcommand)]
     Reviews(ReviewsCmd),
+    /// Recorded sessions: list, show, replay (read offline from the state).
+    #[command(subcommand)]
+    Sessions(SessionsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCmd {
+    /// Sessions that opened in a period (default: the last 7 days).
+    List(SessionsListArgs),
+    /// Who, which identity and token, connection, duration, decisions, masking, recording.
+    Show(SessionIdArgs),
+    /// The recorded timeline, with its original timing.
+    Replay(SessionsReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsListArgs {
+    /// Only this principal (subject).
+    #[arg(long)]
+    pub principal: Option<String>,
+    #[arg(long)]
+    pub connection: Option<String>,
+    /// RFC 3339 time, or a duration meaning that long ago (e.g. 24h). Default 7d.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionIdArgs {
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsReplayArgs {
+    pub id: String,
+    /// Play faster (2 = twice as fast).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Print the whole timeline at once.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,10 +224,33 @@ pub struct MintArgs {
 pub enum AuditCmd {
     /// Check the hash chain and checkpoint signatures; names the first broken link.
     Verify(VerifyArgs),
-    /// Export events.
+    /// Export events (JSONL as stored, or OCSF for SIEMs).
     Export(ExportArgs),
+    /// An evidence report for a period: identities, connections, commands by outcome,
+    /// approvals, masking, and the chain's verification (HTML or Markdown).
+    Report(ReportArgs),
     /// Print the public key that verifies this gateway's checkpoints.
     Pubkey,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Md,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// RFC 3339 time, or a duration meaning that long ago (e.g. 30d). Default 30d.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+    /// Write to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +263,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ExportFormat {
     Jsonl,
+    Ocsf,
 }
 
 #[derive(Debug, Args)]

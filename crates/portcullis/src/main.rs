@@ -10,6 +10,7 @@ mod policy_cmd;
 mod reviews_cmd;
 mod runtime;
 mod serve;
+mod sessions_cmd;
 mod token_cmd;
 
 use std::process::ExitCode;
@@ -51,6 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(c) => audit_cmd::run(g, c).await,
         Command::Whoami(c) => token_cmd::whoami(g, c).await,
         Command::Reviews(c) => reviews_cmd::run(g, c).await,
+        Command::Sessions(c) => sessions_cmd::run(g, c).await,
     }
 }
 

@@ -179,6 +179,7 @@ pub fn pg_door(
     settings.redact_literals = cfg.postgres.redact_literals;
     settings.masking = masking_settings(cfg)?;
     settings.hold = cfg.approvals.hold;
+    settings.record_rows = cfg.recording.rows;
     let mut targets = Vec::new();
     for c in cfg
         .connections

@@ -66,6 +66,7 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let (reviews, notifier) = approvals::start(&cfg, store.clone(), pipeline.clone())?;
+    let recordings = start_recordings(&cfg, &pipeline).await?;
     let sweeper = reviews.spawn_sweeper(Duration::from_secs(5), shutdown.clone());
     let mut doors = Vec::new();
     let mut pg_addr = None;
@@ -75,7 +76,11 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("binding the PostgreSQL door on {}", settings.listen))?;
         pg_addr = Some(pg_listener.local_addr()?);
-        let door = PgDoor::new(settings, pipeline.clone(), targets)?.with_reviews(reviews.clone());
+        let mut door =
+            PgDoor::new(settings, pipeline.clone(), targets)?.with_reviews(reviews.clone());
+        if let Some(r) = &recordings {
+            door = door.with_recordings(r.clone());
+        }
         let stop = shutdown.clone();
         doors.push(tokio::spawn(async move {
             if let Err(e) = door.serve(pg_listener, stop).await {
@@ -113,6 +118,7 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
         reload,
         max_body_bytes: cfg.server.max_body_bytes,
         reviews: Some(reviews),
+        recordings_dir: recordings.as_ref().map(|r| r.dir().to_path_buf()),
     };
     let app = portcullis_api::router(state);
     tracing::info!(%addr, "portcullis is serving");
@@ -133,6 +139,9 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
         let _ = tokio::time::timeout(Duration::from_secs(10), d).await;
     }
 
+    if let Some(r) = &recordings {
+        r.shutdown().await;
+    }
     hup.abort();
     refresher.abort();
     let _ = sweeper.await;
@@ -245,4 +254,43 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Starts the session recorder. Recordings a crash left open are closed as interrupted first,
+/// and each is audited with its hash, so `audit verify` can vouch for what they hold.
+async fn start_recordings(
+    cfg: &Config,
+    pipeline: &Pipeline,
+) -> anyhow::Result<Option<portcullis_recording::Recordings>> {
+    if !cfg.recording.enabled {
+        return Ok(None);
+    }
+    let settings = portcullis_recording::RecordingSettings {
+        flush_every: cfg.recording.flush,
+        ..portcullis_recording::RecordingSettings::new(cfg.recording.dir.clone())
+    };
+    let recordings = portcullis_recording::Recordings::start(settings)
+        .with_context(|| format!("recordings in {}", cfg.recording.dir.display()))?;
+    for r in recordings.recover()? {
+        let event = Event {
+            kind: "session.interrupted".into(),
+            outcome: Some("error".into()),
+            session_id: Some(r.session_id.clone()),
+            data: Some(serde_json::json!({
+                "ended": "interrupted",
+                "recording": {
+                    "file": r.path.file_name().map(|f| f.to_string_lossy().into_owned()),
+                    "sha256": r.sha256,
+                    "entries": r.entries,
+                    "truncated_bytes": r.truncated_bytes,
+                },
+            })),
+            ..Event::default()
+        };
+        pipeline
+            .record(event)
+            .await
+            .map_err(|e| anyhow::anyhow!("auditing a recovered recording: {e}"))?;
+    }
+    Ok(Some(recordings))
 }

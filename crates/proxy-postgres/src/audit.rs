@@ -24,7 +24,7 @@ pub(crate) enum Ended {
 }
 
 impl Ended {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Ended::ClientTerminate => "client_terminate",
             Ended::ClientGone => "client_gone",
@@ -52,6 +52,8 @@ pub(crate) struct Closing<'a> {
     pub(crate) in_transaction: bool,
     /// What the client was told, never the server's own words.
     pub(crate) error: Option<&'a str>,
+    /// The finished recording, whose hash the audit vouches for.
+    pub(crate) recording: Option<&'a portcullis_recording::Finished>,
 }
 
 fn base(kind: &str, s: &Subject<'_>) -> Event {
@@ -91,7 +93,29 @@ pub(crate) fn close(s: &Subject<'_>, stats: &Stats, c: &Closing<'_>) -> Event {
             "rows": Stats::get(&stats.rows),
             "bytes_from_client": Stats::get(&stats.bytes_from_client),
             "bytes_to_client": Stats::get(&stats.bytes_to_client),
+            "recording": c.recording.map(|r| serde_json::json!({
+                "file": r.path.file_name().map(|f| f.to_string_lossy().into_owned()),
+                "sha256": r.sha256,
+                "bytes": r.bytes,
+                "entries": r.entries,
+            })),
         })),
         ..base("session.close", s)
+    }
+}
+
+/// The recording's first line: who, which connection, from where.
+pub(crate) fn header(s: &Subject<'_>) -> portcullis_recording::Header {
+    let who = serde_json::to_value(Who::from(s.principal)).unwrap_or_default();
+    portcullis_recording::Header {
+        v: 1,
+        session_id: s.origin.session_id.clone().unwrap_or_default(),
+        started_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        protocol: s.origin.protocol.to_owned(),
+        connection: s.connection.to_owned(),
+        principal: who,
+        source_ip: s.origin.source_ip.map(|i| i.to_string()),
     }
 }

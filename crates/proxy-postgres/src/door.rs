@@ -37,6 +37,8 @@ pub(crate) struct Door {
     pub(crate) maskers: Maskers,
     /// Where statements that need approval are held; `None`: they are refused.
     pub(crate) reviews: Option<portcullis_reviews::Reviews>,
+    /// Where sessions are recorded; `None`: not recorded.
+    pub(crate) recordings: Option<portcullis_recording::Recordings>,
 }
 
 /// The PostgreSQL door: build it once with [`PgDoor::new`], then [`PgDoor::serve`] a listener.
@@ -99,6 +101,7 @@ impl PgDoor {
                 limits,
                 maskers,
                 reviews: None,
+                recordings: None,
             }),
         })
     }
@@ -108,6 +111,15 @@ impl PgDoor {
     pub fn with_reviews(mut self, reviews: portcullis_reviews::Reviews) -> PgDoor {
         if let Some(door) = Arc::get_mut(&mut self.door) {
             door.reviews = Some(reviews);
+        }
+        self
+    }
+
+    /// Records every session with `recordings` (a session whose recording cannot be opened
+    /// is refused). Call before [`PgDoor::serve`].
+    pub fn with_recordings(mut self, recordings: portcullis_recording::Recordings) -> PgDoor {
+        if let Some(door) = Arc::get_mut(&mut self.door) {
+            door.recordings = Some(recordings);
         }
         self
     }

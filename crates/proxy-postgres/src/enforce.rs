@@ -42,6 +42,8 @@ pub(crate) struct Checked {
 pub(crate) struct Admitted {
     /// The audit seq of the `decision` event.
     pub(crate) seq: i64,
+    /// The statement as audited (literal-free unless configured otherwise).
+    pub(crate) command: String,
     pub(crate) action: &'static str,
     /// How its results are masked; `None`: they pass as they are.
     pub(crate) masker: Option<Masker>,
@@ -189,6 +191,7 @@ impl Enforcer<'_> {
                 seq,
             }) => Ok(Arc::new(Admitted {
                 seq,
+                command: command.to_owned(),
                 action: statement.action,
                 masker: self.masker(masks).await?,
                 review: None,
@@ -204,6 +207,7 @@ impl Enforcer<'_> {
                 seq,
             }) if self.holder.reviews.is_some() => Ok(Arc::new(Admitted {
                 seq,
+                command: command.to_owned(),
                 action: statement.action,
                 masker: self.masker(masks).await?,
                 review: Some(Arc::new(NeedsReview {

@@ -67,6 +67,9 @@ pub enum PgError {
     UpstreamGone,
     #[error("the gateway is shutting down")]
     Shutdown,
+    /// The session's recording could not be opened, so the session does not run.
+    #[error("the session recording is unavailable")]
+    RecordingUnavailable,
     /// A result the session's masking cannot rewrite (binary COPY output).
     #[error("{0} cannot be masked")]
     Unmaskable(&'static str),
@@ -88,7 +91,7 @@ impl PgError {
             }
             UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
             | UpstreamGone => ErrorKind::Upstream,
-            Setup(_) | AuditUnavailable | Shutdown => ErrorKind::Internal,
+            Setup(_) | AuditUnavailable | RecordingUnavailable | Shutdown => ErrorKind::Internal,
         }
     }
 

@@ -29,6 +29,7 @@ pub(crate) struct NeedsReview {
 /// The door's review service and the session's line to its client.
 pub(crate) struct Holder<'a> {
     pub(crate) reviews: Option<&'a Reviews>,
+    pub(crate) recorder: crate::record::Recorder<'a>,
     pub(crate) hold: Duration,
     /// NoticeResponses for the client, written by the server-to-client loop.
     pub(crate) notices: &'a mpsc::Sender<Bytes>,
@@ -73,10 +74,16 @@ impl Holder<'_> {
             Err(e) => return Err(unavailable(e.code())),
         };
         let _ = self.notices.send(held_notice(&review, self.hold)).await;
+        self.recorder
+            .review(&review.id, "pending", &review.reviewers)
+            .await;
         let review = reviews
             .wait(&review.id, self.hold)
             .await
             .map_err(|e| unavailable(e.code()))?;
+        self.recorder
+            .review(&review.id, review.status.as_str(), &review.reviewers)
+            .await;
         match review.status {
             Status::Approved => match reviews.consume(&review.id, now_ms()).await {
                 Ok(true) => Ok(()),

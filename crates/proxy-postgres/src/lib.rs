@@ -30,6 +30,7 @@ mod error;
 mod hold;
 mod live;
 mod mask;
+mod record;
 mod relay;
 mod respond;
 mod session;

@@ -17,6 +17,7 @@ use crate::door::{Door, TargetRt};
 use crate::enforce::{Enforcer, Masking};
 use crate::error::{ErrorKind, PgError};
 use crate::hold::Holder;
+use crate::record::Recorder;
 use crate::relay::state::{Stats, Tracker};
 use crate::relay::{End, Relay, backend, frontend};
 use crate::respond;
@@ -29,6 +30,7 @@ pub(crate) struct Live<'a> {
     pub(crate) target: &'a Arc<TargetRt>,
     pub(crate) forward: &'a [(String, String)],
     pub(crate) origin: &'a Origin,
+    pub(crate) recording: Option<&'a portcullis_recording::SessionRecording>,
 }
 
 /// Logs in upstream, greets the client and relays until the session ends.
@@ -67,7 +69,12 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     let (notices, notices_rx) = tokio::sync::mpsc::channel(16);
+    let recorder = Recorder {
+        recording: a.recording,
+        rows: door.settings.record_rows,
+    };
     let relay = Relay {
+        recorder,
         enforcer: Enforcer {
             pipeline: &door.pipeline,
             principal: a.principal,
@@ -81,6 +88,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             },
             holder: Holder {
                 reviews: door.reviews.as_ref(),
+                recorder,
                 hold: door.settings.hold,
                 notices: &notices,
             },

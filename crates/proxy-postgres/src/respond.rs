@@ -101,6 +101,11 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
             s("portcullis: the connection to the database server was lost"),
             Some(s("reconnect")),
         ),
+        RecordingUnavailable => (
+            "58000",
+            s("portcullis: the session cannot be recorded, so it does not run"),
+            Some(s(OPERATOR_HINT)),
+        ),
         Unmaskable(what) => (
             "42501",
             format!("portcullis: {what} cannot be masked, and this connection's results are")

@@ -201,6 +201,30 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
         conn.close().await;
         return;
     }
+    let recording = match &door.recordings {
+        None => None,
+        Some(r) => match r.open(crate::audit::header(&subject)).await {
+            Ok(rec) => Some(rec),
+            Err(e) => {
+                // Every session is recorded, or it does not run (fail closed).
+                tracing::error!(error = %e, "cannot open the session recording");
+                conn.send_fatal(&PgError::RecordingUnavailable).await;
+                conn.close().await;
+                let closing = audit::Closing {
+                    started,
+                    ended: audit::Ended::Error,
+                    in_transaction: false,
+                    error: Some("recording unavailable"),
+                    recording: None,
+                };
+                let _ = door
+                    .pipeline
+                    .record(audit::close(&subject, &Stats::default(), &closing))
+                    .await;
+                return;
+            }
+        },
+    };
     let stats = Stats::default();
     let tracker = Mutex::new(Tracker::new(true));
     let live = live::Live {
@@ -208,6 +232,7 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
         target: &a.target,
         forward: &a.req.forward,
         origin,
+        recording: recording.as_ref(),
     };
     let (ended, error) = live::run(door, conn, &live, shutdown, &stats, &tracker).await;
     let in_transaction = tracker
@@ -217,11 +242,22 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
         log(e);
     }
     let summary = error.as_ref().map(respond::summary);
+    let recorded = match recording {
+        Some(r) => match r.finish(ended.as_str()).await {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot finish the session recording");
+                None
+            }
+        },
+        None => None,
+    };
     let closing = audit::Closing {
         started,
         ended,
         in_transaction,
         error: summary.as_deref(),
+        recording: recorded.as_ref(),
     };
     let closed = audit::close(&subject, &stats, &closing);
     if door.pipeline.record(closed).await.is_err() {

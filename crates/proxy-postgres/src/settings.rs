@@ -32,6 +32,8 @@ pub struct PgDoorSettings {
     /// How long a statement that needs approval is held before the client gets an error
     /// naming its review.
     pub hold: std::time::Duration,
+    /// How many rows of each result a session recording keeps (0: none, only counts).
+    pub record_rows: usize,
     pub sql: portcullis_sql::Options,
 }
 
@@ -48,6 +50,7 @@ impl PgDoorSettings {
             redact_literals: true,
             masking: MaskingSettings::default(),
             hold: std::time::Duration::from_secs(30),
+            record_rows: 10,
             sql: portcullis_sql::Options::default(),
         }
     }

@@ -59,7 +59,12 @@ where
             Stats::add(&relay.stats.bytes_to_client, out.len() as u64);
             client.push_bytes(out);
         }
-        if let Some(done) = finished {
+        if let Some(mut done) = finished {
+            let kept = std::mem::take(&mut done.kept);
+            relay
+                .recorder
+                .ran(&done, done.columns.as_deref(), kept)
+                .await;
             relay.enforcer.result(done).await;
         }
         if (!upstream.has_complete_frame() || client.buffered() >= FLUSH_AT)
@@ -81,6 +86,8 @@ struct Current {
     /// Decided at the first row (`None` until then).
     plan: Option<RowsPlan>,
     copy_binary: bool,
+    /// The first rows as sent to the client, for the recording.
+    kept: Vec<serde_json::Value>,
 }
 
 impl Current {
@@ -94,8 +101,12 @@ impl Current {
         let done = std::mem::take(self);
         // A CommandComplete tag counts rows affected as well as returned.
         let rows = tagged.unwrap_or(done.rows);
-        let mut finished = relay.tracker().finish(rows, done.bytes, sqlstate)?;
+        let mut tracker = relay.tracker();
+        let columns = done.fields.or_else(|| tracker.front_columns());
+        let mut finished = tracker.finish(rows, done.bytes, sqlstate)?;
         finished.masked = done.masked;
+        finished.columns = columns;
+        finished.kept = done.kept;
         Some(finished)
     }
 
@@ -126,7 +137,11 @@ fn inspect(
                         .map_err(PgError::UpstreamProtocol)?
                 }
             };
-            return Ok((Some(out.unwrap_or_else(|| frame.as_bytes().clone())), None));
+            let out = out.unwrap_or_else(|| frame.as_bytes().clone());
+            if cur.kept.len() < relay.recorder.keeps_rows() {
+                cur.kept.push(recorded_row(&out));
+            }
+            return Ok((Some(out), None));
         }
         tag::COPY_DATA => return Ok((Some(copy_data(relay, frame, cur)?), None)),
         tag::ROW_DESCRIPTION => {
@@ -207,9 +222,9 @@ fn inspect(
 /// A RowDescription describes the running simple-query statement, or answers a Describe.
 fn row_description(relay: &Relay<'_>, frame: &Frame, cur: &mut Current) -> Result<(), PgError> {
     let simple = relay.tracker().front_is_simple();
-    // A simple statement's description is only read when its rows will be masked; a
-    // Describe's is kept, since any later execution of that statement may be.
-    if simple && !relay.tracker().front_masked() {
+    // A simple statement's description is only read when its rows will be masked or
+    // recorded; a Describe's is kept, since any later execution of that statement may be.
+    if simple && !relay.recorder.active() && !relay.tracker().front_masked() {
         return Ok(());
     }
     let fields: Arc<[FieldDescription]> = parse_row_description(frame)
@@ -263,4 +278,20 @@ pub(crate) fn counted(tag: &[u8]) -> Option<u64> {
         .next()
         .and_then(|n| std::str::from_utf8(n).ok())
         .and_then(|n| n.parse().ok())
+}
+
+/// A DataRow as the client received it, as recorded values.
+fn recorded_row(raw: &Bytes) -> serde_json::Value {
+    let cells = raw
+        .get(5..)
+        .and_then(|body| Frame::new(tag::DATA_ROW, body).ok())
+        .and_then(|f| portcullis_pgwire::parse_data_row(&f).ok())
+        .map(|values| {
+            values
+                .iter()
+                .map(|v| crate::record::cell(v.as_deref()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    serde_json::Value::Array(cells)
 }

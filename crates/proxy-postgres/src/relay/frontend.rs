@@ -151,6 +151,7 @@ async fn query<W: AsyncWrite + Unpin>(
             up.push(frame);
         }
         Some(denial) => {
+            record_denial(relay, &classified, &denial).await;
             relay.tracker().simple(Some(denial), None, Vec::new());
             up.push_bytes(injected(Injected::Query)?);
         }
@@ -184,7 +185,10 @@ async fn parse<W: AsyncWrite + Unpin>(
             up.push(frame);
             Ok(false)
         }
-        Some(denial) => deny_extended(relay, denial, up),
+        Some(denial) => {
+            record_denial(relay, &classified, &denial).await;
+            deny_extended(relay, denial, up)
+        }
     }
 }
 
@@ -209,6 +213,7 @@ async fn bind<W: AsyncWrite + Unpin>(
             };
             if let Err(denial) = relay.enforcer.hold(&need, &exact).await {
                 Stats::add(&relay.stats.denied, 1);
+                record_denial(relay, c, &denial).await;
                 return deny_extended(relay, denial, up);
             }
         }
@@ -232,8 +237,18 @@ async fn bind<W: AsyncWrite + Unpin>(
             up.push(frame);
             Ok(false)
         }
-        Some(denial) => deny_extended(relay, denial, up),
+        Some(denial) => {
+            record_denial(relay, &classified, &denial).await;
+            deny_extended(relay, denial, up)
+        }
     }
+}
+
+async fn record_denial(relay: &Relay<'_>, classified: &Classified, denial: &Denial) {
+    relay
+        .recorder
+        .denied(classified, denial, relay.enforcer.redact_literals)
+        .await;
 }
 
 fn deny_extended<W: AsyncWrite + Unpin>(

@@ -54,6 +54,7 @@ pub(crate) enum End {
 /// What both directions share.
 pub(crate) struct Relay<'a> {
     pub(crate) enforcer: Enforcer<'a>,
+    pub(crate) recorder: crate::record::Recorder<'a>,
     pub(crate) cache: &'a StatementCache,
     pub(crate) tracker: &'a Mutex<Tracker>,
     pub(crate) stats: &'a Stats,

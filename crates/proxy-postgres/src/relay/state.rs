@@ -98,6 +98,9 @@ pub(crate) struct Finished {
     pub(crate) sqlstate: Option<String>,
     /// Values masked in its result, by entity.
     pub(crate) masked: Counts,
+    /// Its result columns, when known, and the first rows as sent (for the recording).
+    pub(crate) columns: Option<Arc<[FieldDescription]>>,
+    pub(crate) kept: Vec<serde_json::Value>,
 }
 
 /// A bound portal: what it runs, the decision that let it, and its result's shape.
@@ -421,6 +424,8 @@ impl Tracker {
             duration: pending.started.elapsed(),
             sqlstate,
             masked: Counts::default(),
+            columns: None,
+            kept: Vec::new(),
         })
     }
 
@@ -456,6 +461,17 @@ impl Tracker {
             Describing::Portal(Some(p)) => p.described.set(fields),
             _ => Ok(()),
         };
+    }
+
+    /// The result columns of the statement at the front of the response stream, from the
+    /// Describe of its portal or statement (extended protocol).
+    pub(crate) fn front_columns(&self) -> Option<Arc<[FieldDescription]>> {
+        let portal = self.front_pending()?.portal.as_ref()?;
+        portal
+            .described
+            .get()
+            .or_else(|| portal.statement.as_ref().and_then(|s| s.described.get()))
+            .cloned()
     }
 
     /// How to mask the rows now arriving, for the statement at the front of the response

@@ -201,6 +201,7 @@ fn admitted(seq: i64) -> std::sync::Arc<crate::enforce::Admitted> {
         seq,
         action: "sql.select",
         masker: None,
+        command: String::new(),
         review: None,
     })
 }

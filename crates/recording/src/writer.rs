@@ -1,0 +1,276 @@
+//! The writer task: one per [`crate::Recordings`], owning every open session file.
+//!
+//! Sessions hand it encoded lines through a bounded queue. Lines are hashed and buffered in
+//! memory, then written (one `write(2)` per session) on every `flush_every` tick, as soon as
+//! a session's buffer passes [`FLUSH_BYTES`], and on finish. File I/O runs on Tokio's
+//! blocking pool so a slow disk never stalls the runtime; while it runs the queue fills and
+//! `record` waits, which is the back-pressure.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
+
+use crate::error::RecordingError;
+use crate::format::{End, encode_line};
+use crate::session::Finished;
+
+/// A session buffer this large is written at once instead of waiting for the tick, which
+/// bounds memory per session whatever the entry rate.
+const FLUSH_BYTES: usize = 64 * 1024;
+
+/// A freshly created session file whose header is already on disk.
+pub(crate) struct Opened {
+    pub session_id: String,
+    pub path: PathBuf,
+    pub file: Arc<File>,
+    /// Already fed with the header line.
+    pub hasher: Sha256,
+    pub bytes: u64,
+}
+
+/// A request to the writer task.
+pub(crate) enum Command {
+    Open(u64, Box<Opened>),
+    Append(u64, Vec<u8>),
+    Finish(u64, End, oneshot::Sender<Result<Finished, RecordingError>>),
+    /// The session was dropped without finishing: flush and close, leave it for recovery.
+    Abandon(u64),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A session's file and the bytes buffered for it, on their way to the blocking pool.
+type Pending = (Arc<File>, Vec<u8>);
+
+/// An open session file.
+struct Live {
+    opened: Opened,
+    entries: u64,
+    pending: Vec<u8>,
+    /// The first write error; later lines are dropped since the file's tail is unknown.
+    failed: Option<io::ErrorKind>,
+}
+
+pub(crate) struct Writer {
+    sessions: HashMap<u64, Live>,
+    /// Session ids being recorded, shared with `recover` so it never closes a live file.
+    open_ids: Arc<Mutex<HashSet<String>>>,
+}
+
+pub(crate) async fn run(
+    mut rx: mpsc::Receiver<Command>,
+    flush_every: Duration,
+    open_ids: Arc<Mutex<HashSet<String>>>,
+) {
+    let mut writer = Writer {
+        sessions: HashMap::new(),
+        open_ids,
+    };
+    let mut tick = tokio::time::interval(flush_every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut stopping = Vec::new();
+    loop {
+        tokio::select! {
+            command = rx.recv() => match command {
+                // Closing the queue refuses new lines but keeps those already queued, so
+                // nothing accepted before shutdown is lost.
+                Some(Command::Shutdown(reply)) => {
+                    rx.close();
+                    stopping.push(reply);
+                }
+                Some(command) => writer.handle(command).await,
+                None => break,
+            },
+            _ = tick.tick() => writer.flush_all().await,
+        }
+    }
+    writer.close_all().await;
+    for reply in stopping {
+        let _ = reply.send(());
+    }
+}
+
+impl Writer {
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Open(id, opened) => {
+                let live = Live {
+                    opened: *opened,
+                    entries: 0,
+                    pending: Vec::new(),
+                    failed: None,
+                };
+                self.sessions.insert(id, live);
+            }
+            Command::Append(id, line) => self.append(id, line).await,
+            Command::Finish(id, end, reply) => {
+                let _ = reply.send(self.finish(id, end).await);
+            }
+            Command::Abandon(id) => {
+                if let Some(live) = self.sessions.remove(&id) {
+                    tracing::info!(session = %live.opened.session_id,
+                        "session dropped without finishing; its recording is left for recovery");
+                    let session = live.opened.session_id.clone();
+                    if let Err(e) = self.close(live).await {
+                        tracing::error!(%session, error = %e, "cannot flush abandoned recording");
+                    }
+                }
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    async fn append(&mut self, id: u64, line: Vec<u8>) {
+        let Some(live) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        live.push(&line);
+        live.entries += 1;
+        if live.pending.len() >= FLUSH_BYTES {
+            let batch = vec![(id, live.take())];
+            self.write_batch(batch).await;
+        }
+    }
+
+    async fn finish(&mut self, id: u64, end: End) -> Result<Finished, RecordingError> {
+        let mut live = self.sessions.remove(&id).ok_or(RecordingError::Stopped)?;
+        let end = End {
+            entries: live.entries,
+            ..end
+        };
+        let encoded = encode_line(&end);
+        if let Ok(line) = &encoded {
+            live.push(line);
+        }
+        let path = live.opened.path.clone();
+        let entries = live.entries;
+        let bytes = live.opened.bytes;
+        let sha256 = hex::encode(live.opened.hasher.clone().finalize());
+        let closed = self.close(live).await;
+        encoded?;
+        closed.map(|()| Finished {
+            path,
+            sha256,
+            bytes,
+            entries,
+        })
+    }
+
+    async fn flush_all(&mut self) {
+        let batch: Vec<_> = self
+            .sessions
+            .iter_mut()
+            .filter(|(_, live)| !live.pending.is_empty() && live.failed.is_none())
+            .map(|(id, live)| (*id, live.take()))
+            .collect();
+        if !batch.is_empty() {
+            self.write_batch(batch).await;
+        }
+    }
+
+    /// Writes several sessions' buffers in one trip to the blocking pool.
+    async fn write_batch(&mut self, batch: Vec<(u64, Pending)>) {
+        let results = blocking(move || {
+            batch
+                .into_iter()
+                .map(|(id, (file, buf))| (id, (&*file).write_all(&buf).err()))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        match results {
+            Ok(results) => {
+                for (id, error) in results {
+                    if let (Some(e), Some(live)) = (error, self.sessions.get_mut(&id)) {
+                        live.fail(e.kind());
+                    }
+                }
+            }
+            Err(e) => self.sessions.values_mut().for_each(|l| l.fail(e.kind())),
+        }
+    }
+
+    /// Writes what is buffered, fsyncs, and forgets the session.
+    /// The id is released only after the last write, so `recover` cannot touch the file
+    /// while bytes are still on their way to it.
+    async fn close(&mut self, mut live: Live) -> Result<(), RecordingError> {
+        let path = live.opened.path.clone();
+        let result = match live.failed {
+            Some(kind) => Err(RecordingError::WriteFailed { path, kind }),
+            None => {
+                let (file, buf) = live.take();
+                blocking(move || {
+                    (&*file).write_all(&buf)?;
+                    file.sync_all()
+                })
+                .await
+                .and_then(|r| r)
+                .map_err(|e| RecordingError::WriteFailed {
+                    path,
+                    kind: e.kind(),
+                })
+            }
+        };
+        self.release(&live.opened.session_id);
+        result
+    }
+
+    /// At shutdown every open file is written and fsynced but gets no end line: the door did
+    /// not finish it, so the next start's recovery marks it interrupted and audits its hash.
+    async fn close_all(&mut self) {
+        for (_, live) in std::mem::take(&mut self.sessions) {
+            let session = live.opened.session_id.clone();
+            if let Err(e) = self.close(live).await {
+                tracing::error!(%session, error = %e, "cannot flush recording at shutdown");
+            }
+        }
+    }
+
+    fn release(&self, session_id: &str) {
+        let mut open = self.open_ids.lock().unwrap_or_else(|p| p.into_inner());
+        open.remove(session_id);
+    }
+}
+
+impl Live {
+    /// Hashes and buffers a line; the hash always covers exactly the bytes meant for disk.
+    fn push(&mut self, line: &[u8]) {
+        self.opened.hasher.update(line);
+        self.opened.bytes += line.len() as u64;
+        if self.failed.is_none() {
+            self.pending.extend_from_slice(line);
+        }
+    }
+
+    fn take(&mut self) -> Pending {
+        (
+            Arc::clone(&self.opened.file),
+            std::mem::take(&mut self.pending),
+        )
+    }
+
+    fn fail(&mut self, kind: io::ErrorKind) {
+        if self.failed.is_none() {
+            tracing::error!(session = %self.opened.session_id, error = %kind,
+                "recording write failed; the rest of this session is not recorded");
+            self.failed = Some(kind);
+            self.pending = Vec::new();
+        }
+    }
+}
+
+/// Runs blocking file I/O on Tokio's blocking pool.
+pub(crate) async fn blocking<T, F>(f: F) -> io::Result<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| io::Error::other("recording I/O task failed"))
+}
