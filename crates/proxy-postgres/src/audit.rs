@@ -20,6 +20,8 @@ pub(crate) enum Ended {
     Shutdown,
     /// The identity was revoked while the session was open.
     Revoked,
+    /// The session's token expired.
+    TokenExpired,
     Error,
 }
 
@@ -32,6 +34,7 @@ impl Ended {
             Ended::UpstreamError => "upstream_error",
             Ended::Shutdown => "shutdown",
             Ended::Revoked => "revoked",
+            Ended::TokenExpired => "token_expired",
             Ended::Error => "error",
         }
     }

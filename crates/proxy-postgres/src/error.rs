@@ -67,6 +67,9 @@ pub enum PgError {
     UpstreamGone,
     #[error("the gateway is shutting down")]
     Shutdown,
+    /// The token the session was opened with expired.
+    #[error("the session's token expired")]
+    TokenExpired,
     /// The session's recording could not be opened, so the session does not run.
     #[error("the session recording is unavailable")]
     RecordingUnavailable,
@@ -86,7 +89,7 @@ impl PgError {
             | TlsRequired | NoUser | Replication | Encoding(_) | UnknownDatabase(_) => {
                 ErrorKind::Client
             }
-            Token { .. } | ConnectDenied { .. } | Revoked(_) | Unmaskable(_) => {
+            Token { .. } | ConnectDenied { .. } | Revoked(_) | TokenExpired | Unmaskable(_) => {
                 ErrorKind::PolicyDenied
             }
             UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)

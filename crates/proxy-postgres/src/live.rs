@@ -132,6 +132,7 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
         code = revoked(relay.enforcer.pipeline, relay.enforcer.principal) => {
             Err(PgError::Revoked(code))
         }
+        () = expiry(relay.enforcer.principal.expires_at) => Err(PgError::TokenExpired),
     };
     let (ended, error) = outcome(result, relay.stats);
     if let Some(e) = error
@@ -167,10 +168,21 @@ async fn revoked(pipeline: &Pipeline, principal: &Principal) -> &'static str {
     }
 }
 
+/// Resolves when the session's token expires: its authority ends with the token (the client
+/// reconnects with a fresh one), as short-lived identities mean.
+async fn expiry(expires_at: i64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let left = (expires_at as f64 - now).max(0.0);
+    tokio::time::sleep(Duration::from_secs_f64(left)).await;
+}
+
 fn ended_by(e: &PgError) -> Ended {
     match (e, e.kind()) {
         (PgError::Shutdown, _) => Ended::Shutdown,
         (PgError::Revoked(_), _) => Ended::Revoked,
+        (PgError::TokenExpired, _) => Ended::TokenExpired,
         (PgError::ClientIo(_), _) => Ended::ClientGone,
         (_, ErrorKind::Upstream) => Ended::UpstreamGone,
         _ => Ended::Error,

@@ -101,6 +101,13 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
             s("portcullis: the connection to the database server was lost"),
             Some(s("reconnect")),
         ),
+        TokenExpired => (
+            "57P01",
+            s("terminating connection: the token it was opened with expired"),
+            Some(s(
+                "reconnect with a fresh token (short-lived identities end their sessions when they expire)",
+            )),
+        ),
         RecordingUnavailable => (
             "58000",
             s("portcullis: the session cannot be recorded, so it does not run"),

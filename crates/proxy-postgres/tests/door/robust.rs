@@ -255,6 +255,18 @@ async fn revoking_the_identity_closes_its_live_sessions() {
 }
 
 #[tokio::test]
+async fn a_session_ends_when_its_token_expires() {
+    let gw = support::start().await;
+    let token = gw.token_for(&["agents"], Duration::from_secs(2));
+    let client = gw.connect("test", &token).await.unwrap();
+    client.batch_execute("SELECT 1").await.unwrap();
+    let close = gw.wait_event(|e| e["kind"] == "session.close").await;
+    assert_eq!(close["data"]["ended"], "token_expired");
+    let err = client.batch_execute("SELECT 1").await.unwrap_err();
+    assert!(err.is_closed() || code(&err) == "57P01", "{err}");
+}
+
+#[tokio::test]
 async fn without_an_audit_trail_nothing_runs() {
     let gw = support::start().await;
     let t = table("noaudit", 2).await;

@@ -123,11 +123,15 @@ pub async fn start_full(tune: impl FnOnce(&mut PgDoorSettings), target: PgTarget
 
 impl Gateway {
     pub fn token(&self, groups: &[&str]) -> String {
+        self.token_for(groups, Duration::from_secs(300))
+    }
+
+    pub fn token_for(&self, groups: &[&str], ttl: Duration) -> String {
         let req = MintRequest {
             subject: "agent-7".into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
             audience: AUDIENCE.into(),
-            ttl: Duration::from_secs(300),
+            ttl,
             ..MintRequest::default()
         };
         let now = std::time::SystemTime::now()
