@@ -22,7 +22,7 @@ pub(crate) fn origin(addr: SocketAddr) -> Origin {
 }
 
 /// The bearer token of a request, if it has exactly one well-formed `Authorization` header.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let v = values.next()?;
     if values.next().is_some() {

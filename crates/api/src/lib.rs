@@ -8,6 +8,7 @@
 
 mod admin;
 mod auth;
+mod exec;
 mod openapi;
 mod problem;
 mod reviews;
@@ -44,6 +45,10 @@ pub struct AppState {
     pub reviews: Option<portcullis_reviews::Reviews>,
     /// Where session recordings are, when sessions are recorded.
     pub recordings_dir: Option<std::path::PathBuf>,
+    /// Doors that run single commands for `POST /v1/exec`.
+    pub exec: Vec<Arc<dyn portcullis_pipeline::ExecDoor>>,
+    /// The most rows and bytes of result `POST /v1/exec` returns.
+    pub exec_limits: (usize, usize),
 }
 
 /// The API router. Serve it with `into_make_service_with_connect_info::<std::net::SocketAddr>()`.
@@ -64,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/reviews/{id}", get(reviews::get))
         .route("/v1/reviews/{id}/approve", post(reviews::approve))
         .route("/v1/reviews/{id}/deny", post(reviews::deny))
+        .route("/v1/exec", post(exec::exec))
         .route("/v1/sessions", get(sessions::list))
         .route("/v1/sessions/{id}", get(sessions::get))
         .route("/v1/sessions/{id}/recording", get(sessions::recording));

@@ -18,6 +18,7 @@ pub(crate) const PATHS: &[&str] = &[
     "/v1/reviews/{id}",
     "/v1/reviews/{id}/approve",
     "/v1/reviews/{id}/deny",
+    "/v1/exec",
     "/v1/sessions",
     "/v1/sessions/{id}",
     "/v1/sessions/{id}/recording",
@@ -130,6 +131,22 @@ pub(crate) fn spec() -> Value {
             }},
             "/v1/reviews/{id}/approve": {"post": verdict("Approve the held command (a reviewer group member; not the requester)", &unauthorized)},
             "/v1/reviews/{id}/deny": {"post": verdict("Deny the held command; the comment reaches the agent", &unauthorized)},
+            "/v1/exec": {"post": {
+                "summary": "Run one command through its connection's door (masked result, or 202 with the review id when approval is needed)",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["connection", "input"],
+                    "properties": {"connection": {"type": "string"}, "input": {"type": "string"},
+                        "parameters": {"type": "array", "description": "not supported yet: must be empty"},
+                        "wait": {"type": "boolean", "description": "wait up to the hold time for approval"}}}}}},
+                "responses": {
+                    "200": {"description": "{status: done, session_id, columns, rows, row_count, truncated}"},
+                    "202": {"description": "{status: pending, review_id, message, hint, session_id}"},
+                    "401": unauthorized, "403": forbidden,
+                    "404": problem_response("no such connection"),
+                    "422": problem_response("the target refused the statement")
+                }
+            }},
             "/v1/sessions": {"get": {
                 "summary": "Sessions opened in a period, from the audit trail (action admin.read)",
                 "security": [{"bearer": []}],

@@ -4,6 +4,7 @@
 //! evaluate policy themselves. Each call that reaches a decision leaves exactly one audit
 //! event, and an audit write that fails refuses the request (fail closed).
 
+mod exec;
 mod metrics;
 
 use std::net::IpAddr;
@@ -15,6 +16,7 @@ use portcullis_audit::{Auditor, Event, Who};
 use portcullis_identity::{Principal, Rejection, Validator};
 use portcullis_policy::{Decision, PolicyEngine, Request, Target};
 
+pub use exec::{ExecDoor, ExecOutcome, ExecRefusal, ExecRequest};
 pub use metrics::Metrics;
 
 /// Where a request came from, for the audit and for policy context.

@@ -70,6 +70,7 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
     let sweeper = reviews.spawn_sweeper(Duration::from_secs(5), shutdown.clone());
     let mut doors = Vec::new();
     let mut pg_addr = None;
+    let mut exec: Vec<Arc<dyn portcullis_pipeline::ExecDoor>> = Vec::new();
     if cfg.postgres.enabled {
         let (settings, targets) = runtime::pg_door(&cfg)?;
         let pg_listener = tokio::net::TcpListener::bind(settings.listen)
@@ -81,6 +82,7 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
         if let Some(r) = &recordings {
             door = door.with_recordings(r.clone());
         }
+        exec.push(Arc::new(door.exec(shutdown.clone())));
         let stop = shutdown.clone();
         doors.push(tokio::spawn(async move {
             if let Err(e) = door.serve(pg_listener, stop).await {
@@ -119,6 +121,8 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
         max_body_bytes: cfg.server.max_body_bytes,
         reviews: Some(reviews),
         recordings_dir: recordings.as_ref().map(|r| r.dir().to_path_buf()),
+        exec,
+        exec_limits: (1000, 1 << 20),
     };
     let app = portcullis_api::router(state);
     tracing::info!(%addr, "portcullis is serving");

@@ -20,6 +20,9 @@ pub(crate) struct CancelTarget {
     pub(crate) conn: Arc<UpstreamConn>,
     pub(crate) pid: i32,
     pub(crate) secret: Bytes,
+    /// Wakes a statement held for review in this session: a cancel ends the hold (the review
+    /// stays pending), as it would end a running query.
+    pub(crate) held: Arc<tokio::sync::Notify>,
 }
 
 /// Live sessions by the key the gateway gave their clients.

@@ -124,6 +124,12 @@ impl PgDoor {
         self
     }
 
+    /// A handle that runs commands through this door for the exec API (see
+    /// [`crate::PgExec`]). Take it before [`PgDoor::serve`].
+    pub fn exec(&self, shutdown: CancellationToken) -> crate::PgExec {
+        crate::PgExec::new(self.door.clone(), shutdown)
+    }
+
     /// Accepts clients until `shutdown`, one task per session. On shutdown it stops
     /// accepting, ends every session as PostgreSQL's fast shutdown does (FATAL 57P01 to
     /// the client, the server session terminated, `session.close` audited), and returns
@@ -143,7 +149,13 @@ impl PgDoor {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let door = self.door.clone();
-                    sessions.spawn(session::run(door, stream, peer, shutdown.child_token()));
+                    sessions.spawn(session::run(
+                        door,
+                        stream,
+                        peer,
+                        shutdown.child_token(),
+                        false,
+                    ));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

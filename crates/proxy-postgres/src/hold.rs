@@ -33,6 +33,8 @@ pub(crate) struct Holder<'a> {
     pub(crate) hold: Duration,
     /// NoticeResponses for the client, written by the server-to-client loop.
     pub(crate) notices: &'a mpsc::Sender<Bytes>,
+    /// Notified by a CancelRequest for this session: the hold ends, the review stays.
+    pub(crate) canceled: &'a tokio::sync::Notify,
 }
 
 /// The command as it will run: its text and bound parameters (`None`: NULL).
@@ -73,14 +75,21 @@ impl Holder<'_> {
             Ok(Requested::Pending(review)) => review,
             Err(e) => return Err(unavailable(e.code())),
         };
+        // Listen for a cancel before the client can know there is something to cancel.
+        let canceled = self.canceled.notified();
+        tokio::pin!(canceled);
+        canceled.as_mut().enable();
         let _ = self.notices.send(held_notice(&review, self.hold)).await;
         self.recorder
             .review(&review.id, "pending", &review.reviewers)
             .await;
-        let review = reviews
-            .wait(&review.id, self.hold)
-            .await
-            .map_err(|e| unavailable(e.code()))?;
+        let review = tokio::select! {
+            r = reviews.wait(&review.id, self.hold) => r.map_err(|e| unavailable(e.code()))?,
+            () = &mut canceled => {
+                self.recorder.review(&review.id, "canceled", &review.reviewers).await;
+                return Err(canceled_hold(&review));
+            }
+        };
         self.recorder
             .review(&review.id, review.status.as_str(), &review.reviewers)
             .await;
@@ -159,6 +168,21 @@ fn still_pending(review: &Review, hold: Duration) -> Denial {
         hint: Some(format!(
             "run the same statement again once a member of {} has approved: {}",
             review.reviewers.join(", "),
+            approve_command(review)
+        )),
+    }
+}
+
+fn canceled_hold(review: &Review) -> Denial {
+    Denial {
+        sqlstate: "57014",
+        message: format!(
+            "canceling statement due to user request; review {} stays pending",
+            review.id
+        ),
+        detail: detail(review, "approval_canceled"),
+        hint: Some(format!(
+            "run the same statement again once it is approved: {}",
             approve_command(review)
         )),
     }

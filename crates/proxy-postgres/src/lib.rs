@@ -27,6 +27,7 @@ mod cancel;
 mod door;
 mod enforce;
 mod error;
+mod exec;
 mod hold;
 mod live;
 mod mask;
@@ -43,6 +44,7 @@ mod upstream_auth;
 
 pub use door::PgDoor;
 pub use error::{ErrorKind, PgError};
+pub use exec::PgExec;
 pub use mask::MaskingSettings;
 pub use respond::sqlstate;
 pub use settings::{PgDoorSettings, PgTarget, TlsFiles, UpstreamTls};

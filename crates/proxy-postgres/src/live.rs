@@ -54,9 +54,15 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         conn: a.target.conn.clone(),
         pid: upstream.pid,
         secret: upstream.secret.clone(),
+        held: Arc::new(tokio::sync::Notify::new()),
     };
     let key = door.cancels.register(cancel.clone());
-    let hello = hello(&upstream, key.pid, key.secret);
+    let hello = hello(
+        &upstream,
+        key.pid,
+        key.secret,
+        a.origin.session_id.as_deref(),
+    );
     if conn.send(hello).await.is_err() {
         return (Ended::ClientGone, None);
     }
@@ -91,6 +97,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 recorder,
                 hold: door.settings.hold,
                 notices: &notices,
+                canceled: &cancel.held,
             },
         },
         cache: &door.cache,
@@ -191,9 +198,13 @@ fn ended_by(e: &PgError) -> Ended {
 
 /// What the client sees once the server has accepted the gateway: AuthenticationOk, the
 /// server's parameters, the gateway's own cancel key, start-up notices, ReadyForQuery.
-fn hello(upstream: &Upstream, pid: i32, secret: i32) -> Bytes {
+fn hello(upstream: &Upstream, pid: i32, secret: i32, session_id: Option<&str>) -> Bytes {
     let mut hello = BytesMut::new();
     encode_backend::authentication_ok(&mut hello);
+    // The gateway's session id, so a client can find its session's audit and recording.
+    if let Some(id) = session_id {
+        let _ = encode_backend::parameter_status(&mut hello, "portcullis_session_id", id);
+    }
     for (k, v) in &upstream.params {
         // A value that cannot be encoded is not relayed rather than failing the session.
         let _ = encode_backend::parameter_status(&mut hello, k, v);

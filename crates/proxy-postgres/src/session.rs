@@ -37,11 +37,14 @@ struct Admitted {
 
 /// Runs one session to its end. Never panics and never returns an error: every failure is
 /// told to the client (where it can be), logged and, once the session is open, audited.
+/// `local`: the stream is the gateway's own (the exec API), whose caller's token crossed the
+/// network inside the API's own transport, so the door's TLS rule does not apply.
 pub(crate) async fn run<S>(
     door: Arc<Door>,
     stream: S,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    local: bool,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -55,7 +58,7 @@ pub(crate) async fn run<S>(
     async move {
         let mut conn = ClientConn::new(stream, door.limits);
         let admitted = tokio::select! {
-            r = tokio::time::timeout(ADMIT_TIMEOUT, admit(&door, &mut conn, peer, &origin)) => {
+            r = tokio::time::timeout(ADMIT_TIMEOUT, admit(&door, &mut conn, peer, &origin, local)) => {
                 r.unwrap_or_else(|_| Err(PgError::ClientIo(std::io::ErrorKind::TimedOut.into())))
             }
             () = shutdown.cancelled() => Err(PgError::Shutdown),
@@ -94,6 +97,7 @@ async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut ClientConn<S>,
     peer: SocketAddr,
     origin: &Origin,
+    local: bool,
 ) -> Result<Option<Admitted>, PgError> {
     let startup = match startup::greet(conn, &door.acceptor).await? {
         Greeting::Gone => return Ok(None),
@@ -106,7 +110,7 @@ async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
     let req = startup::requested(&startup)?;
     // The token must not cross a network in plaintext; loopback has no network to sniff.
     let loopback = peer.ip().to_canonical().is_loopback();
-    if !(conn.is_tls() || loopback && door.settings.allow_plaintext_loopback) {
+    if !(local || conn.is_tls() || loopback && door.settings.allow_plaintext_loopback) {
         return Err(PgError::TlsRequired);
     }
     let Some(token) = startup::ask_password(conn, &req).await? else {
@@ -173,6 +177,7 @@ async fn decide_connect(
 async fn forward_cancel(door: &Door, pid: i32, secret: &[u8]) {
     match door.cancels.lookup(pid, secret) {
         Some(target) => {
+            target.held.notify_waiters();
             if let Err(e) = cancel::send(&target).await {
                 tracing::warn!(error = %e, "forwarding a cancel request failed");
             }

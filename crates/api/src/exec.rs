@@ -1,0 +1,93 @@
+//! `POST /v1/exec`: one command through the door of its connection's kind (DESIGN.md §1).
+//! The door does everything a native client's session gets (token, decision, hold, masking,
+//! recording, audit); this handler only picks the door and shapes the answer: 200 with the
+//! (masked) result, 202 with the review id when approval is needed, or problem+json with the
+//! reason code and hint.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use portcullis_pipeline::{ExecOutcome, ExecRequest};
+use serde::Deserialize;
+
+use crate::auth::{bearer, origin, principal};
+use crate::{AppState, Problem};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExecBody {
+    connection: String,
+    input: String,
+    #[serde(default)]
+    parameters: Vec<serde_json::Value>,
+    /// Wait for approval (up to the door's hold time) instead of answering 202 at once.
+    #[serde(default)]
+    wait: bool,
+}
+
+pub(crate) async fn exec(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(body): Json<ExecBody>,
+) -> Response {
+    let Some(token) = bearer(&headers) else {
+        // Refused (and audited) the same way as every other endpoint.
+        return match principal(&s, &headers, &origin(addr)).await {
+            Ok(_) => Problem::internal("no token").into_response(),
+            Err(p) => p.into_response(),
+        };
+    };
+    let Some(door) = s.exec.iter().find(|d| d.serves(&body.connection)) else {
+        // Only an authenticated caller learns that a connection does not exist.
+        if let Err(p) = principal(&s, &headers, &origin(addr)).await {
+            return p.into_response();
+        }
+        return Problem::not_found(format!("no connection named {:?}", body.connection))
+            .into_response();
+    };
+    if !body.parameters.is_empty() {
+        return Problem::bad_request(
+            "parameters_unsupported",
+            "bound parameters are not supported by exec yet",
+            "send the command without `parameters` (quote literals in the text)",
+        )
+        .into_response();
+    }
+    let req = ExecRequest {
+        token: token.to_owned().into(),
+        connection: body.connection,
+        input: body.input,
+        wait: body.wait,
+        peer: addr,
+        max_rows: s.exec_limits.0,
+        max_bytes: s.exec_limits.1,
+    };
+    match door.exec(req).await {
+        Ok(out @ ExecOutcome::Done { .. }) => Json(out).into_response(),
+        Ok(out @ ExecOutcome::Pending { .. }) => (StatusCode::ACCEPTED, Json(out)).into_response(),
+        Err(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+            let mut p = Problem::new(status, &r.code, r.message, r.hint);
+            if let Some(policies) = policies_of(&p.detail) {
+                p.policies = policies;
+            }
+            p.into_response()
+        }
+    }
+}
+
+/// The policy ids a door's denial names (`... denied by policy a, b: reason`).
+fn policies_of(message: &str) -> Option<Vec<String>> {
+    let rest = message.split(" by policy ").nth(1)?;
+    let ids = rest.split(':').next()?;
+    Some(
+        ids.split(", ")
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty() && !s.starts_with('('))
+            .collect(),
+    )
+}
