@@ -4,7 +4,7 @@
 //! principal sees the reviews it asked for and those its groups may decide.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::auth::{origin, principal};
 use crate::{AppState, Problem};
+use portcullis_reviews::wall_clock_ms as now_ms;
 
 /// The longest `?wait=` a client may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -52,12 +53,6 @@ fn reviewer(p: &Principal) -> Reviewer {
 fn visible(p: &Principal, r: &Review) -> bool {
     (r.requester.subject == p.subject && r.requester.issuer == p.issuer)
         || r.reviewers.iter().any(|g| p.groups.contains(g))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn disabled() -> Problem {

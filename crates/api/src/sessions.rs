@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::admin::authorize;
 use crate::{AppState, Problem};
+use portcullis_reviews::wall_clock_ms as now_ms;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
@@ -103,10 +104,4 @@ pub(crate) async fn recording(
         Ok(body) => ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response(),
         Err(_) => no_session(&id).into_response(),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -113,9 +113,7 @@ pub(crate) fn header(s: &Subject<'_>) -> portcullis_recording::Header {
     portcullis_recording::Header {
         v: 1,
         session_id: s.origin.session_id.clone().unwrap_or_default(),
-        started_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        started_ms: portcullis_reviews::wall_clock_ms(),
         protocol: s.origin.protocol.to_owned(),
         connection: s.connection.to_owned(),
         principal: who,

@@ -6,7 +6,7 @@
 //! usable. Running the same statement again after approval runs it without a new review.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use portcullis_reviews::{NewReview, Requested, Requester, Review, Reviews, Status};
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::enforce::Denial;
 use crate::respond;
+use portcullis_reviews::wall_clock_ms as now_ms;
 
 /// What a decision asked for: who must approve, how many, under which policies.
 #[derive(Debug, Clone)]
@@ -105,12 +106,6 @@ impl Holder<'_> {
             Status::Executed => Err(used_elsewhere(&review)),
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn approve_command(review: &Review) -> String {
