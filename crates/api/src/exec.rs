@@ -81,13 +81,13 @@ pub(crate) async fn exec(
 }
 
 /// The policy ids a door's denial names (`... denied by policy a, b: reason`).
-fn policies_of(message: &str) -> Option<Vec<String>> {
+pub(crate) fn policies_of(message: &str) -> Option<Vec<String>> {
     let rest = message.split(" by policy ").nth(1)?;
     let ids = rest.split(':').next()?;
-    Some(
-        ids.split(", ")
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty() && !s.starts_with('('))
-            .collect(),
-    )
+    let ids: Vec<String> = ids
+        .split(", ")
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty() && !s.starts_with('('))
+        .collect();
+    (!ids.is_empty()).then_some(ids)
 }

@@ -9,6 +9,7 @@
 mod admin;
 mod auth;
 mod exec;
+mod mcp;
 mod openapi;
 mod problem;
 mod reviews;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use futures::future::BoxFuture;
 use portcullis_identity::DevIssuer;
@@ -54,6 +55,7 @@ pub struct AppState {
 /// The API router. Serve it with `into_make_service_with_connect_info::<std::net::SocketAddr>()`.
 pub fn router(state: AppState) -> Router {
     let limit = state.max_body_bytes;
+    let mcp_service = mcp::service(&state);
     let mut r = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -72,7 +74,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/exec", post(exec::exec))
         .route("/v1/sessions", get(sessions::list))
         .route("/v1/sessions/{id}", get(sessions::get))
-        .route("/v1/sessions/{id}/recording", get(sessions::recording));
+        .route("/v1/sessions/{id}/recording", get(sessions::recording))
+        .route(
+            "/mcp",
+            any(move |s, ci, req| mcp::handle(s, ci, mcp_service.clone(), req)),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(mcp::protected_resource),
+        );
     if state.dev_issuer.is_some() {
         r = r
             .route("/.well-known/openid-configuration", get(discovery))

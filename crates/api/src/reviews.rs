@@ -50,7 +50,7 @@ fn reviewer(p: &Principal) -> Reviewer {
 }
 
 /// Whether `p` may see `r`: it asked for it, or one of its groups reviews it.
-fn visible(p: &Principal, r: &Review) -> bool {
+pub(crate) fn visible(p: &Principal, r: &Review) -> bool {
     (r.requester.subject == p.subject && r.requester.issuer == p.issuer)
         || r.reviewers.iter().any(|g| p.groups.contains(g))
 }

@@ -66,5 +66,13 @@ pub trait ExecDoor: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Whether `connection` is one of this door's.
     fn serves(&self, connection: &str) -> bool;
+    /// The names of this door's connections (the MCP server offers a tool for each).
+    fn connections(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// How policy sees `connection` (name, kind, labels), when it is one of this door's.
+    fn connection_info(&self, _connection: &str) -> Option<portcullis_policy::ConnectionInfo> {
+        None
+    }
     async fn exec(&self, req: ExecRequest) -> Result<ExecOutcome, ExecRefusal>;
 }

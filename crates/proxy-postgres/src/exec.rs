@@ -67,6 +67,19 @@ impl ExecDoor for PgExec {
         self.door.targets.contains_key(connection)
     }
 
+    fn connections(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.door.targets.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn connection_info(&self, connection: &str) -> Option<portcullis_policy::ConnectionInfo> {
+        self.door
+            .targets
+            .get(connection)
+            .map(|t| t.target.info.clone())
+    }
+
     async fn exec(&self, req: ExecRequest) -> Result<ExecOutcome, ExecRefusal> {
         let mut config = tokio_postgres::Config::new();
         config

@@ -1,0 +1,99 @@
+//! The MCP server of the real gateway, with a real PostgreSQL behind the door and the
+//! official Rust MCP client: tools listed by policy, a SELECT answered with masked e-mails, a
+//! bare DELETE refused as a tool error with the reason and hint a model can act on, a held
+//! UPDATE answered as pending, approved by a DBA, and completed through `wait_for_review` and
+//! a second call.
+
+use anyhow::{Context, Result};
+use portcullis_integration_tests::postgres::PgServer;
+use portcullis_integration_tests::{GatewayBuilder, http};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+fn call(tool: &str, args: Value) -> Result<CallToolRequestParams> {
+    let mut c = CallToolRequestParams::new(tool.to_owned());
+    c.arguments = Some(serde_json::from_value(args)?);
+    Ok(c)
+}
+
+#[tokio::test]
+async fn an_mcp_client_queries_through_the_gateway() -> Result<()> {
+    let pg = PgServer::start().await?;
+    let gw = GatewayBuilder::new()
+        .quickstart_policies()?
+        .pg_connection("appdb", &pg, &[("environment", "dev")])
+        .pg_connection("billing", &pg, &[("environment", "prod")])
+        .start()
+        .await?;
+    let agent = gw.mint("autogen-analyst", &["agents"], "15m")?;
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", gw.url()))
+        .auth_header(agent.clone());
+    let client = ().serve(StreamableHttpClientTransport::from_config(config)).await?;
+
+    let tools = client.list_all_tools().await?;
+    let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "check_review",
+            "query_appdb",
+            "query_billing",
+            "wait_for_review"
+        ]
+    );
+
+    let done = client
+        .call_tool(call(
+            "query_appdb",
+            json!({"sql": "SELECT name, email FROM customers ORDER BY id LIMIT 2"}),
+        )?)
+        .await?;
+    assert_eq!(done.is_error, Some(false));
+    let v = done.structured_content.context("structured")?;
+    assert_eq!(v["rows"][0], json!(["Alice Martin", "[EMAIL]"]), "{v}");
+
+    let refused = client
+        .call_tool(call("query_appdb", json!({"sql": "DELETE FROM orders"}))?)
+        .await?;
+    assert_eq!(refused.is_error, Some(true));
+    let v = refused.structured_content.context("structured")?;
+    assert_eq!(v["code"], "policy_forbid", "{v}");
+    assert!(
+        v["hint"].as_str().unwrap_or_default().contains("WHERE"),
+        "{v}"
+    );
+
+    let update = json!({"sql": "UPDATE orders SET status = 'refunded' WHERE id = 9"});
+    let held = client
+        .call_tool(call("query_billing", update.clone())?)
+        .await?;
+    assert_eq!(held.is_error, Some(false));
+    let v = held.structured_content.context("structured")?;
+    assert_eq!(v["status"], "pending", "{v}");
+    let id = v["review_id"].as_str().context("review id")?.to_owned();
+    let dba = gw.mint("dana", &["dba"], "15m")?;
+    let approved = http::client()?
+        .post(format!("{}/v1/reviews/{id}/approve", gw.url()))
+        .bearer_auth(&dba)
+        .json(&json!({"comment": "ok"}))
+        .send()
+        .await?;
+    assert_eq!(approved.status().as_u16(), 200);
+    let waited = client
+        .call_tool(call(
+            "wait_for_review",
+            json!({"review_id": id, "timeout_seconds": 5}),
+        )?)
+        .await?;
+    let v = waited.structured_content.context("structured")?;
+    assert_eq!(v["status"], "approved", "{v}");
+    let ran = client.call_tool(call("query_billing", update)?).await?;
+    let v = ran.structured_content.context("structured")?;
+    assert_eq!(v["row_count"], 1, "{v}");
+    client.cancel().await?;
+    Ok(())
+}
