@@ -18,6 +18,7 @@ pub(crate) fn origin(addr: SocketAddr) -> Origin {
         source_ip: Some(addr.ip()),
         protocol: "api",
         session_id: None,
+        ..Origin::default()
     }
 }
 

@@ -65,6 +65,8 @@ pub(crate) async fn exec(
         peer: addr,
         max_rows: s.exec_limits.0,
         max_bytes: s.exec_limits.1,
+        run_id: header(&headers, "x-portcullis-run-id"),
+        tool_call_id: header(&headers, "x-portcullis-tool-call-id"),
     };
     match door.exec(req).await {
         Ok(out @ ExecOutcome::Done { .. }) => Json(out).into_response(),
@@ -90,4 +92,13 @@ pub(crate) fn policies_of(message: &str) -> Option<Vec<String>> {
         .filter(|s| !s.is_empty() && !s.starts_with('('))
         .collect();
     (!ids.is_empty()).then_some(ids)
+}
+
+/// A short printable header value (run and tool-call ids are identifiers, not payloads).
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .map(str::to_owned)
 }

@@ -26,6 +26,11 @@ pub struct Event {
     pub protocol: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// The agent run and tool call the event belongs to, when the agent said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
     /// The classified action, e.g. `sql.delete`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,

@@ -46,12 +46,16 @@ async fn an_mcp_client_queries_through_the_gateway() -> Result<()> {
         ]
     );
 
-    let done = client
-        .call_tool(call(
-            "query_appdb",
-            json!({"sql": "SELECT name, email FROM customers ORDER BY id LIMIT 2"}),
-        )?)
-        .await?;
+    let mut select = call(
+        "query_appdb",
+        json!({"sql": "SELECT name, email FROM customers ORDER BY id LIMIT 2"}),
+    )?;
+    select.meta = Some(rmcp::model::RequestMetaObject::from(
+        serde_json::from_value::<rmcp::model::JsonObject>(
+            json!({"run_id": "run-42", "tool_call_id": "call-7"}),
+        )?,
+    ));
+    let done = client.call_tool(select).await?;
     assert_eq!(done.is_error, Some(false));
     let v = done.structured_content.context("structured")?;
     assert_eq!(v["rows"][0], json!(["Alice Martin", "[EMAIL]"]), "{v}");
@@ -95,5 +99,24 @@ async fn an_mcp_client_queries_through_the_gateway() -> Result<()> {
     let v = ran.structured_content.context("structured")?;
     assert_eq!(v["row_count"], 1, "{v}");
     client.cancel().await?;
+
+    // The agent's run and tool call are on every audit event the call caused.
+    let export = String::from_utf8(gw.cli(["audit", "export", "--format", "jsonl"])?.stdout)?;
+    let tagged: Vec<Value> = export
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|r| r["event"].clone())
+        .filter(|e| e["run_id"] == "run-42")
+        .collect();
+    let kinds: Vec<&str> = tagged.iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["session.open", "decision", "statement.result"] {
+        assert!(kinds.contains(&kind), "{kind} lacks the run id: {kinds:?}");
+    }
+    assert!(tagged.iter().all(|e| e["tool_call_id"] == "call-7"));
+    assert!(
+        tagged
+            .iter()
+            .any(|e| e["kind"] == "decision" && e["action"] == "sql.select")
+    );
     Ok(())
 }

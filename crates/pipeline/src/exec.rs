@@ -22,6 +22,9 @@ pub struct ExecRequest {
     /// At most this many rows and bytes of result are returned (`truncated` says so).
     pub max_rows: usize,
     pub max_bytes: usize,
+    /// The agent run and tool call, for the audit of everything the command causes.
+    pub run_id: Option<String>,
+    pub tool_call_id: Option<String>,
 }
 
 /// What happened to the command.

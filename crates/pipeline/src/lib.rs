@@ -26,6 +26,10 @@ pub struct Origin {
     /// `api`, `postgres`, `mysql`, `http`, `kubernetes`, `ssh`, `mcp`, ...
     pub protocol: &'static str,
     pub session_id: Option<String>,
+    /// The agent run and tool call this request serves, when the agent said (exec API, MCP):
+    /// carried into every audit event of the request.
+    pub run_id: Option<String>,
+    pub tool_call_id: Option<String>,
 }
 
 /// Why the pipeline refused before or instead of a policy decision.
@@ -140,6 +144,8 @@ impl Pipeline {
                     source_ip: origin.source_ip.map(|i| i.to_string()),
                     protocol: Some(origin.protocol.into()),
                     session_id: origin.session_id.clone(),
+                    run_id: origin.run_id.clone(),
+                    tool_call_id: origin.tool_call_id.clone(),
                     reason_code: Some(rej.reason.code().into()),
                     detail: Some(rej.detail.clone()),
                     data: rejection_data(&rej),
@@ -195,6 +201,8 @@ impl Pipeline {
             connection: connection_name(&ask.target),
             protocol: Some(origin.protocol.into()),
             session_id: origin.session_id.clone(),
+            run_id: origin.run_id.clone(),
+            tool_call_id: origin.tool_call_id.clone(),
             action: Some(ask.action.into()),
             command: ask.command.map(str::to_string),
             policies: decision.policies().to_vec(),

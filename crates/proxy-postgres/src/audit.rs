@@ -67,6 +67,8 @@ fn base(kind: &str, s: &Subject<'_>) -> Event {
         connection: Some(s.connection.to_owned()),
         protocol: Some(s.origin.protocol.into()),
         session_id: s.origin.session_id.clone(),
+        run_id: s.origin.run_id.clone(),
+        tool_call_id: s.origin.tool_call_id.clone(),
         ..Event::default()
     }
 }

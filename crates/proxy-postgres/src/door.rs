@@ -154,7 +154,7 @@ impl PgDoor {
                         stream,
                         peer,
                         shutdown.child_token(),
-                        false,
+                        None,
                     ));
                 }
                 Err(e) => {

@@ -289,6 +289,8 @@ impl Enforcer<'_> {
             connection: Some(self.target.name.clone()),
             protocol: Some(self.origin.protocol.into()),
             session_id: self.origin.session_id.clone(),
+            run_id: self.origin.run_id.clone(),
+            tool_call_id: self.origin.tool_call_id.clone(),
             action: done.admitted.as_ref().map(|a| a.action.to_owned()),
             data: Some(serde_json::json!({
                 "decision_seq": done.admitted.as_ref().map(|a| a.seq),
@@ -315,6 +317,8 @@ impl Enforcer<'_> {
             connection: Some(self.target.name.clone()),
             protocol: Some(self.origin.protocol.into()),
             session_id: self.origin.session_id.clone(),
+            run_id: self.origin.run_id.clone(),
+            tool_call_id: self.origin.tool_call_id.clone(),
             action: Some("sql.function_call".into()),
             command: Some(format!("FunctionCall oid={oid}")),
             reason_code: Some("function_call_forbidden".into()),

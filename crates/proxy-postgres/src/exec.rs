@@ -43,15 +43,15 @@ impl PgExec {
         Self { door, shutdown }
     }
 
-    /// An in-memory client connection to the door, as `peer`.
-    fn pipe(&self, peer: SocketAddr) -> tokio::io::DuplexStream {
+    /// An in-memory client connection to the door, as `peer`, for the agent's run and call.
+    fn pipe(&self, peer: SocketAddr, local: crate::session::Local) -> tokio::io::DuplexStream {
         let (client, server) = tokio::io::duplex(64 * 1024);
         tokio::spawn(crate::session::run(
             self.door.clone(),
             server,
             peer,
             self.shutdown.child_token(),
-            true,
+            Some(local),
         ));
         client
     }
@@ -87,8 +87,12 @@ impl ExecDoor for PgExec {
             .dbname(&req.connection)
             .password(req.token.expose_secret())
             .application_name("portcullis-exec");
+        let local = crate::session::Local {
+            run_id: req.run_id.clone(),
+            tool_call_id: req.tool_call_id.clone(),
+        };
         let (client, mut connection) = config
-            .connect_raw(self.pipe(req.peer), tokio_postgres::NoTls)
+            .connect_raw(self.pipe(req.peer, local.clone()), tokio_postgres::NoTls)
             .await
             .map_err(|e| refusal(&e, None))?;
         let session_id = connection
@@ -122,7 +126,7 @@ impl ExecDoor for PgExec {
                 // path), so this session cannot run the command later; the review stays
                 // pending, and the same command after approval runs once.
                 let cancel = client.cancel_token();
-                if let Err(e) = cancel.cancel_query_raw(self.pipe(req.peer), tokio_postgres::NoTls).await {
+                if let Err(e) = cancel.cancel_query_raw(self.pipe(req.peer, local), tokio_postgres::NoTls).await {
                     tracing::warn!(error = %e, "could not cancel a held exec command");
                 }
                 Ok(ExecOutcome::Pending {

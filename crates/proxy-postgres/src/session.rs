@@ -37,28 +37,39 @@ struct Admitted {
 
 /// Runs one session to its end. Never panics and never returns an error: every failure is
 /// told to the client (where it can be), logged and, once the session is open, audited.
-/// `local`: the stream is the gateway's own (the exec API), whose caller's token crossed the
-/// network inside the API's own transport, so the door's TLS rule does not apply.
+/// Set for the gateway's own in-memory sessions (the exec API): the caller's token crossed the
+/// network inside the API's own transport, so the door's TLS rule does not apply; the agent's
+/// run and tool call go into every audit event of the session.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Local {
+    pub(crate) run_id: Option<String>,
+    pub(crate) tool_call_id: Option<String>,
+}
+
 pub(crate) async fn run<S>(
     door: Arc<Door>,
     stream: S,
     peer: SocketAddr,
     shutdown: CancellationToken,
-    local: bool,
+    local: Option<Local>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let session_id = uuid::Uuid::now_v7().to_string();
     let span = tracing::info_span!("postgres", session = %session_id, %peer);
+    let is_local = local.is_some();
+    let local = local.unwrap_or_default();
     let origin = Origin {
         source_ip: Some(peer.ip().to_canonical()),
         protocol: "postgres",
         session_id: Some(session_id),
+        run_id: local.run_id,
+        tool_call_id: local.tool_call_id,
     };
     async move {
         let mut conn = ClientConn::new(stream, door.limits);
         let admitted = tokio::select! {
-            r = tokio::time::timeout(ADMIT_TIMEOUT, admit(&door, &mut conn, peer, &origin, local)) => {
+            r = tokio::time::timeout(ADMIT_TIMEOUT, admit(&door, &mut conn, peer, &origin, is_local)) => {
                 r.unwrap_or_else(|_| Err(PgError::ClientIo(std::io::ErrorKind::TimedOut.into())))
             }
             () = shutdown.cancelled() => Err(PgError::Shutdown),

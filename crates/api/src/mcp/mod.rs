@@ -138,6 +138,7 @@ pub(crate) async fn handle(
         source_ip: Some(addr.ip()),
         protocol: "mcp",
         session_id: None,
+        ..portcullis_pipeline::Origin::default()
     };
     let p = match principal(&s, &headers, &origin).await {
         Ok(p) => p,

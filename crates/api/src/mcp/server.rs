@@ -45,6 +45,7 @@ fn origin(c: &Caller) -> Origin {
         source_ip: Some(c.peer.ip()),
         protocol: "mcp",
         session_id: None,
+        ..Origin::default()
     }
 }
 
@@ -140,6 +141,8 @@ impl McpServer {
             peer: c.peer,
             max_rows: self.state.exec_limits.0,
             max_bytes: self.state.exec_limits.1,
+            run_id: corr.run_id.clone(),
+            tool_call_id: corr.tool_call_id.clone(),
         };
         match door.exec(req).await {
             Ok(out) => tools::outcome_result(out, corr),
