@@ -14,6 +14,7 @@ use portcullis_pipeline::{ExecOutcome, ExecRequest};
 use serde::Deserialize;
 
 use crate::auth::{bearer, origin, principal};
+use crate::mcp::{RUN_ID_HEADER, TOOL_CALL_ID_HEADER, header_value};
 use crate::{AppState, Problem};
 
 #[derive(Debug, Deserialize)]
@@ -65,8 +66,8 @@ pub(crate) async fn exec(
         peer: addr,
         max_rows: s.exec_limits.0,
         max_bytes: s.exec_limits.1,
-        run_id: header(&headers, "x-portcullis-run-id"),
-        tool_call_id: header(&headers, "x-portcullis-tool-call-id"),
+        run_id: header_value(&headers, RUN_ID_HEADER),
+        tool_call_id: header_value(&headers, TOOL_CALL_ID_HEADER),
     };
     match door.exec(req).await {
         Ok(out @ ExecOutcome::Done { .. }) => Json(out).into_response(),
@@ -92,13 +93,4 @@ pub(crate) fn policies_of(message: &str) -> Option<Vec<String>> {
         .filter(|s| !s.is_empty() && !s.starts_with('('))
         .collect();
     (!ids.is_empty()).then_some(ids)
-}
-
-/// A short printable header value (run and tool-call ids are identifiers, not payloads).
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 256)
-        .map(str::to_owned)
 }

@@ -117,7 +117,7 @@ pub(crate) fn challenge(base: &str, code: &str) -> String {
     )
 }
 
-fn header_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn header_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -49,9 +49,12 @@ fn origin(c: &Caller) -> Origin {
     }
 }
 
+/// A run or tool-call id from `_meta`: identifiers, so at most 256 characters (they are
+/// written into every audit event of the call).
 fn meta_str(meta: Option<&rmcp::model::RequestMetaObject>, key: &str) -> Option<String> {
     meta.and_then(|m| m.0.0.get(key))
         .and_then(Value::as_str)
+        .filter(|v| !v.is_empty() && v.len() <= 256)
         .map(str::to_owned)
 }
 
