@@ -86,7 +86,7 @@ pub(crate) async fn revoke(
     let row = RevocationRow {
         kind: rev.kind().to_string(),
         value: rev.value().to_string(),
-        created_ms: now_ms(),
+        created_ms: portcullis_reviews::wall_clock_ms(),
         created_by: who.subject.clone(),
         reason: body.reason.clone(),
     };
@@ -144,10 +144,4 @@ pub(crate) async fn reload(
             p.into_response()
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -75,22 +75,8 @@ pub(crate) async fn exec(
         Err(r) => {
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
             let mut p = Problem::new(status, &r.code, r.message, r.hint);
-            if let Some(policies) = policies_of(&p.detail) {
-                p.policies = policies;
-            }
+            p.policies = r.policies;
             p.into_response()
         }
     }
-}
-
-/// The policy ids a door's denial names (`... denied by policy a, b: reason`).
-pub(crate) fn policies_of(message: &str) -> Option<Vec<String>> {
-    let rest = message.split(" by policy ").nth(1)?;
-    let ids = rest.split(':').next()?;
-    let ids: Vec<String> = ids
-        .split(", ")
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty() && !s.starts_with('('))
-        .collect();
-    (!ids.is_empty()).then_some(ids)
 }

@@ -71,15 +71,9 @@ pub(crate) async fn get(
     if let Err(p) = authorize(&s, &headers, addr, "admin.read").await {
         return p.into_response();
     }
-    let filter = SessionFilter {
-        session_id: Some(id.clone()),
-        ..SessionFilter::default()
-    };
-    match portcullis_audit::sessions(s.store.as_ref(), &filter).await {
-        Ok(list) => match list.into_iter().next() {
-            Some(one) => Json(one).into_response(),
-            None => no_session(&id).into_response(),
-        },
+    match portcullis_audit::session(s.store.as_ref(), &id).await {
+        Ok(Some(one)) => Json(one).into_response(),
+        Ok(None) => no_session(&id).into_response(),
         Err(e) => unavailable(e).into_response(),
     }
 }

@@ -56,6 +56,7 @@ impl ExecDoor for FakeDoor {
                 status: 403,
                 message: "sql.delete denied by policy no-delete: no deletes".into(),
                 hint: "do not delete".into(),
+                policies: vec!["no-delete".into()],
                 protocol_code: Some("42501".into()),
                 session_id: Some("s2".into()),
             }),

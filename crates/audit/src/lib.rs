@@ -79,5 +79,5 @@ pub use report::{
     COMMAND_CHARS, Commands, Connection, Count, Day, Denial, Identity, Report, ReviewDecision,
     SessionTotals, build_report,
 };
-pub use sessions::{SessionFilter, SessionSummary, sessions};
+pub use sessions::{SessionFilter, SessionSummary, session, sessions};
 pub use verify::{Break, NodeReport, VerifyReport, verify};

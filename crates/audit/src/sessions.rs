@@ -81,6 +81,15 @@ pub async fn sessions(
     Ok(out)
 }
 
+/// One session by id (the whole trail is read: a session may be old).
+pub async fn session(store: &dyn Store, id: &str) -> Result<Option<SessionSummary>, AuditError> {
+    let filter = SessionFilter {
+        session_id: Some(id.to_owned()),
+        ..SessionFilter::default()
+    };
+    Ok(sessions(store, &filter).await?.into_iter().next())
+}
+
 fn keep(s: &SessionSummary, f: &SessionFilter) -> bool {
     f.principal
         .as_ref()

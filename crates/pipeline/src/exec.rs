@@ -59,6 +59,9 @@ pub struct ExecRefusal {
     pub status: u16,
     pub message: String,
     pub hint: String,
+    /// The policies that decided a denial.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
     pub protocol_code: Option<String>,
     pub session_id: Option<String>,
 }

@@ -54,14 +54,8 @@ pub async fn run(g: &Global, cmd: &SessionsCmd) -> anyhow::Result<ExitCode> {
 }
 
 async fn one(store: &dyn portcullis_store::Store, id: &str) -> anyhow::Result<SessionSummary> {
-    let filter = SessionFilter {
-        session_id: Some(id.to_owned()),
-        ..SessionFilter::default()
-    };
-    portcullis_audit::sessions(store, &filter)
+    portcullis_audit::session(store, id)
         .await?
-        .into_iter()
-        .next()
         .with_context(|| format!("no session {id} in the audit trail"))
 }
 

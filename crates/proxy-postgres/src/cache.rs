@@ -32,11 +32,22 @@ impl Classified {
     /// The command's text as the client sent it (its statements joined), which a review is
     /// bound to.
     pub(crate) fn text(&self) -> String {
+        self.joined(false)
+    }
+
+    /// The statements joined, as sent (`normalized = false`) or literal-free.
+    pub(crate) fn joined(&self, normalized: bool) -> String {
         let texts: Vec<&str> = self
             .classification
             .statements
             .iter()
-            .map(|s| s.text.as_str())
+            .map(|s| {
+                if normalized {
+                    s.normalized.as_str()
+                } else {
+                    s.text.as_str()
+                }
+            })
             .collect();
         texts.join("; ")
     }

@@ -410,10 +410,15 @@ fn denied(decision: &Decision, statement: &Statement, connection: &str) -> Denia
         Decision::Deny { code, .. } => code.code(),
         _ => "approval_required",
     };
+    // `code:` and `policies:` are machine-readable for clients (the exec API reads them).
+    let mut detail = format!("{}; code: {code}", detail(statement));
+    if !decision.policies().is_empty() {
+        detail.push_str(&format!("; policies: {}", decision.policies().join(", ")));
+    }
     Denial {
         sqlstate: "42501",
         message,
-        detail: Some(format!("{}; code: {code}", detail(statement))),
+        detail: Some(detail),
         hint: Some(hint),
     }
 }

@@ -205,16 +205,17 @@ fn refusal(e: &tokio_postgres::Error, session_id: Option<String>) -> ExecRefusal
             status: 503,
             message: "the PostgreSQL door closed the session".into(),
             hint: "retry; if it persists, tell the gateway operator".into(),
+            policies: Vec::new(),
             protocol_code: None,
             session_id,
         };
     };
     let sqlstate = db.code().code();
     // The door puts `code: <reason>` in the detail of its own refusals.
-    let reason = db
-        .detail()
-        .and_then(|d| d.split("code: ").nth(1))
-        .map(|c| c.split([';', ' ']).next().unwrap_or_default().to_owned());
+    let reason = detail_field(db, "code");
+    let policies = detail_field(db, "policies")
+        .map(|p| p.split(", ").map(str::to_owned).collect())
+        .unwrap_or_default();
     let (status, code) = match sqlstate {
         "28P01" | "28000" => (401, token_code(db.message())),
         "3D000" => (404, "connection_unknown".to_owned()),
@@ -228,9 +229,18 @@ fn refusal(e: &tokio_postgres::Error, session_id: Option<String>) -> ExecRefusal
         status,
         message: db.message().to_owned(),
         hint: db.hint().unwrap_or_default().to_owned(),
+        policies,
         protocol_code: Some(sqlstate.to_owned()),
         session_id,
     }
+}
+
+/// A `name: value` field of the door's DETAIL (`action: ...; code: ...; policies: a, b`).
+fn detail_field(db: &tokio_postgres::error::DbError, name: &str) -> Option<String> {
+    db.detail()?
+        .split("; ")
+        .find_map(|f| f.strip_prefix(name)?.strip_prefix(": "))
+        .map(str::to_owned)
 }
 
 /// `token rejected: token_expired` → `token_expired`.

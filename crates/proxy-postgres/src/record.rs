@@ -47,7 +47,7 @@ impl Recorder<'_> {
         if !self.active() {
             return;
         }
-        let statement = statement_text(classified, redact);
+        let statement = classified.joined(redact);
         self.write(
             "statement",
             json!({
@@ -111,22 +111,6 @@ impl Recorder<'_> {
         )
         .await;
     }
-}
-
-fn statement_text(c: &Classified, redact: bool) -> String {
-    let parts: Vec<&str> = c
-        .classification
-        .statements
-        .iter()
-        .map(|s| {
-            if redact {
-                s.normalized.as_str()
-            } else {
-                s.text.as_str()
-            }
-        })
-        .collect();
-    parts.join("; ")
 }
 
 /// One value of a DataRow as recorded: text when it reads as text, else `\x` and hex (binary

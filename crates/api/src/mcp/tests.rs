@@ -30,6 +30,7 @@ fn refusal_is_a_tool_error_with_code_and_hint() {
             status: 401,
             message: "the token expired".into(),
             hint: "get a new token".into(),
+            policies: Vec::new(),
             protocol_code: None,
             session_id: None,
         },

@@ -7,8 +7,6 @@ use portcullis_pipeline::{ExecOutcome, ExecRefusal};
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
 use serde_json::{Value, json};
 
-use crate::exec::policies_of;
-
 /// The prefix of a connection's tool.
 pub(crate) const QUERY_PREFIX: &str = "query_";
 pub(crate) const CHECK_REVIEW: &str = "check_review";
@@ -188,7 +186,6 @@ pub(crate) fn outcome_result(out: ExecOutcome, c: &Correlation) -> CallToolResul
 
 /// A refusal as a tool error the model can act on: the reason and what to do instead.
 pub(crate) fn refusal_result(r: ExecRefusal, c: &Correlation) -> CallToolResult {
-    let policies = policies_of(&r.message);
     let text = format!("Refused ({}): {}. Hint: {}", r.code, r.message, r.hint);
     let mut v = json!({
         "code": r.code,
@@ -197,8 +194,8 @@ pub(crate) fn refusal_result(r: ExecRefusal, c: &Correlation) -> CallToolResult 
         "protocol_code": r.protocol_code,
         "session_id": r.session_id,
     });
-    if let (Some(p), Value::Object(m)) = (policies, &mut v) {
-        m.insert("policies".into(), json!(p));
+    if let (false, Value::Object(m)) = (r.policies.is_empty(), &mut v) {
+        m.insert("policies".into(), json!(r.policies));
     }
     result(v, text, true, c)
 }
