@@ -22,6 +22,7 @@ use crate::{AppState, Problem};
 pub(crate) struct ExecBody {
     connection: String,
     input: String,
+    /// Values for the command's placeholders (`$1`, ... in SQL), in order.
     #[serde(default)]
     parameters: Vec<serde_json::Value>,
     /// Wait for approval (up to the door's hold time) instead of answering 202 at once.
@@ -50,18 +51,11 @@ pub(crate) async fn exec(
         return Problem::not_found(format!("no connection named {:?}", body.connection))
             .into_response();
     };
-    if !body.parameters.is_empty() {
-        return Problem::bad_request(
-            "parameters_unsupported",
-            "bound parameters are not supported by exec yet",
-            "send the command without `parameters` (quote literals in the text)",
-        )
-        .into_response();
-    }
     let req = ExecRequest {
         token: token.to_owned().into(),
         connection: body.connection,
         input: body.input,
+        parameters: body.parameters,
         wait: body.wait,
         peer: addr,
         max_rows: s.exec_limits.0,
@@ -70,12 +64,23 @@ pub(crate) async fn exec(
         tool_call_id: header_value(&headers, TOOL_CALL_ID_HEADER),
     };
     match door.exec(req).await {
-        Ok(out @ ExecOutcome::Done { .. }) => Json(out).into_response(),
-        Ok(out @ ExecOutcome::Pending { .. }) => (StatusCode::ACCEPTED, Json(out)).into_response(),
+        Ok(out) => {
+            let status = match out {
+                ExecOutcome::Done { .. } => StatusCode::OK,
+                ExecOutcome::Pending { .. } => StatusCode::ACCEPTED,
+            };
+            let decision = out.decision().to_owned();
+            let mut body = serde_json::to_value(out).unwrap_or_default();
+            if let serde_json::Value::Object(m) = &mut body {
+                m.insert("decision".into(), decision.into());
+            }
+            (status, Json(body)).into_response()
+        }
         Err(r) => {
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
             let mut p = Problem::new(status, &r.code, r.message, r.hint);
             p.policies = r.policies;
+            p.decisions = r.decisions;
             p.into_response()
         }
     }

@@ -137,11 +137,11 @@ pub(crate) fn spec() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["connection", "input"],
                     "properties": {"connection": {"type": "string"}, "input": {"type": "string"},
-                        "parameters": {"type": "array", "description": "not supported yet: must be empty"},
+                        "parameters": {"type": "array", "description": "values bound to $1, $2, ... (text; null is NULL; objects and arrays as JSON text)"},
                         "wait": {"type": "boolean", "description": "wait up to the hold time for approval"}}}}}},
                 "responses": {
-                    "200": {"description": "{status: done, session_id, columns, rows, row_count, truncated}"},
-                    "202": {"description": "{status: pending, review_id, message, hint, session_id}"},
+                    "200": {"description": "{status: done, session_id, columns, rows, row_count, truncated, decision, decisions: [{seq, action, outcome, policies}]}"},
+                    "202": {"description": "{status: pending, review_id, message, hint, session_id, decision, decisions}"},
                     "401": unauthorized, "403": forbidden,
                     "404": problem_response("no such connection"),
                     "422": problem_response("the target refused the statement")

@@ -18,6 +18,9 @@ pub struct Problem {
     pub hint: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
+    /// The audited decisions the request took (the exec API), the refusing one last.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<portcullis_pipeline::Receipt>,
 }
 
 impl Problem {
@@ -35,6 +38,7 @@ impl Problem {
             code: code.to_string(),
             hint: hint.into(),
             policies: Vec::new(),
+            decisions: Vec::new(),
         }
     }
 

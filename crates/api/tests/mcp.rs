@@ -50,6 +50,7 @@ impl ExecDoor for FakeDoor {
                 rows: vec![vec![Some("1".into())]],
                 row_count: 1,
                 truncated: false,
+                decisions: Vec::new(),
             }),
             _ => Err(ExecRefusal {
                 code: "policy_forbid".into(),
@@ -59,6 +60,7 @@ impl ExecDoor for FakeDoor {
                 policies: vec!["no-delete".into()],
                 protocol_code: Some("42501".into()),
                 session_id: Some("s2".into()),
+                decisions: Vec::new(),
             }),
         }
     }

@@ -105,6 +105,12 @@ impl Config {
         self.check_connections(&mut p);
         self.check_masking(&mut p);
         self.check_approvals(&mut p);
+        if self.exec.max_rows == 0 || self.exec.max_bytes == 0 {
+            p.push(Problem::error(
+                "exec",
+                "max_rows and max_bytes must be at least 1 (an agent would never see a row)",
+            ));
+        }
         p
     }
 

@@ -34,6 +34,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub recording: RecordingConfig,
     #[serde(default)]
+    pub exec: ExecConfig,
+    #[serde(default)]
     pub connections: Vec<ConnectionConfig>,
 }
 
@@ -51,6 +53,7 @@ pub struct Config {
     pub masking: MaskingConfig,
     pub approvals: ApprovalsConfig,
     pub recording: RecordingConfig,
+    pub exec: ExecConfig,
     pub connections: Vec<ConnectionConfig>,
 }
 
@@ -72,6 +75,25 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:7070".into(),
             state_dir: PathBuf::from("portcullis-data"),
             max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// `[exec]`: how much of a result the exec API and the MCP tools return (the command runs
+/// whole; rows past either limit are counted, not returned, and `truncated` says so).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecConfig {
+    pub max_rows: usize,
+    /// Bytes of values (not counting JSON framing).
+    pub max_bytes: usize,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: 1000,
+            max_bytes: 1 << 20,
         }
     }
 }
@@ -341,6 +363,7 @@ impl Config {
             masking: raw.masking,
             approvals: raw.approvals,
             recording: raw.recording,
+            exec: raw.exec,
             connections: raw.connections,
         };
         for p in [&mut c.postgres.tls_cert, &mut c.postgres.tls_key]

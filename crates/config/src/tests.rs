@@ -264,3 +264,17 @@ masking = "nosuch"
     );
     assert!(all.contains("masking.hmac_key"), "{all}");
 }
+
+#[test]
+fn exec_limits_default_and_are_checked() {
+    let c = parse_str("").unwrap();
+    assert_eq!((c.exec.max_rows, c.exec.max_bytes), (1000, 1 << 20));
+    let c = parse_str("[exec]\nmax_rows = 50\nmax_bytes = 4096\n").unwrap();
+    assert_eq!((c.exec.max_rows, c.exec.max_bytes), (50, 4096));
+    let c = parse_str("[exec]\nmax_rows = 0\n").unwrap();
+    assert!(
+        c.check().iter().any(|p| p.to_string().contains("exec")),
+        "{:?}",
+        c.check()
+    );
+}

@@ -47,6 +47,61 @@ async fn exec_runs_sql_through_the_door_with_masking_denials_and_approvals() -> 
         r["session_id"].as_str().is_some_and(|s| !s.is_empty()),
         "{r}"
     );
+    // The answer names its audit events: the session's connect, then the statement's.
+    assert_eq!(r["decision"], "allow", "{r}");
+    let actions: Vec<&str> = r["decisions"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|x| x["action"].as_str()).collect())
+        .unwrap_or_default();
+    // (data.unmask: whether this agent may see raw values, asked once on first need)
+    assert_eq!(actions, ["connect", "sql.select", "data.unmask"], "{r}");
+    let select_seq = r["decisions"][1]["seq"].as_i64().unwrap_or_default();
+
+    // Bound parameters, in text: values never need quoting, NULL is null.
+    let (status, r) = exec(
+        &gw,
+        &agent,
+        json!({"connection": "appdb",
+        "input": "SELECT $1::text AS quoted, $2::int + 1 AS next, $3::text IS NULL AS missing, email FROM customers WHERE id = $4",
+        "parameters": ["O'Brien; DROP TABLE orders", 41, null, 2]}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        r["rows"],
+        json!([["O'Brien; DROP TABLE orders", "42", "t", "[EMAIL]"]]),
+        "{r}"
+    );
+
+    // The last statement's result is the answer; COPY TO STDOUT comes back as rows, masked.
+    let (status, r) = exec(
+        &gw,
+        &agent,
+        json!({"connection": "appdb", "input": "SELECT 1; SELECT 2 AS two, 3 AS three"}),
+    )
+    .await?;
+    assert_eq!((status, &r["rows"]), (200, &json!([["2", "3"]])), "{r}");
+    assert_eq!(r["columns"], json!(["two", "three"]));
+    let (status, r) = exec(
+        &gw,
+        &agent,
+        json!({"connection": "appdb",
+        "input": "COPY (SELECT id, email FROM customers ORDER BY id LIMIT 2) TO STDOUT"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["rows"], json!([["1\t[EMAIL]"], ["2\t[EMAIL]"]]), "{r}");
+    assert_eq!(r["row_count"], 2);
+
+    // A statement the server refuses: 422 with its SQLSTATE.
+    let (status, r) = exec(
+        &gw,
+        &agent,
+        json!({"connection": "appdb", "input": "SELECT * FROM no_such_table"}),
+    )
+    .await?;
+    assert_eq!(status, 422, "{r}");
+    assert_eq!(r["code"], "statement_failed", "{r}");
 
     let (status, r) = exec(
         &gw,
@@ -57,6 +112,13 @@ async fn exec_runs_sql_through_the_door_with_masking_denials_and_approvals() -> 
     assert_eq!(status, 403, "{r}");
     assert_eq!(r["code"], "policy_forbid", "{r}");
     assert_eq!(r["policies"], json!(["no-unbounded-writes"]), "{r}");
+    let denial = r["decisions"].as_array().and_then(|d| d.last()).cloned();
+    assert_eq!(
+        denial.as_ref().map(|d| (&d["action"], &d["outcome"])),
+        Some((&json!("sql.delete"), &json!("deny"))),
+        "{r}"
+    );
+    let deny_seq = denial.and_then(|d| d["seq"].as_i64()).unwrap_or_default();
     assert!(
         r["hint"].as_str().unwrap_or_default().contains("WHERE"),
         "{r}"
@@ -79,8 +141,14 @@ async fn exec_runs_sql_through_the_door_with_masking_denials_and_approvals() -> 
     let (status, r) = exec(&gw, &agent, update.clone()).await?;
     assert_eq!(status, 202, "{r}");
     assert_eq!(r["status"], "pending");
+    assert_eq!(r["decision"], "approval_required", "{r}");
     let id = r["review_id"].as_str().unwrap_or_default().to_owned();
     assert!(id.starts_with("rv_"), "{r}");
+    let message = r["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&id) && !message.contains("holding"),
+        "the exec API does not hold: {r}"
+    );
     assert!(
         r["hint"]
             .as_str()
@@ -103,6 +171,27 @@ async fn exec_runs_sql_through_the_door_with_masking_denials_and_approvals() -> 
     assert_eq!(status, 202, "an approval runs its command once: {r}");
     assert_ne!(r["review_id"], id.as_str());
 
+    // With parameters, the review binds their values: other values are another review.
+    let param_update = |id: i64| {
+        json!({"connection": "billing", "input": "UPDATE orders SET status = $1 WHERE id = $2",
+               "parameters": ["refunded", id]})
+    };
+    let (status, r) = exec(&gw, &agent, param_update(6)).await?;
+    assert_eq!(status, 202, "{r}");
+    let bound = r["review_id"].as_str().unwrap_or_default().to_owned();
+    let approved = http::client()?
+        .post(format!("{}/v1/reviews/{bound}/approve", gw.url()))
+        .bearer_auth(&dba)
+        .json(&json!({"comment": "order 6 only"}))
+        .send()
+        .await?;
+    assert_eq!(approved.status().as_u16(), 200);
+    let (status, r) = exec(&gw, &agent, param_update(7)).await?;
+    assert_eq!(status, 202, "order 7 is not what was approved: {r}");
+    assert_ne!(r["review_id"], bound.as_str());
+    let (status, r) = exec(&gw, &agent, param_update(6)).await?;
+    assert_eq!((status, &r["row_count"]), (200, &json!(1)), "{r}");
+
     let (status, r) = exec(
         &gw,
         "not-a-token",
@@ -122,5 +211,21 @@ async fn exec_runs_sql_through_the_door_with_masking_denials_and_approvals() -> 
     // The upstream password is nowhere in what the agent saw, nor in the audit.
     let export = String::from_utf8(gw.cli(["audit", "export", "--format", "jsonl"])?.stdout)?;
     assert!(!export.contains(pg.app_password()));
+
+    // The seqs an answer quoted are the audit's own events.
+    let records: Vec<Value> = export
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let at = |seq: i64| {
+        records
+            .iter()
+            .find(|r| r["seq"] == seq)
+            .map(|r| r["event"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(at(select_seq)["action"], "sql.select");
+    assert_eq!(at(deny_seq)["action"], "sql.delete");
+    assert_eq!(at(deny_seq)["outcome"], "deny");
     Ok(())
 }

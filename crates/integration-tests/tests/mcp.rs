@@ -24,6 +24,10 @@ async fn an_mcp_client_queries_through_the_gateway() -> Result<()> {
     let pg = PgServer::start().await?;
     let gw = GatewayBuilder::new()
         .quickstart_policies()?
+        .policy(
+            "no-orders",
+            "@id(\"no-reading-orders\")\nforbid (principal in Group::\"agents\", action == Action::\"sql.select\", resource)\nwhen { context.sql.tables.contains(\"orders\") };\n",
+        )
         .pg_connection("appdb", &pg, &[("environment", "dev")])
         .pg_connection("billing", &pg, &[("environment", "prod")])
         .start()
@@ -40,11 +44,48 @@ async fn an_mcp_client_queries_through_the_gateway() -> Result<()> {
         names,
         [
             "check_review",
+            "describe_appdb",
+            "describe_billing",
             "query_appdb",
             "query_billing",
             "wait_for_review"
         ]
     );
+
+    // describe lists what this agent may read: customers, not orders (a policy forbids it).
+    let described = client.call_tool(call("describe_appdb", json!({}))?).await?;
+    assert_eq!(described.is_error, Some(false), "{described:?}");
+    let v = described.structured_content.context("structured")?;
+    let tables: Vec<&str> = v["tables"]
+        .as_array()
+        .context("tables")?
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(tables.contains(&"customers"), "{v}");
+    assert!(!tables.contains(&"orders"), "{v}");
+    assert!(v["hidden"].as_u64().unwrap_or_default() >= 1, "{v}");
+    let customers = v["tables"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "customers"))
+        .context("customers")?;
+    assert!(
+        customers["columns"].as_array().is_some_and(|c| c
+            .iter()
+            .any(|c| c["name"] == "email" && c["type"] == "text")),
+        "{customers}"
+    );
+
+    // Bound parameters.
+    let by_id = client
+        .call_tool(call(
+            "query_appdb",
+            json!({"sql": "SELECT name, email FROM customers WHERE id = $1", "parameters": [2]}),
+        )?)
+        .await?;
+    let v = by_id.structured_content.context("structured")?;
+    assert_eq!(v["rows"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["rows"][0][1], "[EMAIL]", "{v}");
 
     let mut select = call(
         "query_appdb",

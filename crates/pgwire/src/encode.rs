@@ -253,6 +253,57 @@ pub mod frontend {
         })
     }
 
+    /// A Bind of the unnamed portal to the unnamed statement: every parameter and every
+    /// result column in text format (`None`: NULL).
+    pub fn bind_text(buf: &mut BytesMut, params: &[Option<&[u8]>]) -> Result<(), WireError> {
+        let n = i16::try_from(params.len()).map_err(|_| WireError::Encode {
+            what: "Bind",
+            problem: "more than 32767 parameters",
+        })?;
+        put_message(buf, tag::BIND, |b| {
+            b.put_u8(0); // portal
+            b.put_u8(0); // statement
+            b.put_i16(0); // parameter formats: all text
+            b.put_i16(n);
+            for p in params {
+                match p {
+                    None => b.put_i32(-1),
+                    Some(v) => {
+                        let len = i32::try_from(v.len()).map_err(|_| WireError::Encode {
+                            what: "Bind",
+                            problem: "parameter longer than 2 GiB",
+                        })?;
+                        b.put_i32(len);
+                        b.put_slice(v);
+                    }
+                }
+            }
+            b.put_i16(0); // result formats: all text
+            Ok(())
+        })
+    }
+
+    /// A Describe of the unnamed portal.
+    pub fn describe_portal(buf: &mut BytesMut) {
+        buf.put_u8(tag::DESCRIBE);
+        buf.put_i32(6);
+        buf.put_u8(b'P');
+        buf.put_u8(0);
+    }
+
+    /// An Execute of the unnamed portal, all rows.
+    pub fn execute(buf: &mut BytesMut) {
+        buf.put_u8(tag::EXECUTE);
+        buf.put_i32(9);
+        buf.put_u8(0);
+        buf.put_i32(0);
+    }
+
+    /// A CopyFail with `reason`.
+    pub fn copy_fail(buf: &mut BytesMut, reason: &str) -> Result<(), WireError> {
+        put_message(buf, tag::COPY_FAIL, |b| put_cstr(b, reason.as_bytes()))
+    }
+
     pub fn sync(buf: &mut BytesMut) {
         buf.put_u8(tag::SYNC);
         buf.put_i32(4);

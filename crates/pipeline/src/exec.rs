@@ -7,6 +7,8 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use serde::Serialize;
 
+use crate::Receipt;
+
 /// One command to run.
 pub struct ExecRequest {
     /// The caller's bearer token, presented to the door like any client's.
@@ -14,6 +16,8 @@ pub struct ExecRequest {
     pub connection: String,
     /// The command: SQL text for SQL connections.
     pub input: String,
+    /// Values bound to the command's placeholders (`$1`, ...), when the door supports them.
+    pub parameters: Vec<serde_json::Value>,
     /// Wait for a held command's approval (up to the door's hold time) instead of answering
     /// at once with the review id.
     pub wait: bool,
@@ -38,6 +42,8 @@ pub enum ExecOutcome {
         rows: Vec<Vec<Option<String>>>,
         row_count: u64,
         truncated: bool,
+        /// The audited decisions the command took, in order (`connect` first).
+        decisions: Vec<Receipt>,
     },
     /// It waits for approval.
     Pending {
@@ -45,7 +51,51 @@ pub enum ExecOutcome {
         review_id: String,
         message: String,
         hint: String,
+        decisions: Vec<Receipt>,
     },
+}
+
+impl ExecOutcome {
+    /// The outcome of the command's own last decision (`allow`, `approval_required`, ...);
+    /// the session's questions around it (`connect`, `data.unmask`) are not the command's.
+    pub fn decision(&self) -> &str {
+        let (ExecOutcome::Done { decisions, .. } | ExecOutcome::Pending { decisions, .. }) = self;
+        decisions
+            .iter()
+            .rev()
+            .find(|r| !SESSION_ACTIONS.contains(&r.action.as_str()))
+            .map(|r| r.outcome.as_str())
+            .unwrap_or("allow")
+    }
+}
+
+/// Decisions a door takes about a session rather than about a command.
+const SESSION_ACTIONS: [&str; 2] = ["connect", "data.unmask"];
+
+/// What a connection holds that the caller may read: for SQL connections, tables and columns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Described {
+    pub session_id: Option<String>,
+    pub tables: Vec<DescribedTable>,
+    /// Tables the target holds that the policy would not let the caller read.
+    pub hidden: usize,
+    /// The catalog was longer than the door reads.
+    pub truncated: bool,
+    pub decisions: Vec<Receipt>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DescribedTable {
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<DescribedColumn>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DescribedColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
 }
 
 /// Why the command did not run: a reason code, and what the door said (message, hint, the
@@ -64,6 +114,54 @@ pub struct ExecRefusal {
     pub policies: Vec<String>,
     pub protocol_code: Option<String>,
     pub session_id: Option<String>,
+    /// The audited decisions taken before the refusal (the denial's own is last).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Receipt>,
+}
+
+impl ExecRefusal {
+    fn new(code: &str, status: u16, message: String, hint: &str) -> Self {
+        Self {
+            code: code.into(),
+            status,
+            message,
+            hint: hint.into(),
+            policies: Vec::new(),
+            protocol_code: None,
+            session_id: None,
+            decisions: Vec::new(),
+        }
+    }
+
+    /// The token was refused.
+    pub fn token(message: impl Into<String>) -> Self {
+        Self::new(
+            "token_rejected",
+            401,
+            message.into(),
+            "get a fresh token from your identity provider and retry",
+        )
+    }
+
+    /// No connection has this name.
+    pub fn unknown_connection(name: &str) -> Self {
+        Self::new(
+            "connection_unknown",
+            404,
+            format!("no connection named {name:?}"),
+            "list the connections you may use (MCP tools/list)",
+        )
+    }
+
+    /// The door cannot do this.
+    pub fn unsupported(what: &str, kind: &str) -> Self {
+        Self::new(
+            "unsupported",
+            501,
+            format!("{kind} connections do not support {what}"),
+            "use the connection's query tool instead",
+        )
+    }
 }
 
 #[async_trait]
@@ -81,4 +179,12 @@ pub trait ExecDoor: Send + Sync {
         None
     }
     async fn exec(&self, req: ExecRequest) -> Result<ExecOutcome, ExecRefusal>;
+    /// Whether [`ExecDoor::describe`] is supported.
+    fn describes(&self) -> bool {
+        false
+    }
+    /// What the caller may read on `req.connection` (`req.input` is ignored).
+    async fn describe(&self, _req: ExecRequest) -> Result<Described, ExecRefusal> {
+        Err(ExecRefusal::unsupported("describe", self.kind()))
+    }
 }

@@ -16,7 +16,9 @@ use portcullis_audit::{Auditor, Event, Who};
 use portcullis_identity::{Principal, Rejection, Validator};
 use portcullis_policy::{Decision, PolicyEngine, Request, Target};
 
-pub use exec::{ExecDoor, ExecOutcome, ExecRefusal, ExecRequest};
+pub use exec::{
+    Described, DescribedColumn, DescribedTable, ExecDoor, ExecOutcome, ExecRefusal, ExecRequest,
+};
 pub use metrics::Metrics;
 
 /// Where a request came from, for the audit and for policy context.
@@ -30,6 +32,34 @@ pub struct Origin {
     /// carried into every audit event of the request.
     pub run_id: Option<String>,
     pub tool_call_id: Option<String>,
+    /// Set by a caller that answers with the audit ids of what it caused (the exec API):
+    /// every audited decision taken for this origin is noted here.
+    pub receipts: Option<Receipts>,
+}
+
+/// The audit receipts of the decisions taken for one request, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Receipts(Arc<std::sync::Mutex<Vec<Receipt>>>);
+
+/// One audited decision: its audit seq, what was asked and the outcome.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Receipt {
+    pub seq: i64,
+    pub action: String,
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+}
+
+impl Receipts {
+    fn push(&self, r: Receipt) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+    }
+
+    /// The receipts noted so far (the list is emptied).
+    pub fn take(&self) -> Vec<Receipt> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// Why the pipeline refused before or instead of a policy decision.
@@ -211,7 +241,29 @@ impl Pipeline {
             data: None,
         };
         let seq = self.record_receipt(event).await?;
+        if let Some(receipts) = &origin.receipts {
+            receipts.push(Receipt {
+                seq,
+                action: ask.action.into(),
+                outcome: decision.outcome().into(),
+                policies: decision.policies().to_vec(),
+            });
+        }
         Ok(Decided { decision, seq })
+    }
+
+    /// What the policy would decide, without auditing it: for showing a principal what it may
+    /// use (the tables `describe` lists). A preview grants nothing; the request itself is
+    /// decided, and audited, when it is made.
+    pub fn preview(&self, principal: &Principal, ask: &Ask<'_>, origin: &Origin) -> Decision {
+        self.policy.load().decide(&Request {
+            principal,
+            action: ask.action,
+            target: ask.target,
+            facts: ask.facts,
+            now_unix: now_unix(),
+            source_ip: origin.source_ip,
+        })
     }
 
     /// Writes an event, mapping a failure to a refusal (fail closed).

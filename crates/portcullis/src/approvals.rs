@@ -112,6 +112,8 @@ impl ReviewSink for Sink {
             who: Some(who),
             connection: Some(review.connection.clone()),
             session_id: review.session_id.clone(),
+            run_id: review.run_id.clone(),
+            tool_call_id: review.tool_call_id.clone(),
             action: Some(review.action.clone()),
             command: Some(review.command.clone()),
             policies: review.policies.clone(),

@@ -122,7 +122,7 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
         reviews: Some(reviews),
         recordings_dir: recordings.as_ref().map(|r| r.dir().to_path_buf()),
         exec,
-        exec_limits: (1000, 1 << 20),
+        exec_limits: (cfg.exec.max_rows, cfg.exec.max_bytes),
     };
     let app = portcullis_api::router(state);
     tracing::info!(%addr, "portcullis is serving");

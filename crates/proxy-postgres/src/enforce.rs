@@ -159,13 +159,7 @@ impl Enforcer<'_> {
     pub(crate) async fn hold(&self, need: &NeedsReview, exact: &Exact<'_>) -> Result<(), Denial> {
         let requester = crate::hold::requester(self.principal);
         self.holder
-            .hold(
-                need,
-                requester,
-                &self.target.name,
-                self.origin.session_id.clone(),
-                exact,
-            )
+            .hold(need, requester, &self.target.name, self.origin, exact)
             .await
     }
 

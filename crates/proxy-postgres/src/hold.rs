@@ -52,7 +52,7 @@ impl Holder<'_> {
         need: &NeedsReview,
         requester: Requester,
         connection: &str,
-        session_id: Option<String>,
+        origin: &portcullis_pipeline::Origin,
         exact: &Exact<'_>,
     ) -> Result<(), Denial> {
         let Some(reviews) = self.reviews else {
@@ -69,7 +69,9 @@ impl Holder<'_> {
             policies: need.policies.clone(),
             reviewers: need.reviewers.clone(),
             approvals: need.approvals,
-            session_id,
+            session_id: origin.session_id.clone(),
+            run_id: origin.run_id.clone(),
+            tool_call_id: origin.tool_call_id.clone(),
         };
         let review = match reviews.request(new, now_ms()).await {
             Ok(Requested::Run(_)) => return Ok(()),
@@ -112,10 +114,13 @@ fn approve_command(review: &Review) -> String {
     format!("portcullis reviews approve {} --comment \"...\"", review.id)
 }
 
+/// What ends the held notice's message; the exec door, which does not wait, cuts it off.
+pub(crate) const HOLDING: &str = ": holding it up to ";
+
 fn held_notice(review: &Review, hold: Duration) -> Bytes {
     let groups = review.reviewers.join(", ");
     let message = format!(
-        "portcullis: {} on {} needs approval by {groups} ({} needed; policy {}): holding it up to {}s for review {}",
+        "portcullis: {} on {} needs approval by {groups} ({} needed; policy {}){HOLDING}{}s for review {}",
         review.action,
         review.connection,
         review.approvals_needed,

@@ -203,7 +203,8 @@ fn hello(upstream: &Upstream, pid: i32, secret: i32, session_id: Option<&str>) -
     encode_backend::authentication_ok(&mut hello);
     // The gateway's session id, so a client can find its session's audit and recording.
     if let Some(id) = session_id {
-        let _ = encode_backend::parameter_status(&mut hello, "portcullis_session_id", id);
+        let _ =
+            encode_backend::parameter_status(&mut hello, crate::startup::SESSION_ID_PARAMETER, id);
     }
     for (k, v) in &upstream.params {
         // A value that cannot be encoded is not relayed rather than failing the session.

@@ -44,6 +44,8 @@ struct Admitted {
 pub(crate) struct Local {
     pub(crate) run_id: Option<String>,
     pub(crate) tool_call_id: Option<String>,
+    /// Where the session's decisions are noted, for an answer that names its audit events.
+    pub(crate) receipts: Option<portcullis_pipeline::Receipts>,
 }
 
 pub(crate) async fn run<S>(
@@ -65,6 +67,7 @@ pub(crate) async fn run<S>(
         session_id: Some(session_id),
         run_id: local.run_id,
         tool_call_id: local.tool_call_id,
+        receipts: local.receipts,
     };
     async move {
         let mut conn = ClientConn::new(stream, door.limits);

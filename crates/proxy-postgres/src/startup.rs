@@ -16,6 +16,9 @@ use crate::relay::state::encoding_is_readable;
 use crate::respond;
 use crate::stream::MaybeTls;
 
+/// The ParameterStatus that tells every client its session id (quoted in the audit).
+pub(crate) const SESSION_ID_PARAMETER: &str = "portcullis_session_id";
+
 /// Startup parameters passed on to the server. Everything else is dropped, above all
 /// `options`, whose `-c role=...` or `-c session_authorization=...` would bypass policy.
 const FORWARDED: &[&str] = &[

@@ -43,6 +43,9 @@ pub struct NewReview {
     /// Distinct approvals needed; 0 counts as 1.
     pub approvals: u32,
     pub session_id: Option<String>,
+    /// The agent run and tool call that asked (exec API, MCP), for the audit.
+    pub run_id: Option<String>,
+    pub tool_call_id: Option<String>,
 }
 
 /// Where a review stands.
@@ -135,6 +138,11 @@ pub struct Review {
     pub expires_ms: i64,
     pub executed_ms: Option<i64>,
     pub session_id: Option<String>,
+    /// The agent run and tool call that asked for the review, when the agent said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 /// The answer to [`crate::Reviews::request`].

@@ -86,6 +86,8 @@ impl Reviews {
             expires_ms: now_ms.saturating_add(ttl_ms),
             executed_ms: None,
             session_id: new.session_id.clone(),
+            run_id: new.run_id.clone(),
+            tool_call_id: new.tool_call_id.clone(),
         };
         let stored = row::encode(&review, now_ms)?;
         let this = self.clone();

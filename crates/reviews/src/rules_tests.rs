@@ -25,6 +25,8 @@ fn pending(approvals_needed: u32) -> Review {
         expires_ms: 1000,
         executed_ms: None,
         session_id: None,
+        run_id: None,
+        tool_call_id: None,
     }
 }
 
@@ -150,6 +152,8 @@ fn reuse_requires_terms_at_least_as_strict() {
         reviewers: reviewers.iter().map(|g| g.to_string()).collect(),
         approvals,
         session_id: None,
+        run_id: None,
+        tool_call_id: None,
     };
     assert!(covers(&existing, &new(&["dba", "sre"], 2)));
     assert!(covers(&existing, &new(&["sre", "dba", "extra"], 1)));

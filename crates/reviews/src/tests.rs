@@ -22,6 +22,8 @@ fn ask(i: usize) -> NewReview {
         reviewers: vec!["dba".into()],
         approvals: 1,
         session_id: None,
+        run_id: None,
+        tool_call_id: None,
     }
 }
 

@@ -60,6 +60,15 @@ fn meta_str(meta: Option<&rmcp::model::RequestMetaObject>, key: &str) -> Option<
 
 pub(crate) use crate::reviews::visible;
 
+fn unknown_connection(connection: &str, corr: &Correlation) -> CallToolResult {
+    tools::error_result(
+        "connection_unknown",
+        format!("no connection named {connection:?}"),
+        "call tools/list for the connections you may use",
+        corr,
+    )
+}
+
 /// The tools `principal` may use: a query tool per connection whose `connect` the policy
 /// does not deny, then the review tools. Each question is an audited decision.
 pub(crate) async fn list_for(
@@ -87,6 +96,9 @@ pub(crate) async fn list_for(
                 .map_err(|r| ErrorData::internal_error(r.detail(), None))?;
             if !matches!(decision, Decision::Deny { .. }) {
                 tools.push(tools::query_tool(&name, door.kind()));
+                if door.describes() {
+                    tools.push(tools::describe_tool(&name, door.kind()));
+                }
             }
         }
     }
@@ -102,6 +114,29 @@ impl McpServer {
         self.state.exec.iter().find(|d| d.serves(connection))
     }
 
+    /// The door and the ExecRequest of a tool call on `connection`; `None`: no such connection.
+    fn request(
+        &self,
+        c: &Caller,
+        connection: &str,
+        corr: &Correlation,
+    ) -> Option<(&Arc<dyn ExecDoor>, ExecRequest)> {
+        let door = self.door(connection)?;
+        let req = ExecRequest {
+            token: c.token.to_string().into(),
+            connection: connection.to_owned(),
+            input: String::new(),
+            parameters: Vec::new(),
+            wait: false,
+            peer: c.peer,
+            max_rows: self.state.exec_limits.0,
+            max_bytes: self.state.exec_limits.1,
+            run_id: corr.run_id.clone(),
+            tool_call_id: corr.tool_call_id.clone(),
+        };
+        Some((door, req))
+    }
+
     async fn query(
         &self,
         c: &Caller,
@@ -109,13 +144,8 @@ impl McpServer {
         args: &serde_json::Map<String, Value>,
         corr: &Correlation,
     ) -> CallToolResult {
-        let Some(door) = self.door(connection) else {
-            return tools::error_result(
-                "connection_unknown",
-                format!("no connection named {connection:?}"),
-                "call tools/list for the connections you may use",
-                corr,
-            );
+        let Some((door, mut req)) = self.request(c, connection, corr) else {
+            return unknown_connection(connection, corr);
         };
         let Some(sql) = args.get("sql").and_then(Value::as_str) else {
             return tools::error_result(
@@ -125,30 +155,32 @@ impl McpServer {
                 corr,
             );
         };
-        if args
-            .get("parameters")
-            .is_some_and(|p| p.as_array().is_none_or(|a| !a.is_empty()))
-        {
-            return tools::error_result(
-                "parameters_unsupported",
-                "bound parameters are not supported yet",
-                "send the statement without `parameters` (quote literals in the text)",
-                corr,
-            );
-        }
-        let req = ExecRequest {
-            token: c.token.to_string().into(),
-            connection: connection.to_owned(),
-            input: sql.to_owned(),
-            wait: false,
-            peer: c.peer,
-            max_rows: self.state.exec_limits.0,
-            max_bytes: self.state.exec_limits.1,
-            run_id: corr.run_id.clone(),
-            tool_call_id: corr.tool_call_id.clone(),
+        let parameters = match args.get("parameters") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(p)) => p.clone(),
+            Some(_) => {
+                return tools::error_result(
+                    "argument_invalid",
+                    "`parameters` must be an array",
+                    "pass the values for $1, $2, ... as {\"parameters\": [42, \"text\"]}",
+                    corr,
+                );
+            }
         };
+        req.input = sql.to_owned();
+        req.parameters = parameters;
         match door.exec(req).await {
             Ok(out) => tools::outcome_result(out, corr),
+            Err(r) => tools::refusal_result(r, corr),
+        }
+    }
+
+    async fn describe(&self, c: &Caller, connection: &str, corr: &Correlation) -> CallToolResult {
+        let Some((door, req)) = self.request(c, connection, corr) else {
+            return unknown_connection(connection, corr);
+        };
+        match door.describe(req).await {
+            Ok(d) => tools::described_result(connection, d, corr),
             Err(r) => tools::refusal_result(r, corr),
         }
     }
@@ -214,8 +246,9 @@ impl rmcp::ServerHandler for McpServer {
             .with_server_info(Implementation::new("portcullis", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "Portcullis gateway: each query_<connection> tool runs one SQL statement under \
-                 the gateway's policy. Refusals carry a code and a hint; held statements return \
-                 a review_id to wait on.",
+                 the gateway's policy; describe_<connection> lists the tables and columns you \
+                 may read. Refusals carry a code and a hint; held statements return a review_id \
+                 to wait on.",
             )
     }
 
@@ -253,6 +286,8 @@ impl rmcp::ServerHandler for McpServer {
         let args = request.arguments.clone().unwrap_or_default();
         let result = if let Some(conn) = name.strip_prefix(tools::QUERY_PREFIX) {
             self.query(&c, conn, &args, &corr).await
+        } else if let Some(conn) = name.strip_prefix(tools::DESCRIBE_PREFIX) {
+            self.describe(&c, conn, &corr).await
         } else if name == tools::CHECK_REVIEW {
             self.review(&c, &args, false, &corr).await
         } else if name == tools::WAIT_FOR_REVIEW {

@@ -3,7 +3,7 @@
 use portcullis_pipeline::{ExecOutcome, ExecRefusal};
 use serde_json::json;
 
-use super::tools::{Correlation, outcome_result, query_tool, refusal_result};
+use super::tools::{Correlation, describe_tool, outcome_result, query_tool, refusal_result};
 use super::{base_url, challenge, resource_metadata};
 
 #[test]
@@ -13,13 +13,25 @@ fn pending_is_not_an_error_and_names_the_review() {
         review_id: "rv_1".into(),
         message: "held".into(),
         hint: "wait".into(),
+        decisions: vec![portcullis_pipeline::Receipt {
+            seq: 7,
+            action: "sql.update".into(),
+            outcome: "approval_required".into(),
+            policies: vec!["prod-writes".into()],
+        }],
     };
     let r = outcome_result(out, &Correlation::default());
     assert_eq!(r.is_error, Some(false));
     let v = r.structured_content.unwrap();
     assert_eq!(v["status"], "pending");
     assert_eq!(v["review_id"], "rv_1");
+    assert_eq!(v["decision"], "approval_required");
+    assert_eq!(v["decisions"][0]["seq"], 7);
     assert!(format!("{:?}", r.content).contains("wait_for_review"));
+    // The structured content is also there as JSON text, for clients that read only text.
+    assert_eq!(r.content.len(), 2);
+    let json = r.content[1].as_text().map(|t| t.text.clone()).unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), v);
 }
 
 #[test]
@@ -33,6 +45,7 @@ fn refusal_is_a_tool_error_with_code_and_hint() {
             policies: Vec::new(),
             protocol_code: None,
             session_id: None,
+            decisions: Vec::new(),
         },
         &Correlation {
             run_id: Some("r".into()),
@@ -48,11 +61,14 @@ fn refusal_is_a_tool_error_with_code_and_hint() {
 }
 
 #[test]
-fn query_tool_schema_requires_sql() {
+fn query_tool_schema_requires_sql_and_takes_parameters() {
     let t = query_tool("orders", "postgres");
     assert_eq!(t.name, "query_orders");
     assert_eq!(t.input_schema["required"], json!(["sql"]));
-    assert_eq!(t.input_schema["properties"]["parameters"]["maxItems"], 0);
+    assert_eq!(t.input_schema["properties"]["parameters"]["type"], "array");
+    let d = describe_tool("orders", "postgres");
+    assert_eq!(d.name, "describe_orders");
+    assert_eq!(d.annotations.and_then(|a| a.read_only_hint), Some(true));
 }
 
 #[test]

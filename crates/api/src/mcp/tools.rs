@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 
 /// The prefix of a connection's tool.
 pub(crate) const QUERY_PREFIX: &str = "query_";
+/// The prefix of a connection's describe tool.
+pub(crate) const DESCRIBE_PREFIX: &str = "describe_";
 pub(crate) const CHECK_REVIEW: &str = "check_review";
 pub(crate) const WAIT_FOR_REVIEW: &str = "wait_for_review";
 /// The longest `wait_for_review` waits, and its default.
@@ -36,11 +38,14 @@ pub(crate) fn query_tool(connection: &str, kind: &str) -> Tool {
         schema(json!({
             "type": "object",
             "properties": {
-                "sql": {"type": "string", "description": "one SQL statement"},
+                "sql": {
+                    "type": "string",
+                    "description": "one SQL statement; $1, $2, ... for bound parameters"
+                },
                 "parameters": {
                     "type": "array",
-                    "description": "bound parameters: not supported yet, leave empty",
-                    "maxItems": 0
+                    "description": "values for $1, $2, ... in order (strings, numbers, booleans, null; JSON for json columns)",
+                    "items": {}
                 }
             },
             "required": ["sql"],
@@ -49,6 +54,48 @@ pub(crate) fn query_tool(connection: &str, kind: &str) -> Tool {
     )
     .with_title(format!("Query {connection}"))
     .annotate(ToolAnnotations::new().open_world(false))
+}
+
+/// The tool that lists what the caller may read on `connection`.
+pub(crate) fn describe_tool(connection: &str, kind: &str) -> Tool {
+    Tool::new(
+        format!("{DESCRIBE_PREFIX}{connection}"),
+        format!(
+            "List the tables (with their columns and types) you may read on the {kind} \
+             connection `{connection}`. Call it before writing a query."
+        ),
+        schema(json!({"type": "object", "properties": {}, "additionalProperties": false})),
+    )
+    .with_title(format!("Describe {connection}"))
+    .annotate(ToolAnnotations::new().read_only(true).open_world(false))
+}
+
+/// What a connection holds that the caller may read, as a tool result.
+pub(crate) fn described_result(
+    connection: &str,
+    d: portcullis_pipeline::Described,
+    c: &Correlation,
+) -> CallToolResult {
+    let mut text = format!("{} table(s) you may read on {connection}:", d.tables.len());
+    for t in &d.tables {
+        let cols: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.kind))
+            .collect();
+        text.push_str(&format!("\n{}.{} ({})", t.schema, t.name, cols.join(", ")));
+    }
+    if d.hidden > 0 {
+        text.push_str(&format!(
+            "\n{} more table(s) exist that the policy does not let you read.",
+            d.hidden
+        ));
+    }
+    if d.truncated {
+        text.push_str("\nThe catalog was too long to read whole; some tables are missing.");
+    }
+    let v = serde_json::to_value(&d).unwrap_or(Value::Null);
+    result(v, text, false, c)
 }
 
 fn review_id_schema() -> Value {
@@ -118,12 +165,17 @@ fn result(mut structured: Value, text: String, error: bool, c: &Correlation) -> 
     } else {
         CallToolResult::structured(structured)
     };
-    r.content = vec![ContentBlock::text(text)];
+    // The summary for the model, then the structured content as JSON text, as the MCP spec
+    // asks of tools that return structured content (clients that read only text see rows).
+    let json = serde_json::to_string(r.structured_content.as_ref().unwrap_or(&Value::Null))
+        .unwrap_or_default();
+    r.content = vec![ContentBlock::text(text), ContentBlock::text(json)];
     r
 }
 
 /// A query's outcome as a tool result: rows, or a pending review (not an error).
 pub(crate) fn outcome_result(out: ExecOutcome, c: &Correlation) -> CallToolResult {
+    let decision = out.decision().to_owned();
     match out {
         ExecOutcome::Done {
             session_id,
@@ -131,6 +183,7 @@ pub(crate) fn outcome_result(out: ExecOutcome, c: &Correlation) -> CallToolResul
             rows,
             row_count,
             truncated,
+            decisions,
         } => {
             let shown = rows.len();
             let mut text = format!("{row_count} row(s)");
@@ -151,6 +204,8 @@ pub(crate) fn outcome_result(out: ExecOutcome, c: &Correlation) -> CallToolResul
                     "row_count": row_count,
                     "truncated": truncated,
                     "session_id": session_id,
+                    "decision": decision,
+                    "decisions": decisions,
                 }),
                 text,
                 false,
@@ -162,6 +217,7 @@ pub(crate) fn outcome_result(out: ExecOutcome, c: &Correlation) -> CallToolResul
             review_id,
             message,
             hint,
+            decisions,
         } => {
             let text = format!(
                 "Held for approval (review {review_id}): {message}. {hint} \
@@ -175,6 +231,8 @@ pub(crate) fn outcome_result(out: ExecOutcome, c: &Correlation) -> CallToolResul
                     "message": message,
                     "hint": hint,
                     "session_id": session_id,
+                    "decision": decision,
+                    "decisions": decisions,
                 }),
                 text,
                 false,
@@ -194,8 +252,13 @@ pub(crate) fn refusal_result(r: ExecRefusal, c: &Correlation) -> CallToolResult 
         "protocol_code": r.protocol_code,
         "session_id": r.session_id,
     });
-    if let (false, Value::Object(m)) = (r.policies.is_empty(), &mut v) {
-        m.insert("policies".into(), json!(r.policies));
+    if let Value::Object(m) = &mut v {
+        if !r.policies.is_empty() {
+            m.insert("policies".into(), json!(r.policies));
+        }
+        if !r.decisions.is_empty() {
+            m.insert("decisions".into(), json!(r.decisions));
+        }
     }
     result(v, text, true, c)
 }

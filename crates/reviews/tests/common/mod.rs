@@ -105,6 +105,8 @@ pub fn new_review(command: &str, approvals: u32) -> NewReview {
         reviewers: vec!["dba".into()],
         approvals,
         session_id: Some("s-1".into()),
+        run_id: Some("run-1".into()),
+        tool_call_id: Some("call-1".into()),
     }
 }
 
