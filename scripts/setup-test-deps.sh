@@ -2,8 +2,10 @@
 # Installs what the integration tests need, idempotently and quietly (prints only on failure):
 #   - Debian packages: PostgreSQL server binaries (initdb, postgres, pgbench), psql, pgbouncer,
 #     openssl, Node.js and npm, python3-venv when the python3 on PATH cannot make a venv;
-#   - .venv at the repo root with tests/python/requirements.txt (re-installed only when the
-#     requirements or the interpreter change: a stamp file inside .venv records both);
+#   - .venv at the repo root with tests/python/requirements.txt: the PostgreSQL clients, real
+#     AutoGen and clients/python (portcullis-autogen, editable); re-installed only when the
+#     requirements, the package's pyproject.toml or the interpreter change (a stamp file
+#     inside .venv records them);
 #   - Debian's Chromium (/usr/bin/chromium) and a font for it, for the browser checks;
 #   - tests/idp/node_modules and tests/browser/node_modules (npm ci) when missing or older
 #     than their package-lock.json.
@@ -67,10 +69,12 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/nul
   rm -rf "$venv"
   run "$py" -m venv "$venv"
 fi
-want="$(sha256sum "$req" | cut -d' ' -f1) $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])')"
+# The package under clients/python is installed editable: its code is live, but a change of its
+# dependencies (pyproject.toml) needs a reinstall, so the stamp covers both files.
+want="$(cat "$req" clients/python/pyproject.toml | sha256sum | cut -d' ' -f1) $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])')"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   run "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-input -r "$req"
-  run "$venv/bin/python" -c 'import psycopg, asyncpg, pytest'
+  run "$venv/bin/python" -c 'import psycopg, asyncpg, pytest, autogen_agentchat, autogen_ext.tools.mcp, portcullis_autogen'
   printf '%s\n' "$want" >"$stamp"
 fi
 

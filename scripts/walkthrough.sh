@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the README's five-minute walkthrough word for word: every ```sh block between the
-# walkthrough markers, in one shell, against a gateway started the way the README says.
+# walkthrough markers, then the "Use with AutoGen" blocks (the example agent), in one shell,
+# against a gateway started the way the README says.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,7 @@ done
 grep -q listening "$work/out" || { cat "$work/err"; exit 1; }
 
 # Extract the walkthrough blocks.
-awk '/<!-- walkthrough:start -->/{on=1} /<!-- walkthrough:end -->/{on=0}
+awk '/<!-- (walkthrough|autogen):start -->/{on=1} /<!-- (walkthrough|autogen):end -->/{on=0}
      on && /^```sh$/{code=1; next} on && /^```$/{code=0; next} code' README.md >"$work/steps.sh"
 # The README puts target/release first on PATH; fall back to the debug build in CI.
 export PATH="$PATH:$PWD/target/debug"
