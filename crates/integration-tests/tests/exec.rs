@@ -93,6 +93,19 @@ async fn exec_runs_sql_through_the_door_with_masking_denials_and_approvals() -> 
     assert_eq!(r["rows"], json!([["1\t[EMAIL]"], ["2\t[EMAIL]"]]), "{r}");
     assert_eq!(r["row_count"], 2);
 
+    // More parameters than the protocol can carry: a clear 400, not a broken session.
+    let (status, r) = exec(
+        &gw,
+        &agent,
+        json!({"connection": "appdb", "input": "SELECT 1", "parameters": vec![Value::Null; 40_000]}),
+    )
+    .await?;
+    assert_eq!(
+        (status, &r["code"]),
+        (400, &json!("parameters_too_many")),
+        "{r}"
+    );
+
     // A statement the server refuses: 422 with its SQLSTATE.
     let (status, r) = exec(
         &gw,

@@ -133,6 +133,11 @@ impl ExecRefusal {
         }
     }
 
+    /// The request itself is wrong (400).
+    pub fn bad_request(code: &str, message: impl Into<String>, hint: &str) -> Self {
+        Self::new(code, 400, message.into(), hint)
+    }
+
     /// The token was refused.
     pub fn token(message: impl Into<String>) -> Self {
         Self::new(

@@ -23,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 use self::client::{Answer, Client, Failure, Limit};
 use crate::door::Door;
 
+/// The most bound parameters one command may carry (Bind counts them in an Int16).
+const MAX_PARAMETERS: usize = i16::MAX as usize;
+
 /// Runs single commands through the door; cheap to clone.
 #[derive(Clone)]
 pub struct PgExec {
@@ -118,6 +121,17 @@ impl ExecDoor for PgExec {
     }
 
     async fn exec(&self, req: ExecRequest) -> Result<ExecOutcome, ExecRefusal> {
+        // The protocol counts parameters in an Int16.
+        if req.parameters.len() > MAX_PARAMETERS {
+            return Err(ExecRefusal::bad_request(
+                "parameters_too_many",
+                format!(
+                    "{} parameters; PostgreSQL takes at most {MAX_PARAMETERS}",
+                    req.parameters.len()
+                ),
+                "send the values in fewer statements, or as one array or JSON parameter",
+            ));
+        }
         let limit = Limit {
             rows: req.max_rows,
             bytes: req.max_bytes,
