@@ -208,16 +208,7 @@ impl Pipeline {
         ask: &Ask<'_>,
         origin: &Origin,
     ) -> Result<Decided, Refusal> {
-        let engine = self.policy.load();
-        let req = Request {
-            principal,
-            action: ask.action,
-            target: ask.target,
-            facts: ask.facts,
-            now_unix: now_unix(),
-            source_ip: origin.source_ip,
-        };
-        let decision = engine.decide(&req);
+        let decision = self.preview(principal, ask, origin);
         self.metrics.decision(decision.outcome());
         let (reason_code, detail) = match &decision {
             Decision::Deny { code, reason, .. } => (Some(code.code().into()), Some(reason.clone())),
