@@ -333,6 +333,12 @@ pub struct PostgresConfig {
     /// Audit statements with literals replaced by placeholders (the default); `false`
     /// keeps the text as sent, values included.
     pub redact_literals: bool,
+    /// Idle server connections kept per connection for the next session (reset with
+    /// `DISCARD ALL`, as pgbouncer's session mode does); 0 opens one per session.
+    pub pool_size: usize,
+    /// An idle server connection older than this is closed, not reused.
+    #[serde(with = "humantime_serde")]
+    pub pool_idle: Duration,
 }
 
 impl Default for PostgresConfig {
@@ -346,6 +352,8 @@ impl Default for PostgresConfig {
             max_message_bytes: 64 << 20,
             statement_cache: 10_000,
             redact_literals: true,
+            pool_size: 8,
+            pool_idle: Duration::from_secs(60),
         }
     }
 }

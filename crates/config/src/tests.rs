@@ -278,3 +278,13 @@ fn exec_limits_default_and_are_checked() {
         c.check()
     );
 }
+
+#[test]
+fn postgres_pool_defaults_and_parses() {
+    let c = parse_str("").unwrap();
+    assert_eq!(c.postgres.pool_size, 8);
+    assert_eq!(c.postgres.pool_idle, std::time::Duration::from_secs(60));
+    let c = parse_str("[postgres]\npool_size = 0\npool_idle = \"5s\"\n").unwrap();
+    assert_eq!(c.postgres.pool_size, 0);
+    assert_eq!(c.postgres.pool_idle, std::time::Duration::from_secs(5));
+}

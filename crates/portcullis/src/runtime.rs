@@ -177,6 +177,8 @@ pub fn pg_door(
     settings.max_message_bytes = cfg.postgres.max_message_bytes;
     settings.statement_cache = cfg.postgres.statement_cache;
     settings.redact_literals = cfg.postgres.redact_literals;
+    settings.pool_size = cfg.postgres.pool_size;
+    settings.pool_idle = cfg.postgres.pool_idle;
     settings.masking = masking_settings(cfg)?;
     settings.hold = cfg.approvals.hold;
     settings.record_rows = cfg.recording.rows;

@@ -15,6 +15,7 @@ use crate::cache::StatementCache;
 use crate::cancel::CancelMap;
 use crate::error::PgError;
 use crate::mask::Maskers;
+use crate::pool::Pool;
 use crate::settings::{PgDoorSettings, PgTarget};
 use crate::upstream::UpstreamConn;
 use crate::{session, tls};
@@ -23,6 +24,8 @@ use crate::{session, tls};
 pub(crate) struct TargetRt {
     pub(crate) target: PgTarget,
     pub(crate) conn: Arc<UpstreamConn>,
+    /// Its idle server connections.
+    pub(crate) pool: Pool,
 }
 
 /// What every session shares.
@@ -77,7 +80,14 @@ impl PgDoor {
             let conn = Arc::new(UpstreamConn::new(&target)?);
             let name = target.info.name.clone();
             if map
-                .insert(name.clone(), Arc::new(TargetRt { target, conn }))
+                .insert(
+                    name.clone(),
+                    Arc::new(TargetRt {
+                        target,
+                        conn,
+                        pool: Pool::new(settings.pool_size, settings.pool_idle),
+                    }),
+                )
                 .is_some()
             {
                 return Err(PgError::Setup(format!(

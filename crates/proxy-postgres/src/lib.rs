@@ -31,6 +31,7 @@ mod exec;
 mod hold;
 mod live;
 mod mask;
+mod pool;
 mod record;
 mod relay;
 mod respond;

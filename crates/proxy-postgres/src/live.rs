@@ -42,12 +42,18 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     stats: &Stats,
     tracker: &Mutex<Tracker>,
 ) -> (Ended, Option<PgError>) {
-    let login = upstream::login(&a.target.conn, &a.target.target, a.forward, door.limits);
-    let upstream = match tokio::time::timeout(LOGIN_TIMEOUT, login).await {
-        Ok(Ok(u)) => u,
-        Ok(Err(e)) => return login_failed(conn, e).await,
-        Err(_) => {
-            return login_failed(conn, PgError::UpstreamConnect("login timed out".into())).await;
+    let upstream = match a.target.pool.take(a.forward).await {
+        Some(u) => u,
+        None => {
+            let login = upstream::login(&a.target.conn, &a.target.target, a.forward, door.limits);
+            match tokio::time::timeout(LOGIN_TIMEOUT, login).await {
+                Ok(Ok(u)) => u,
+                Ok(Err(e)) => return login_failed(conn, e).await,
+                Err(_) => {
+                    let e = PgError::UpstreamConnect("login timed out".into());
+                    return login_failed(conn, e).await;
+                }
+            }
         }
     };
     let cancel = CancelTarget {
@@ -104,7 +110,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         tracker,
         stats,
     };
-    relay_until_end(&relay, conn, upstream, shutdown, &cancel, notices_rx).await
+    relay_until_end(&relay, conn, upstream, shutdown, &cancel, notices_rx, a).await
 }
 
 async fn login_failed<S: AsyncRead + AsyncWrite + Unpin>(
@@ -123,13 +129,18 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
     shutdown: &CancellationToken,
     cancel: &CancelTarget,
     mut notices: tokio::sync::mpsc::Receiver<Bytes>,
+    a: &Live<'_>,
 ) -> (Ended, Option<PgError>) {
     let Some((mut cr, mut cw)) = conn.into_halves() else {
+        crate::pool::terminate(upstream).await;
         return (Ended::ClientGone, None);
     };
     let Upstream {
         reader: mut ur,
         writer: mut uw,
+        params,
+        pid,
+        secret,
         ..
     } = upstream;
     let result = tokio::select! {
@@ -153,7 +164,25 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
     // before the connection closes; the server is told the session is over.
     let _ = tokio::time::timeout(grace, cw.flush()).await;
     let _ = tokio::time::timeout(grace, cw.shutdown()).await;
-    stop_upstream(relay, &mut uw, ended, cancel).await;
+    // A session that ended cleanly, with nothing open on the server, leaves its connection
+    // to the next one (reset first); any other end closes it.
+    let reusable = ended == Ended::ClientTerminate && error.is_none() && {
+        let t = relay.tracker();
+        t.status() == TransactionStatus::Idle && !t.in_flight()
+    };
+    if reusable && a.target.pool.enabled() {
+        let up = Upstream {
+            reader: ur,
+            writer: uw,
+            params,
+            pid,
+            secret,
+            notices: Vec::new(),
+        };
+        a.target.pool.give_back(a.forward, up).await;
+    } else {
+        stop_upstream(relay, &mut uw, ended, cancel).await;
+    }
     (ended, error)
 }
 
@@ -251,7 +280,7 @@ async fn stop_upstream<W: AsyncWrite + Unpin>(
     cancel: &CancelTarget,
 ) {
     let grace = Duration::from_secs(5);
-    if ended != Ended::ClientTerminate && ended != Ended::UpstreamGone {
+    if ended != Ended::UpstreamGone {
         // A server busy with a query reads nothing, Terminate included, until the query
         // ends: cancel it first, so a client that left does not leave a query running.
         if relay.tracker().in_flight() {

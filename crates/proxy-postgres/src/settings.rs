@@ -34,6 +34,11 @@ pub struct PgDoorSettings {
     pub hold: std::time::Duration,
     /// How many rows of each result a session recording keeps (0: none, only counts).
     pub record_rows: usize,
+    /// Idle server connections kept per target (and forwarded start-up parameters) for the
+    /// next session, reset with `DISCARD ALL`; 0 opens a new one for every session.
+    pub pool_size: usize,
+    /// An idle server connection older than this is closed rather than reused.
+    pub pool_idle: std::time::Duration,
     pub sql: portcullis_sql::Options,
 }
 
@@ -51,6 +56,8 @@ impl PgDoorSettings {
             masking: MaskingSettings::default(),
             hold: std::time::Duration::from_secs(30),
             record_rows: 10,
+            pool_size: 8,
+            pool_idle: std::time::Duration::from_secs(60),
             sql: portcullis_sql::Options::default(),
         }
     }

@@ -87,10 +87,9 @@ async fn step<W: AsyncWrite + Unpin>(
             relay.tracker().sync();
             up.push(frame);
         }
-        Frontend::Terminate => {
-            up.push(frame);
-            return Ok(Some(End::ClientTerminate));
-        }
+        // Not forwarded: the session's end decides whether the server connection is
+        // reset for the next session or terminated.
+        Frontend::Terminate => return Ok(Some(End::ClientTerminate)),
         Frontend::FunctionCall { oid, .. } => function_call(relay, oid, up).await?,
         // COPY was decided at the statement that started it; outside a COPY the server
         // ignores these, as the protocol says.

@@ -43,7 +43,7 @@ pub(crate) const FLUSH_AT: usize = 64 * 1024;
 /// How a relay loop ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum End {
-    /// The client sent Terminate (forwarded).
+    /// The client sent Terminate (not forwarded: the connection may be pooled).
     ClientTerminate,
     /// The client closed the connection without Terminate.
     ClientGone,

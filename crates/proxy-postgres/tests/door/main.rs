@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod extended;
+mod pool;
 mod raw;
 mod robust;
 mod simple;

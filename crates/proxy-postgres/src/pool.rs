@@ -1,0 +1,148 @@
+//! Idle server connections kept for the next session, as pgbouncer's session mode keeps
+//! them: a session that ends cleanly (the client sent Terminate, no transaction open,
+//! nothing in flight) gives its connection back after `DISCARD ALL` has reset everything the
+//! session could have left behind (settings, prepared statements, cursors, temp tables,
+//! LISTEN, advisory locks, SET ROLE / SESSION AUTHORIZATION). The next session on the same
+//! target with the same forwarded start-up parameters skips the TCP, TLS and login round
+//! trips and PostgreSQL's backend start.
+//!
+//! Every server connection is logged in with the target's configured role, the same for
+//! every principal, so a reset connection carries nothing of the principal that used it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use portcullis_pgwire::{Backend, TransactionStatus, encode_frontend, parse_backend};
+
+use crate::upstream::Upstream;
+
+/// How long the reset may take before the connection is closed instead.
+const RESET_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The forwarded start-up parameters a connection was opened with: only a session asking
+/// for the same ones may take it.
+type Key = Vec<(String, String)>;
+
+/// One target's idle connections.
+pub(crate) struct Pool {
+    /// Idle connections kept per key; 0 turns pooling off.
+    size: usize,
+    idle_timeout: Duration,
+    idle: Mutex<HashMap<Key, Vec<(Instant, Upstream)>>>,
+}
+
+impl Pool {
+    pub(crate) fn new(size: usize, idle_timeout: Duration) -> Self {
+        Self {
+            size,
+            idle_timeout,
+            idle: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.size > 0
+    }
+
+    /// A live idle connection opened with `forward`, if there is one.
+    pub(crate) async fn take(&self, forward: &[(String, String)]) -> Option<Upstream> {
+        loop {
+            let (parked, up) = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                let list = idle.get_mut(forward)?;
+                let found = list.pop();
+                if list.is_empty() {
+                    idle.remove(forward);
+                }
+                found?
+            };
+            if parked.elapsed() < self.idle_timeout
+                && let Some(up) = alive(up).await
+            {
+                return Some(up);
+            }
+        }
+    }
+
+    /// Resets `up` and keeps it, or closes it when it cannot be reset or the pool is full.
+    pub(crate) async fn give_back(&self, forward: &[(String, String)], up: Upstream) {
+        if !self.enabled() {
+            return terminate(up).await;
+        }
+        let Some(up) = reset(up).await else {
+            return;
+        };
+        let evicted = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let list = idle.entry(forward.to_vec()).or_default();
+            // The oldest go first: they are the likeliest to have been closed by the server.
+            list.retain(|(at, _)| at.elapsed() < self.idle_timeout);
+            list.push((Instant::now(), up));
+            if list.len() > self.size {
+                Some(list.remove(0).1)
+            } else {
+                None
+            }
+        };
+        if let Some(old) = evicted {
+            terminate(old).await;
+        }
+    }
+}
+
+/// The connection, unless the server has closed it or said something while it was idle
+/// (a FATAL before closing, say): an idle server sends nothing.
+async fn alive(mut up: Upstream) -> Option<Upstream> {
+    match tokio::time::timeout(Duration::ZERO, up.reader.next_frame()).await {
+        // Nothing to read: idle, as it should be.
+        Err(_) => Some(up),
+        Ok(_) => None,
+    }
+}
+
+/// `DISCARD ALL`, read through its ReadyForQuery; `None` when anything but a clean, idle
+/// answer comes back (the connection is dropped then).
+async fn reset(mut up: Upstream) -> Option<Upstream> {
+    let mut buf = BytesMut::new();
+    encode_frontend::query(&mut buf, "DISCARD ALL").ok()?;
+    up.writer.push_bytes(buf.freeze());
+    let answer = async {
+        up.writer.flush().await.ok()?;
+        let mut ok = false;
+        loop {
+            let frame = up.reader.next_frame().await.ok()??;
+            match parse_backend(&frame).ok()? {
+                Backend::CommandComplete { .. } => ok = true,
+                // DISCARD ALL puts reported settings back to their start-up values.
+                Backend::ParameterStatus { name, value } => {
+                    match up.params.iter_mut().find(|(k, _)| *k == name) {
+                        Some(slot) => slot.1 = value,
+                        None => up.params.push((name, value)),
+                    }
+                }
+                Backend::ReadyForQuery(TransactionStatus::Idle) if ok => return Some(()),
+                Backend::NoticeResponse(_) => {}
+                _ => return None,
+            }
+        }
+    };
+    match tokio::time::timeout(RESET_TIMEOUT, answer).await {
+        Ok(Some(())) => {
+            up.notices.clear();
+            Some(up)
+        }
+        _ => None,
+    }
+}
+
+/// Tells the server the session is over and closes the connection.
+pub(crate) async fn terminate(mut up: Upstream) {
+    let mut bye = BytesMut::new();
+    encode_frontend::terminate(&mut bye);
+    up.writer.push_bytes(bye.freeze());
+    let grace = Duration::from_secs(5);
+    let _ = tokio::time::timeout(grace, up.writer.flush()).await;
+    let _ = tokio::time::timeout(grace, up.writer.shutdown()).await;
+}

@@ -1,0 +1,141 @@
+//! Server connections are reused across sessions only after `DISCARD ALL`, and only when
+//! the session ended cleanly with nothing open on the server.
+
+use crate::support::{self, direct};
+
+/// The server backend behind a session.
+async fn backend_pid(c: &tokio_postgres::Client) -> i32 {
+    c.query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Ends `c` with Terminate and waits until the door has finished with its session.
+async fn end(gw: &support::Gateway, c: tokio_postgres::Client, closed_before: usize) {
+    drop(c);
+    for _ in 0..100 {
+        let n = gw
+            .events()
+            .await
+            .iter()
+            .filter(|e| e["kind"] == "session.close")
+            .count();
+        if n > closed_before {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the session did not close");
+}
+
+#[tokio::test]
+async fn a_reused_connection_keeps_nothing_of_the_last_session() {
+    let gw = support::start().await;
+    let a = gw.client().await;
+    let pid = backend_pid(&a).await;
+    a.batch_execute(
+        "CREATE TEMP TABLE pool_leftover (x int); \
+         SET statement_timeout = '1234s'; \
+         PREPARE pool_leftover_q AS SELECT 1; \
+         LISTEN pool_leftover_channel; \
+         SELECT pg_advisory_lock(424242);",
+    )
+    .await
+    .unwrap();
+    end(&gw, a, 0).await;
+
+    let b = gw.client().await;
+    assert_eq!(
+        backend_pid(&b).await,
+        pid,
+        "the idle connection was not reused"
+    );
+    let temp: i64 = b
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname = 'pool_leftover' AND relpersistence = 't'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(temp, 0, "a temp table survived");
+    let timeout: String = b
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(timeout, "0", "statement_timeout survived");
+    let prepared: i64 = b
+        .query_one(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name = 'pool_leftover_q'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(prepared, 0, "a prepared statement survived");
+    let listening: i64 = b
+        .query_one("SELECT count(*) FROM pg_listening_channels()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(listening, 0);
+    let locks: i64 = direct()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 424242",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(locks, 0, "an advisory lock survived");
+}
+
+#[tokio::test]
+async fn a_session_that_ends_inside_a_transaction_is_not_reused() {
+    let gw = support::start().await;
+    let a = gw.client().await;
+    let pid = backend_pid(&a).await;
+    a.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    end(&gw, a, 0).await;
+    let b = gw.client().await;
+    assert_ne!(backend_pid(&b).await, pid);
+    let status: String = b
+        .query_one("SELECT current_setting('transaction_isolation')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!status.is_empty());
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_server_closed_is_not_handed_out() {
+    let gw = support::start().await;
+    let a = gw.client().await;
+    let pid = backend_pid(&a).await;
+    end(&gw, a, 0).await;
+    // The server ends the idle backend (a restart, an administrator, idle_session_timeout).
+    let killed: bool = direct()
+        .await
+        .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let b = gw.client().await;
+    let other = backend_pid(&b).await;
+    assert_ne!(other, pid);
+}
+
+#[tokio::test]
+async fn pool_size_zero_opens_a_connection_per_session() {
+    let gw = support::start_with(|s| s.pool_size = 0).await;
+    let a = gw.client().await;
+    let pid = backend_pid(&a).await;
+    end(&gw, a, 0).await;
+    let b = gw.client().await;
+    assert_ne!(backend_pid(&b).await, pid);
+}
