@@ -9,7 +9,6 @@
 //! Every server connection is logged in with the target's configured role, the same for
 //! every principal, so a reset connection carries nothing of the principal that used it.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,12 +24,20 @@ const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 /// for the same ones may take it.
 type Key = Vec<(String, String)>;
 
-/// One target's idle connections.
+/// One target's idle connections, at most `size` in all (whatever their keys, so clients
+/// varying their start-up parameters cannot make the gateway hold more server backends).
 pub(crate) struct Pool {
-    /// Idle connections kept per key; 0 turns pooling off.
+    /// 0 turns pooling off.
     size: usize,
     idle_timeout: Duration,
-    idle: Mutex<HashMap<Key, Vec<(Instant, Upstream)>>>,
+    /// Oldest first.
+    idle: Mutex<Vec<Idle>>,
+}
+
+struct Idle {
+    since: Instant,
+    key: Key,
+    up: Upstream,
 }
 
 impl Pool {
@@ -38,7 +45,7 @@ impl Pool {
         Self {
             size,
             idle_timeout,
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(Vec::new()),
         }
     }
 
@@ -46,27 +53,29 @@ impl Pool {
         self.size > 0
     }
 
-    /// A live idle connection opened with `forward`, if there is one.
+    /// A live idle connection opened with `forward`, if there is one (the newest).
     pub(crate) async fn take(&self, forward: &[(String, String)]) -> Option<Upstream> {
         loop {
-            let (parked, up) = {
+            let (found, expired) = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                let list = idle.get_mut(forward)?;
-                let found = list.pop();
-                if list.is_empty() {
-                    idle.remove(forward);
-                }
-                found?
+                let expired = self.expire(&mut idle);
+                let found = idle
+                    .iter()
+                    .rposition(|i| i.key == forward)
+                    .map(|at| idle.remove(at).up);
+                (found, expired)
             };
-            if parked.elapsed() < self.idle_timeout
-                && let Some(up) = alive(up).await
-            {
+            for old in expired {
+                terminate(old).await;
+            }
+            if let Some(up) = alive(found?).await {
                 return Some(up);
             }
         }
     }
 
-    /// Resets `up` and keeps it, or closes it when it cannot be reset or the pool is full.
+    /// Resets `up` and keeps it, or closes it when it cannot be reset; the oldest idle
+    /// connection makes room when the pool is full.
     pub(crate) async fn give_back(&self, forward: &[(String, String)], up: Upstream) {
         if !self.enabled() {
             return terminate(up).await;
@@ -74,21 +83,31 @@ impl Pool {
         let Some(up) = reset(up).await else {
             return;
         };
-        let evicted = {
+        let closing = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let list = idle.entry(forward.to_vec()).or_default();
-            // The oldest go first: they are the likeliest to have been closed by the server.
-            list.retain(|(at, _)| at.elapsed() < self.idle_timeout);
-            list.push((Instant::now(), up));
-            if list.len() > self.size {
-                Some(list.remove(0).1)
-            } else {
-                None
+            let mut closing = self.expire(&mut idle);
+            idle.push(Idle {
+                since: Instant::now(),
+                key: forward.to_vec(),
+                up,
+            });
+            if idle.len() > self.size {
+                closing.push(idle.remove(0).up);
             }
+            closing
         };
-        if let Some(old) = evicted {
+        for old in closing {
             terminate(old).await;
         }
+    }
+
+    /// Takes out the connections idle for longer than the timeout (they are at the front).
+    fn expire(&self, idle: &mut Vec<Idle>) -> Vec<Upstream> {
+        let fresh = idle
+            .iter()
+            .position(|i| i.since.elapsed() < self.idle_timeout)
+            .unwrap_or(idle.len());
+        idle.drain(..fresh).map(|i| i.up).collect()
     }
 }
 

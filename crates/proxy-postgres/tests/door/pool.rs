@@ -139,3 +139,35 @@ async fn pool_size_zero_opens_a_connection_per_session() {
     let b = gw.client().await;
     assert_ne!(backend_pid(&b).await, pid);
 }
+
+/// A client with `application_name` (a forwarded start-up parameter, so part of the key).
+async fn client_as(gw: &support::Gateway, app: &str) -> tokio_postgres::Client {
+    let mut config = gw.config("test", &gw.token(&["agents"]));
+    config.application_name(app);
+    let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+#[tokio::test]
+async fn the_pool_is_bounded_across_start_up_parameters() {
+    let gw = support::start_with(|s| s.pool_size = 1).await;
+    let a = client_as(&gw, "pool-a").await;
+    let b = client_as(&gw, "pool-b").await;
+    let (pid_a, pid_b) = (backend_pid(&a).await, backend_pid(&b).await);
+    end(&gw, a, 0).await;
+    end(&gw, b, 1).await;
+    // One idle connection in all: b's; a's made room for it and was closed.
+    let again_b = client_as(&gw, "pool-b").await;
+    assert_eq!(backend_pid(&again_b).await, pid_b);
+    let again_a = client_as(&gw, "pool-a").await;
+    assert_ne!(backend_pid(&again_a).await, pid_a);
+    let app: String = again_a
+        .query_one("SHOW application_name", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(app, "pool-a");
+}
