@@ -61,6 +61,9 @@ pub(crate) struct Writer {
     sessions: HashMap<u64, Live>,
     /// Session ids being recorded, shared with `recover` so it never closes a live file.
     open_ids: Arc<Mutex<HashSet<String>>>,
+    /// Finished sessions whose last write and fsync are under way, side by side: a slow
+    /// fsync delays its own session's close, not every other session's.
+    closing: tokio::task::JoinSet<()>,
 }
 
 pub(crate) async fn run(
@@ -71,6 +74,7 @@ pub(crate) async fn run(
     let mut writer = Writer {
         sessions: HashMap::new(),
         open_ids,
+        closing: tokio::task::JoinSet::new(),
     };
     let mut tick = tokio::time::interval(flush_every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -88,6 +92,7 @@ pub(crate) async fn run(
                 None => break,
             },
             _ = tick.tick() => writer.flush_all().await,
+            Some(_) = writer.closing.join_next(), if !writer.closing.is_empty() => {}
         }
     }
     writer.close_all().await;
@@ -109,17 +114,16 @@ impl Writer {
                 self.sessions.insert(id, live);
             }
             Command::Append(id, line) => self.append(id, line).await,
-            Command::Finish(id, end, reply) => {
-                let _ = reply.send(self.finish(id, end).await);
-            }
+            Command::Finish(id, end, reply) => self.finish(id, end, reply),
             Command::Abandon(id) => {
                 if let Some(live) = self.sessions.remove(&id) {
                     tracing::info!(session = %live.opened.session_id,
                         "session dropped without finishing; its recording is left for recovery");
                     let session = live.opened.session_id.clone();
-                    if let Err(e) = self.close(live).await {
+                    if let Err(e) = close(live).await {
                         tracing::error!(%session, error = %e, "cannot flush abandoned recording");
                     }
+                    release(&self.open_ids, &session);
                 }
             }
             Command::Shutdown(_) => {}
@@ -138,8 +142,17 @@ impl Writer {
         }
     }
 
-    async fn finish(&mut self, id: u64, end: End) -> Result<Finished, RecordingError> {
-        let mut live = self.sessions.remove(&id).ok_or(RecordingError::Stopped)?;
+    /// Appends the end line, then writes, fsyncs and answers `reply` in a task of its own.
+    fn finish(
+        &mut self,
+        id: u64,
+        end: End,
+        reply: oneshot::Sender<Result<Finished, RecordingError>>,
+    ) {
+        let Some(mut live) = self.sessions.remove(&id) else {
+            let _ = reply.send(Err(RecordingError::Stopped));
+            return;
+        };
         let end = End {
             entries: live.entries,
             ..end
@@ -148,18 +161,19 @@ impl Writer {
         if let Ok(line) = &encoded {
             live.push(line);
         }
-        let path = live.opened.path.clone();
-        let entries = live.entries;
-        let bytes = live.opened.bytes;
-        let sha256 = hex::encode(live.opened.hasher.clone().finalize());
-        let closed = self.close(live).await;
-        encoded?;
-        closed.map(|()| Finished {
-            path,
-            sha256,
-            bytes,
-            entries,
-        })
+        let finished = Finished {
+            path: live.opened.path.clone(),
+            sha256: hex::encode(live.opened.hasher.clone().finalize()),
+            bytes: live.opened.bytes,
+            entries: live.entries,
+        };
+        let open_ids = self.open_ids.clone();
+        self.closing.spawn(async move {
+            let session = live.opened.session_id.clone();
+            let closed = close(live).await;
+            release(&open_ids, &session);
+            let _ = reply.send(encoded.and(closed).map(|()| finished));
+        });
     }
 
     async fn flush_all(&mut self) {
@@ -195,46 +209,46 @@ impl Writer {
         }
     }
 
-    /// Writes what is buffered, fsyncs, and forgets the session.
-    /// The id is released only after the last write, so `recover` cannot touch the file
-    /// while bytes are still on their way to it.
-    async fn close(&mut self, mut live: Live) -> Result<(), RecordingError> {
-        let path = live.opened.path.clone();
-        let result = match live.failed {
-            Some(kind) => Err(RecordingError::WriteFailed { path, kind }),
-            None => {
-                let (file, buf) = live.take();
-                blocking(move || {
-                    (&*file).write_all(&buf)?;
-                    file.sync_all()
-                })
-                .await
-                .and_then(|r| r)
-                .map_err(|e| RecordingError::WriteFailed {
-                    path,
-                    kind: e.kind(),
-                })
-            }
-        };
-        self.release(&live.opened.session_id);
-        result
-    }
-
     /// At shutdown every open file is written and fsynced but gets no end line: the door did
     /// not finish it, so the next start's recovery marks it interrupted and audits its hash.
+    /// Closes already under way are waited for.
     async fn close_all(&mut self) {
         for (_, live) in std::mem::take(&mut self.sessions) {
             let session = live.opened.session_id.clone();
-            if let Err(e) = self.close(live).await {
+            if let Err(e) = close(live).await {
                 tracing::error!(%session, error = %e, "cannot flush recording at shutdown");
             }
+            release(&self.open_ids, &session);
+        }
+        while self.closing.join_next().await.is_some() {}
+    }
+}
+
+/// Writes what is buffered and fsyncs. The caller releases the id only afterwards, so
+/// `recover` cannot touch the file while bytes are still on their way to it.
+async fn close(mut live: Live) -> Result<(), RecordingError> {
+    let path = live.opened.path.clone();
+    match live.failed {
+        Some(kind) => Err(RecordingError::WriteFailed { path, kind }),
+        None => {
+            let (file, buf) = live.take();
+            blocking(move || {
+                (&*file).write_all(&buf)?;
+                file.sync_all()
+            })
+            .await
+            .and_then(|r| r)
+            .map_err(|e| RecordingError::WriteFailed {
+                path,
+                kind: e.kind(),
+            })
         }
     }
+}
 
-    fn release(&self, session_id: &str) {
-        let mut open = self.open_ids.lock().unwrap_or_else(|p| p.into_inner());
-        open.remove(session_id);
-    }
+fn release(open_ids: &Mutex<HashSet<String>>, session_id: &str) {
+    let mut open = open_ids.lock().unwrap_or_else(|p| p.into_inner());
+    open.remove(session_id);
 }
 
 impl Live {

@@ -26,6 +26,9 @@ use crate::door::Door;
 /// The most bound parameters one command may carry (Bind counts them in an Int16).
 const MAX_PARAMETERS: usize = i16::MAX as usize;
 
+/// How long an answer waits for its session to end after the command.
+const SESSION_END: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs single commands through the door; cheap to clone.
 #[derive(Clone)]
 pub struct PgExec {
@@ -45,16 +48,22 @@ impl PgExec {
     }
 
     /// An in-memory client connection to the door, as `peer`, for the agent's run and call.
-    fn pipe(&self, peer: SocketAddr, local: crate::session::Local) -> tokio::io::DuplexStream {
+    /// The session's task ends once the door has closed the session (audited, recorded, its
+    /// server connection reset for the next or closed).
+    fn pipe(
+        &self,
+        peer: SocketAddr,
+        local: crate::session::Local,
+    ) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
         let (client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(crate::session::run(
+        let session = tokio::spawn(crate::session::run(
             self.door.clone(),
             server,
             peer,
             self.shutdown.child_token(),
             Some(local),
         ));
-        client
+        (client, session)
     }
 
     /// Runs one command in its own session; the answer and the decisions it took.
@@ -70,7 +79,7 @@ impl PgExec {
             tool_call_id: req.tool_call_id.clone(),
             receipts: Some(receipts.clone()),
         };
-        let pipe = self.pipe(req.peer, local.clone());
+        let (pipe, session) = self.pipe(req.peer, local.clone());
         let mut client =
             Client::connect(pipe, &req.connection, req.token.expose_secret().as_bytes())
                 .await
@@ -81,13 +90,18 @@ impl PgExec {
         // stays pending, and the same command after approval runs once.
         let cancel_pipe = {
             let (exec, peer) = (self.clone(), req.peer);
-            move || exec.pipe(peer, local.clone())
+            move || exec.pipe(peer, local.clone()).0
         };
         let cancel: Option<&(dyn Fn() -> tokio::io::DuplexStream + Send + Sync)> =
             if req.wait { None } else { Some(&cancel_pipe) };
         let params = text_params(&req.parameters);
         let answer = client.run(input, &params, limit, cancel).await;
         client.close().await;
+        // Answer once the session is over: its close is in the audit and its server
+        // connection is back in the pool for the next call.
+        if tokio::time::timeout(SESSION_END, session).await.is_err() {
+            tracing::warn!("an exec session did not end in time");
+        }
         let answer = answer.map_err(|f| refusal(f, session_id.clone(), receipts.take()))?;
         Ok((answer, session_id, receipts.take()))
     }
