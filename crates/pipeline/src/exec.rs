@@ -56,21 +56,18 @@ pub enum ExecOutcome {
 }
 
 impl ExecOutcome {
-    /// The outcome of the command's own last decision (`allow`, `approval_required`, ...);
-    /// the session's questions around it (`connect`, `data.unmask`) are not the command's.
+    /// The outcome of the command's own last decision (`allow`, `approval_required`, ...),
+    /// not of the session's questions around it (`connect`, `data.unmask`).
     pub fn decision(&self) -> &str {
         let (ExecOutcome::Done { decisions, .. } | ExecOutcome::Pending { decisions, .. }) = self;
         decisions
             .iter()
             .rev()
-            .find(|r| !SESSION_ACTIONS.contains(&r.action.as_str()))
+            .find(|r| r.command)
             .map(|r| r.outcome.as_str())
             .unwrap_or("allow")
     }
 }
-
-/// Decisions a door takes about a session rather than about a command.
-const SESSION_ACTIONS: [&str; 2] = ["connect", "data.unmask"];
 
 /// What a connection holds that the caller may read: for SQL connections, tables and columns.
 #[derive(Debug, Clone, Serialize)]

@@ -49,6 +49,10 @@ pub struct Receipt {
     pub outcome: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
+    /// Asked about a command (a statement), not about the session around it (`connect`,
+    /// `data.unmask`).
+    #[serde(skip)]
+    pub command: bool,
 }
 
 impl Receipts {
@@ -238,6 +242,7 @@ impl Pipeline {
                 action: ask.action.into(),
                 outcome: decision.outcome().into(),
                 policies: decision.policies().to_vec(),
+                command: ask.command.is_some(),
             });
         }
         Ok(Decided { decision, seq })

@@ -379,8 +379,8 @@ pub(crate) fn refusal_text(
             };
             (format!("portcullis: {action} denied by policy {ids}: {reason}"), hint)
         }
-        // Holding the statement until reviewers approve comes with the approvals issue; this
-        // is the seam: until then anything that needs approval does not run.
+        // Reached only where nothing can be held (no review service, or a connect): it does
+        // not run.
         Decision::RequireApproval {
             policies,
             reviewers,
@@ -392,18 +392,23 @@ pub(crate) fn refusal_text(
                 reviewers.join(", "),
                 policies.join(", ")
             ),
-            "this command cannot be held for review here; ask a reviewer, or run it through the exec API".into(),
+            "this gateway holds nothing for review (approvals are off); ask a reviewer to run it, or the operator to enable approvals".into(),
         ),
         Decision::Allow { .. } => ("portcullis: internal error".into(), String::new()),
     }
 }
 
-fn denied(decision: &Decision, statement: &Statement, connection: &str) -> Denial {
-    let (message, hint) = refusal_text(statement.action, decision, connection);
-    let code = match decision {
+/// The reason code of a decision that stops a request.
+pub(crate) fn reason_code(decision: &Decision) -> &'static str {
+    match decision {
         Decision::Deny { code, .. } => code.code(),
         _ => "approval_required",
-    };
+    }
+}
+
+fn denied(decision: &Decision, statement: &Statement, connection: &str) -> Denial {
+    let (message, hint) = refusal_text(statement.action, decision, connection);
+    let code = reason_code(decision);
     // `code:` and `policies:` are machine-readable for clients (the exec API reads them).
     let mut detail = format!("{}; code: {code}", detail(statement));
     if !decision.policies().is_empty() {

@@ -54,7 +54,11 @@ pub enum PgError {
     UnknownDatabase(String),
     /// The `connect` action was not allowed; `message` and `hint` are for the client.
     #[error("connect refused: {message}")]
-    ConnectDenied { message: String, hint: String },
+    ConnectDenied {
+        code: &'static str,
+        message: String,
+        hint: String,
+    },
     #[error("cannot reach the upstream server: {0}")]
     UpstreamConnect(String),
     #[error("upstream authentication failed: {0}")]

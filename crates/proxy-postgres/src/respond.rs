@@ -73,7 +73,7 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
                 "the database name selects one of the gateway's configured connections",
             )),
         ),
-        ConnectDenied { message, hint } => {
+        ConnectDenied { message, hint, .. } => {
             ("42501", message.clone().into(), Some(hint.clone().into()))
         }
         UpstreamConnect(_) => (
@@ -132,6 +132,34 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
     }
 }
 
+/// The reason code of a session-ending error, sent as `code: ...` in the DETAIL like every
+/// refusal of the door's (a statement's denial, a review's outcome), so a client (the exec
+/// API among them) reads the reason instead of the prose.
+fn reason(err: &PgError) -> Option<&str> {
+    use PgError::*;
+    Some(match err {
+        Token { code, .. } | ConnectDenied { code, .. } | Revoked(code) => code,
+        TokenExpired => "token_expired",
+        TlsRequired => "tls_required",
+        UnknownDatabase(_) => "connection_unknown",
+        AuditUnavailable => "audit_unavailable",
+        RecordingUnavailable => "recording_unavailable",
+        Unmaskable(_) => "unmaskable",
+        Shutdown => "gateway_shutdown",
+        UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
+        | UpstreamGone => "upstream_unavailable",
+        _ => return None,
+    })
+}
+
+/// A `name: value` field of a DETAIL the door wrote (`action: sql.delete; code: policy_forbid;
+/// policies: a, b`, `review: rv_...; status: pending`).
+pub(crate) fn detail_field<'a>(detail: &'a str, name: &str) -> Option<&'a str> {
+    detail
+        .split("; ")
+        .find_map(|f| f.strip_prefix(name)?.strip_prefix(": "))
+}
+
 /// The SQLSTATE the client gets for `err`.
 pub fn sqlstate(err: &PgError) -> &'static str {
     describe(err).0
@@ -146,6 +174,7 @@ pub(crate) fn summary(err: &PgError) -> String {
 /// A FATAL ErrorResponse for `err`, after which the door closes the connection.
 pub(crate) fn fatal(err: &PgError) -> Bytes {
     let (code, message, hint) = describe(err);
+    let detail = reason(err).map(|r| format!("code: {r}"));
     let mut buf = BytesMut::new();
     error_response(
         &mut buf,
@@ -153,7 +182,7 @@ pub(crate) fn fatal(err: &PgError) -> Bytes {
             severity: Severity::Fatal,
             code,
             message: &message,
-            detail: None,
+            detail: detail.as_deref(),
             hint: hint.as_deref(),
         },
     );

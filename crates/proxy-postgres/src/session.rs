@@ -183,7 +183,11 @@ async fn decide_connect(
         Decision::Allow { .. } => Ok(()),
         decision => {
             let (message, hint) = refusal_text("connect", &decision, &target.target.info.name);
-            Err(PgError::ConnectDenied { message, hint })
+            Err(PgError::ConnectDenied {
+                code: crate::enforce::reason_code(&decision),
+                message,
+                hint,
+            })
         }
     }
 }

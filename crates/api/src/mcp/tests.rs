@@ -18,6 +18,7 @@ fn pending_is_not_an_error_and_names_the_review() {
             action: "sql.update".into(),
             outcome: "approval_required".into(),
             policies: vec!["prod-writes".into()],
+            command: true,
         }],
     };
     let r = outcome_result(out, &Correlation::default());

@@ -256,13 +256,12 @@ fn rows_of(tag: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-/// The review a door notice names (`review: rv_...` at the start of its detail).
+/// The review a door notice names (`review: rv_...` in its detail).
 fn held_notice(f: &ErrorFields) -> Option<Held> {
     let text = |t: u8| String::from_utf8_lossy(f.get(t).unwrap_or_default()).into_owned();
     let detail = text(b'D');
-    let id = detail.strip_prefix("review: ")?.split(';').next()?.trim();
     Some(Held {
-        review_id: id.to_owned(),
+        review_id: crate::respond::detail_field(&detail, "review")?.to_owned(),
         message: text(b'M'),
         hint: text(b'H'),
     })

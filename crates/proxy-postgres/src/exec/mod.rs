@@ -214,15 +214,14 @@ fn text(e: &ErrorFields, t: u8) -> String {
     String::from_utf8_lossy(e.get(t).unwrap_or_default()).into_owned()
 }
 
-/// A `name: value` field of the door's DETAIL (`action: ...; code: ...; policies: a, b`).
+/// A `name: value` field of the door's DETAIL.
 fn field(e: &ErrorFields, name: &str) -> Option<String> {
-    text(e, b'D')
-        .split("; ")
-        .find_map(|f| f.strip_prefix(name)?.strip_prefix(": ").map(str::to_owned))
+    crate::respond::detail_field(&text(e, b'D'), name).map(str::to_owned)
 }
 
-/// A failure as the exec API reports it: the door's own words, never the server's raw
-/// error text beyond what the door already sent its client.
+/// A failure as the exec API reports it: the door's own words and reason code (every
+/// refusal of the door's carries `code:` in its DETAIL), never the server's raw error text
+/// beyond what the door already sent its client.
 fn refusal(f: Failure, session_id: Option<String>, decisions: Vec<Receipt>) -> ExecRefusal {
     let Failure::Door(e) = f else {
         return ExecRefusal {
@@ -242,18 +241,23 @@ fn refusal(f: Failure, session_id: Option<String>, decisions: Vec<Receipt>) -> E
         .strip_prefix("portcullis: ")
         .map(str::to_owned)
         .unwrap_or(message);
-    // The door puts `code: <reason>` in the detail of its own refusals.
-    let reason = field(&e, "code");
     let policies = field(&e, "policies")
         .map(|p| p.split(", ").map(str::to_owned).collect())
         .unwrap_or_default();
-    let (status, code) = match sqlstate.as_str() {
-        "28P01" | "28000" => (401, token_code(&message)),
-        "3D000" => (404, "connection_unknown".to_owned()),
-        "42501" => (403, reason.unwrap_or_else(|| "denied".into())),
-        "57P01" => (401, "token_expired".into()),
-        "58000" | "08006" => (503, reason.unwrap_or_else(|| "unavailable".into())),
-        _ => (422, "statement_failed".to_owned()),
+    // Only the server's own errors come without a reason code.
+    let code = field(&e, "code").unwrap_or_else(|| "statement_failed".into());
+    let status = match (sqlstate.as_str(), code.as_str()) {
+        (
+            _,
+            "gateway_shutdown"
+            | "upstream_unavailable"
+            | "audit_unavailable"
+            | "recording_unavailable",
+        ) => 503,
+        ("28P01" | "28000" | "57P01", _) => 401,
+        ("3D000", _) => 404,
+        ("42501", _) => 403,
+        _ => 422,
     };
     ExecRefusal {
         code,
@@ -265,14 +269,6 @@ fn refusal(f: Failure, session_id: Option<String>, decisions: Vec<Receipt>) -> E
         session_id,
         decisions,
     }
-}
-
-/// `token rejected: token_expired` → `token_expired`.
-fn token_code(message: &str) -> String {
-    message
-        .strip_prefix("token rejected: ")
-        .unwrap_or("token_rejected")
-        .to_owned()
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ async fn a_bad_token_is_refused_with_28p01() {
     assert_eq!(code(&err), "28P01");
     let db = err.as_db_error().unwrap();
     assert_eq!(db.message(), "token rejected: token_malformed");
+    // The reason code, machine-readable, as in every refusal of the door's.
+    assert_eq!(db.detail(), Some("code: token_malformed"));
     assert!(db.hint().is_some());
     gw.wait_event(|e| e["kind"] == "token.rejected").await;
 }
