@@ -53,6 +53,8 @@ async fn an_autogen_agent_works_through_the_gateway() -> Result<()> {
         .env("PORTCULLIS_CLIENT_SECRET", idp::CLIENT_SECRET)
         .env("PORTCULLIS_RUN_PREFIX", RUN_PREFIX)
         .env("PORTCULLIS_TRANSCRIPT", &transcript)
+        // The end-to-end tests fail rather than skip when something above is missing.
+        .env("PORTCULLIS_E2E_REQUIRED", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

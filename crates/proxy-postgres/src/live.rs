@@ -280,20 +280,17 @@ async fn stop_upstream<W: AsyncWrite + Unpin>(
     cancel: &CancelTarget,
 ) {
     let grace = Duration::from_secs(5);
-    if ended != Ended::UpstreamGone {
-        // A server busy with a query reads nothing, Terminate included, until the query
-        // ends: cancel it first, so a client that left does not leave a query running.
-        if relay.tracker().in_flight() {
-            let cancelled = tokio::time::timeout(grace, cancel::send(cancel)).await;
-            if !matches!(cancelled, Ok(Ok(()))) {
-                tracing::warn!("could not cancel the query of a session that ended");
-            }
-        }
-        let mut bye = BytesMut::new();
-        portcullis_pgwire::encode_frontend::terminate(&mut bye);
-        uw.push_bytes(bye.freeze());
-        let _ = tokio::time::timeout(grace, uw.flush()).await;
+    if ended == Ended::UpstreamGone {
+        let _ = tokio::time::timeout(grace, uw.shutdown()).await;
+        return;
     }
-    let _ = tokio::time::timeout(grace, uw.shutdown()).await;
-    let _ = tokio::time::timeout(grace, uw.shutdown()).await;
+    // A server busy with a query reads nothing, Terminate included, until the query ends:
+    // cancel it first, so a client that left does not leave a query running.
+    if relay.tracker().in_flight() {
+        let cancelled = tokio::time::timeout(grace, cancel::send(cancel)).await;
+        if !matches!(cancelled, Ok(Ok(()))) {
+            tracing::warn!("could not cancel the query of a session that ended");
+        }
+    }
+    upstream::goodbye(uw).await;
 }

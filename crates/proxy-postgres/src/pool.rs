@@ -158,10 +158,5 @@ async fn reset(mut up: Upstream) -> Option<Upstream> {
 
 /// Tells the server the session is over and closes the connection.
 pub(crate) async fn terminate(mut up: Upstream) {
-    let mut bye = BytesMut::new();
-    encode_frontend::terminate(&mut bye);
-    up.writer.push_bytes(bye.freeze());
-    let grace = Duration::from_secs(5);
-    let _ = tokio::time::timeout(grace, up.writer.flush()).await;
-    let _ = tokio::time::timeout(grace, up.writer.shutdown()).await;
+    crate::upstream::goodbye(&mut up.writer).await;
 }

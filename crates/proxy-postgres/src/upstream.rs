@@ -93,6 +93,16 @@ impl UpstreamConn {
     }
 }
 
+/// Tells the server the session is over (Terminate) and closes the connection.
+pub(crate) async fn goodbye<W: tokio::io::AsyncWrite + Unpin>(w: &mut FrameWriter<W>) {
+    let mut bye = BytesMut::new();
+    encode_frontend::terminate(&mut bye);
+    w.push_bytes(bye.freeze());
+    let grace = Duration::from_secs(5);
+    let _ = tokio::time::timeout(grace, w.flush()).await;
+    let _ = tokio::time::timeout(grace, w.shutdown()).await;
+}
+
 /// The host part of `host:port` or `[v6]:port`.
 fn host_of(addr: &str) -> Option<&str> {
     let (host, port) = addr.rsplit_once(':')?;
