@@ -189,10 +189,12 @@ impl ExecDoor for PgExec {
 }
 
 /// Whether the door's error after a hold means the review is still pending: the hold was
-/// canceled (57014) or timed out (`approval_pending`).
+/// canceled or timed out.
 fn is_still_pending(e: &ErrorFields) -> bool {
-    let sqlstate = e.code().unwrap_or_default();
-    sqlstate == b"57014" || field(e, "code").as_deref() == Some("approval_pending")
+    matches!(
+        field(e, "code").as_deref(),
+        Some("approval_canceled" | "approval_pending")
+    )
 }
 
 /// JSON parameters as PostgreSQL text values: strings as they are, numbers and booleans in
