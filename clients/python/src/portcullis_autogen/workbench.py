@@ -180,7 +180,14 @@ class _SessionActor(McpSessionActor):
 
 
 class PortcullisWorkbench(McpWorkbench):
-    """``McpWorkbench`` for Portcullis; make one with :func:`portcullis_workbench`."""
+    """An AutoGen ``McpWorkbench`` with the tools the gateway at ``url`` lets this agent use
+    (``query_<connection>``, ``check_review``, ``wait_for_review``, ...).
+
+    ``tokens`` is a :class:`TokenProvider` (or a token string). ``run_id`` names this agent
+    run in the audit (generated when not given). ``read_timeout`` bounds one call, so keep it
+    above the 60 seconds ``wait_for_review`` may wait. Use it as ``async with``, or pass it
+    to ``AssistantAgent(workbench=...)``, which starts it on first use.
+    """
 
     def __init__(
         self,
@@ -267,30 +274,6 @@ class PortcullisWorkbench(McpWorkbench):
         return f"PortcullisWorkbench(url={self.url!r}, run_id={self.run_id!r}, auth={self._auth!r})"
 
 
-def portcullis_workbench(
-    url: str,
-    tokens: TokenProvider | str,
-    run_id: str | None = None,
-    *,
-    timeout: float = 30.0,
-    read_timeout: float = 300.0,
-    tool_overrides: Mapping[str, ToolOverride] | None = None,
-    model_client: ChatCompletionClient | None = None,
-) -> PortcullisWorkbench:
-    """An AutoGen workbench with the tools the gateway at ``url`` lets this agent use
-    (``query_<connection>``, ``check_review``, ``wait_for_review``, ...).
-
-    ``tokens`` is a :class:`TokenProvider` (or a token string). ``run_id`` names this agent
-    run in the audit (generated when not given). ``read_timeout`` bounds one call, so keep it
-    above the 60 seconds ``wait_for_review`` may wait. Use it as ``async with``, or pass it
-    to ``AssistantAgent(workbench=...)``, which starts it on first use.
-    """
-    return PortcullisWorkbench(
-        url,
-        tokens,
-        run_id,
-        timeout=timeout,
-        read_timeout=read_timeout,
-        tool_overrides=tool_overrides,
-        model_client=model_client,
-    )
+#: An AutoGen workbench with the tools the gateway at ``url`` lets this agent use: the
+#: function the README shows; the class itself (same arguments).
+portcullis_workbench = PortcullisWorkbench
