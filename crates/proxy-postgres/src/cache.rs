@@ -77,6 +77,10 @@ impl Classified {
             prepare_name: None,
             execute_name: None,
             deallocate_name: None,
+            deallocate_all: false,
+            // What it would run is unknown, a change of encoding included (like EXECUTE).
+            client_encoding: Some(portcullis_sql::SettingChange::Unknown),
+            cursor: None,
         };
         Arc::new(Self::new(Classification {
             parsed: false,

@@ -6,9 +6,10 @@ use pg_query::protobuf::RawStmt;
 
 use crate::action::Action;
 use crate::head::{Head, head};
-use crate::model::{Classification, Statement};
+use crate::model::{Classification, SettingChange, Statement};
 use crate::options::Options;
 use crate::pg;
+use crate::restrict;
 use crate::walk::{Facts, walk};
 
 /// Classifies `sql`; see the crate documentation for the rules.
@@ -55,14 +56,16 @@ fn statement(sql: &str, raw: &RawStmt, opts: &Options) -> Statement {
 
 fn build(
     node: &NodeEnum,
-    facts: Facts,
+    mut facts: Facts,
     opts: &Options,
     text: &str,
     normalized: String,
 ) -> Statement {
     let head = head(node);
+    facts.functions = functions(&facts, opts);
     let action = action(&head, &facts, opts);
-    let has_where = has_where(action, &head, &facts);
+    let has_where = has_where(action, node, &head, &facts);
+    let client_encoding = client_encoding(&head, &facts);
     let mut tables = facts.tables;
     if !head.tables.is_empty() {
         tables.extend(head.tables);
@@ -80,6 +83,36 @@ fn build(
         prepare_name: head.prepare_name,
         execute_name: head.execute_name,
         deallocate_name: head.deallocate_name,
+        deallocate_all: head.deallocate_all,
+        client_encoding,
+        cursor: head.cursor,
+    }
+}
+
+/// The calls: every `FuncCall` and field selection, plus the parts of column references that
+/// are on the side-effect list (`t.pg_read_file` is `pg_read_file(t)` when `t` has no such
+/// column; other parts are column names far more often than calls).
+fn functions(facts: &Facts, opts: &Options) -> Vec<String> {
+    let mut functions = facts.functions.clone();
+    let calls = facts
+        .fields
+        .iter()
+        .filter(|field| opts.is_side_effect(field));
+    functions.extend(calls.cloned());
+    functions.sort_unstable();
+    functions.dedup();
+    functions
+}
+
+/// The top-level statement's effect on `client_encoding` followed by its `set_config` calls;
+/// plain EXPLAIN runs nothing.
+fn client_encoding(head: &Head, facts: &Facts) -> Option<SettingChange> {
+    if head.action == Action::Explain {
+        return None;
+    }
+    match (head.client_encoding.clone(), facts.client_encoding.clone()) {
+        (previous, Some(calls)) => Some(SettingChange::then(previous, calls)),
+        (previous, None) => previous,
     }
 }
 
@@ -94,7 +127,7 @@ fn action(head: &Head, facts: &Facts, opts: &Options) -> Action {
     {
         return A::Admin;
     }
-    let strongest = facts.writes.iter().map(|write| write.kind).max();
+    let strongest = facts.writes.iter().copied().max();
     let reads_or_writes = matches!(
         head.action,
         A::Select | A::CopyTo | A::Insert | A::Update | A::Delete | A::Merge
@@ -113,18 +146,22 @@ fn action(head: &Head, facts: &Facts, opts: &Options) -> Action {
     }
 }
 
-/// For UPDATE/DELETE: every UPDATE/DELETE in the tree has a WHERE (TRUNCATE has none).
-/// Otherwise: the top-level statement has one.
-fn has_where(action: Action, head: &Head, facts: &Facts) -> bool {
+/// For UPDATE/DELETE: every UPDATE/DELETE in the tree (upserts included) has a WHERE that
+/// bounds its target ([`restrict`]); TRUNCATE has none. Otherwise: the top-level statement
+/// has a WHERE.
+fn has_where(action: Action, node: &NodeEnum, head: &Head, facts: &Facts) -> bool {
     if !matches!(action, Action::Update | Action::Delete) {
         return head.has_where;
     }
-    let mut bounded = facts
+    let walked = facts
         .writes
         .iter()
-        .filter(|write| write.kind.has_where_notion())
-        .peekable();
-    bounded.peek().is_some() && bounded.all(|write| write.has_where)
+        .filter(|kind| kind.has_where_notion())
+        .count();
+    let bounded = restrict::writes(node);
+    // The analysis finds writes where PostgreSQL accepts them; one it did not find (a write
+    // the grammar accepts somewhere the server would reject) cannot be shown to be bounded.
+    walked > 0 && bounded.len() == walked && bounded.iter().all(|bounded| *bounded)
 }
 
 fn bare(action: Action, text: &str, normalized: String) -> Statement {
@@ -139,5 +176,10 @@ fn bare(action: Action, text: &str, normalized: String) -> Statement {
         prepare_name: None,
         execute_name: None,
         deallocate_name: None,
+        deallocate_all: false,
+        // Input that could not be read may be anything the server runs (a tree too deep to
+        // decode still parses there).
+        client_encoding: Some(SettingChange::Unknown),
+        cursor: None,
     }
 }

@@ -2,10 +2,17 @@
 //! writes, side-effecting calls) is taken into account by [`crate::classify`].
 
 use pg_query::NodeEnum;
-use pg_query::protobuf::{self, AlterTableType, CopyStmt, DropStmt, ExplainStmt, ObjectType};
+use pg_query::protobuf::{
+    self, AlterTableType, ClosePortalStmt, CopyStmt, DeclareCursorStmt, DropStmt, ExplainStmt,
+    FetchStmt, ObjectType,
+};
 
 use crate::action::Action;
+use crate::model::{CursorOp, SettingChange};
 use crate::session;
+
+/// `CURSOR_OPT_HOLD` in PostgreSQL's `parsenodes.h`: `DECLARE ... WITH HOLD`.
+const CURSOR_OPT_HOLD: i32 = 0x0020;
 
 /// The top-level reading of a statement.
 #[derive(Debug)]
@@ -18,6 +25,11 @@ pub(crate) struct Head {
     pub prepare_name: Option<String>,
     pub execute_name: Option<String>,
     pub deallocate_name: Option<String>,
+    pub deallocate_all: bool,
+    /// What the top-level statement does to `client_encoding` (SET, RESET, DISCARD, and the
+    /// statements that run code the text does not show).
+    pub client_encoding: Option<SettingChange>,
+    pub cursor: Option<CursorOp>,
 }
 
 impl Head {
@@ -29,6 +41,17 @@ impl Head {
             prepare_name: None,
             execute_name: None,
             deallocate_name: None,
+            deallocate_all: false,
+            client_encoding: None,
+            cursor: None,
+        }
+    }
+
+    /// Code the text does not show (`DO`, `CALL`, `EXECUTE`) may run `SET client_encoding`.
+    fn running_code(action: Action) -> Self {
+        Self {
+            client_encoding: Some(SettingChange::Unknown),
+            ..Self::new(action)
         }
     }
 
@@ -52,11 +75,19 @@ pub(crate) fn head(node: &NodeEnum) -> Head {
         N::TruncateStmt(_) => Head::new(Action::Delete),
         N::CopyStmt(s) => Head::new(copy(s)),
         N::ExplainStmt(s) => explain(s),
-        N::DeclareCursorStmt(s) => inner(s.query.as_deref()),
-        N::FetchStmt(_) | N::ClosePortalStmt(_) => Head::new(Action::Select),
+        N::DeclareCursorStmt(s) => declare(s),
+        N::FetchStmt(s) => fetch(s),
+        N::ClosePortalStmt(s) => close(s),
         N::TransactionStmt(s) => Head::new(session::transaction(s)),
-        N::VariableSetStmt(s) => Head::new(session::set(s)),
-        N::DiscardStmt(s) => Head::new(session::discard(s)),
+        N::VariableSetStmt(s) => Head {
+            client_encoding: session::client_encoding(s),
+            ..Head::new(session::set(s))
+        },
+        N::DiscardStmt(s) => Head {
+            client_encoding: session::discard_all(s).then_some(SettingChange::Default),
+            ..Head::new(session::discard(s))
+        },
+        N::DoStmt(_) | N::CallStmt(_) => Head::running_code(Action::Admin),
         N::VariableShowStmt(_)
         | N::ListenStmt(_)
         | N::UnlistenStmt(_)
@@ -67,10 +98,11 @@ pub(crate) fn head(node: &NodeEnum) -> Head {
         },
         N::ExecuteStmt(s) => Head {
             execute_name: Some(s.name.clone()),
-            ..Head::new(Action::Admin)
+            ..Head::running_code(Action::Admin)
         },
         N::DeallocateStmt(s) => Head {
             deallocate_name: (!s.isall).then(|| s.name.clone()),
+            deallocate_all: s.isall,
             ..Head::new(Action::Session)
         },
         N::DropStmt(s) => drop(s),
@@ -89,6 +121,41 @@ fn inner(node: Option<&pg_query::Node>) -> Head {
     match node.and_then(|node| node.node.as_ref()) {
         Some(node) => head(node),
         None => Head::new(Action::Admin),
+    }
+}
+
+/// `DECLARE`: the query's reading (a cursor runs its query as it is fetched), and the cursor.
+fn declare(stmt: &DeclareCursorStmt) -> Head {
+    Head {
+        cursor: Some(CursorOp::Declare {
+            name: stmt.portalname.clone(),
+            hold: stmt.options & CURSOR_OPT_HOLD != 0,
+        }),
+        ..inner(stmt.query.as_deref())
+    }
+}
+
+/// `FETCH` and `MOVE` read the cursor's rows: they run its query further.
+fn fetch(stmt: &FetchStmt) -> Head {
+    let name = stmt.portalname.clone();
+    let cursor = if stmt.ismove {
+        CursorOp::Move { name }
+    } else {
+        CursorOp::Fetch { name }
+    };
+    Head {
+        cursor: Some(cursor),
+        ..Head::new(Action::Select)
+    }
+}
+
+/// `CLOSE name`, or `CLOSE ALL` (no name).
+fn close(stmt: &ClosePortalStmt) -> Head {
+    Head {
+        cursor: Some(CursorOp::Close {
+            name: (!stmt.portalname.is_empty()).then(|| stmt.portalname.clone()),
+        }),
+        ..Head::new(Action::Select)
     }
 }
 
@@ -115,7 +182,11 @@ fn explain(stmt: &ExplainStmt) -> Head {
     });
     let explained = inner(stmt.query.as_deref());
     if analyze {
-        explained
+        // EXPLAIN ANALYZE DECLARE runs the query but opens no cursor.
+        Head {
+            cursor: None,
+            ..explained
+        }
     } else {
         Head::new(Action::Explain).with_where(explained.has_where)
     }

@@ -22,8 +22,12 @@ pub struct Statement {
     /// Tables read or written, schema-qualified when written so; CTE names excluded. Sorted.
     pub tables: Vec<String>,
     /// For UPDATE/DELETE (including data-modifying CTEs and upserts): every such write has a
-    /// WHERE that refers to a column (`WHERE true` or `WHERE 1 = 1` bound nothing, so they do
-    /// not count). For other statements: the top-level statement has a WHERE.
+    /// WHERE that can limit the rows of its target, read from the expression (crate docs,
+    /// "Bounded writes"): `WHERE true`, `WHERE id = id`, `WHERE id IS NOT NULL`,
+    /// `WHERE true OR id = 1` or a join condition alone do not count, and neither does a
+    /// WHERE whose meaning the text cannot settle (fail closed); `WHERE CURRENT OF c` does.
+    /// `TRUNCATE` has none. For other statements (SELECT, INSERT, MERGE, EXPLAIN, ...): the
+    /// top-level statement has a WHERE clause at all, as written.
     pub has_where: bool,
     /// Every function called, lower-case, schema-qualified when written so. Sorted.
     pub functions: Vec<String>,
@@ -39,6 +43,58 @@ pub struct Statement {
     pub execute_name: Option<String>,
     /// `DEALLOCATE name`: the name; `None` for `DEALLOCATE ALL`.
     pub deallocate_name: Option<String>,
+    /// `DEALLOCATE ALL` / `DEALLOCATE PREPARE ALL`: every prepared statement is dropped.
+    pub deallocate_all: bool,
+    /// What running the statement may do to the session's `client_encoding`, which decides
+    /// how the server reads every later message; `None` when it leaves it alone.
+    /// `SET [SESSION|LOCAL] client_encoding`, `SET NAMES` and `set_config('client_encoding',
+    /// 'x', ...)` give the value as written (encoding names are the door's to normalise);
+    /// `RESET client_encoding`, `RESET ALL` and `DISCARD ALL` give `Default`; a `set_config`
+    /// whose setting name or value is not a string constant, `DO`, `CALL` and `EXECUTE` (code
+    /// that may run `SET`) give `Unknown`, and so does input that could not be parsed. With
+    /// several effects the last one counts, but `Unknown` wins over all. Plain `EXPLAIN` runs
+    /// nothing, so it has none; `PREPARE` and `DECLARE` carry what their query does when it
+    /// runs, as they carry its action. Functions and triggers that run `SET` themselves need
+    /// the catalog and are not seen (DESIGN.md §5).
+    pub client_encoding: Option<SettingChange>,
+    /// The SQL cursor the statement declares, reads, moves or closes, so that the door can
+    /// follow it (a client may also run a cursor as a portal at the protocol level).
+    pub cursor: Option<CursorOp>,
+}
+
+/// A change of a session setting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum SettingChange {
+    /// Set to this value, spelled as in the statement.
+    Value(String),
+    /// Back to the session's default (the value the connection started with).
+    Default,
+    /// Possibly changed, to a value the text does not tell.
+    Unknown,
+}
+
+impl SettingChange {
+    /// `previous` followed by `next`: the later change counts, but once the value is
+    /// unknown it stays unknown.
+    pub(crate) fn then(previous: Option<Self>, next: Self) -> Self {
+        match previous {
+            Some(Self::Unknown) => Self::Unknown,
+            _ => next,
+        }
+    }
+}
+
+/// What a statement does to an SQL cursor (`DECLARE`, `FETCH`, `MOVE`, `CLOSE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum CursorOp {
+    /// `DECLARE name ... CURSOR [WITH HOLD] FOR query`; `hold` outlives the transaction.
+    Declare { name: String, hold: bool },
+    /// `FETCH ... [FROM|IN] name`.
+    Fetch { name: String },
+    /// `MOVE ... [FROM|IN] name`.
+    Move { name: String },
+    /// `CLOSE name`, or `CLOSE ALL` (`name: None`).
+    Close { name: Option<String> },
 }
 
 impl Classification {

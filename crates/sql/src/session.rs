@@ -1,10 +1,12 @@
 //! Transaction control and session settings, and the escapes hidden among them: a transaction
-//! or session switched to READ WRITE, a role switch, a reset of the read-only default.
+//! or session switched to READ WRITE, a role switch, a reset of the read-only default. Also
+//! what a SET does to `client_encoding`, which the door must follow.
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::{self, DiscardMode, DiscardStmt, TransactionStmt, VariableSetStmt};
 
 use crate::action::Action;
+use crate::model::SettingChange;
 
 /// Settings whose change escapes the gateway's control of the session: a different role, or
 /// replication mode (which skips triggers and foreign keys).
@@ -55,6 +57,47 @@ pub(crate) fn set(stmt: &VariableSetStmt) -> Action {
         }
         _ => Action::Session,
     }
+}
+
+/// What SET/RESET does to `client_encoding`. `SET NAMES` arrives here as `client_encoding`
+/// (the grammar rewrites it), and setting names are compared as PostgreSQL does, without case.
+pub(crate) fn client_encoding(stmt: &VariableSetStmt) -> Option<SettingChange> {
+    use protobuf::VariableSetKind as Kind;
+    let kind = Kind::try_from(stmt.kind).unwrap_or(Kind::Undefined);
+    if kind == Kind::VarResetAll {
+        return Some(SettingChange::Default);
+    }
+    if !stmt.name.eq_ignore_ascii_case("client_encoding") {
+        return None;
+    }
+    Some(match (kind, stmt.args.as_slice()) {
+        (Kind::VarSetDefault | Kind::VarReset, _) => SettingChange::Default,
+        (Kind::VarSetValue, [value]) => {
+            constant_text(value).map_or(SettingChange::Unknown, SettingChange::Value)
+        }
+        // FROM CURRENT, a list of values, or a kind this grammar does not know.
+        _ => SettingChange::Unknown,
+    })
+}
+
+/// The text PostgreSQL makes of a SET value: strings and identifiers as written, numbers in
+/// their decimal form.
+fn constant_text(node: &pg_query::Node) -> Option<String> {
+    use protobuf::a_const::Val;
+    match node.node.as_ref()? {
+        NodeEnum::AConst(constant) => match constant.val.as_ref()? {
+            Val::Sval(string) => Some(string.sval.clone()),
+            Val::Ival(integer) => Some(integer.ival.to_string()),
+            Val::Fval(float) => Some(float.fval.clone()),
+            Val::Boolval(_) | Val::Bsval(_) => None,
+        },
+        _ => None,
+    }
+}
+
+/// DISCARD ALL: it runs RESET ALL, which also resets `client_encoding`.
+pub(crate) fn discard_all(stmt: &DiscardStmt) -> bool {
+    DiscardMode::try_from(stmt.target) == Ok(DiscardMode::DiscardAll)
 }
 
 /// DISCARD ALL runs RESET ALL (see [`set`]); the other forms only drop caches and temp tables.

@@ -1,7 +1,8 @@
-//! Collects the facts that can hide anywhere in a statement: tables, function calls,
-//! data-modifying statements (CTEs, `COPY (DELETE ... RETURNING ...)`) and `SELECT ... INTO`.
+//! Collects the facts that can hide anywhere in a statement: tables, function calls
+//! ([`calls`]), data-modifying statements (CTEs, `COPY (DELETE ... RETURNING ...)`) and
+//! `SELECT ... INTO`.
 //!
-//! The tree is walked through its `serde::Serialize` implementation (see [`serializer`]), so
+//! The tree is walked through its `serde::Serialize` implementation (see [`crate::visit`]), so
 //! every field of every node type is visited: a new node kind in a later libpg_query cannot
 //! hide a function call or a write from the classifier, which a hand-written visitor over
 //! ~270 node types could. The walk is streaming and allocates only for the names it keeps.
@@ -9,14 +10,17 @@
 //! CTE names are resolved with PostgreSQL's scoping ([`scope`]), so a CTE cannot shadow a
 //! table outside its scope and hide it from the policy.
 
+mod calls;
 mod scope;
-mod serializer;
 
 use serde::Serialize;
 
 use pg_query::protobuf::OnConflictAction;
 
 use crate::action::WriteKind;
+use crate::model::SettingChange;
+use crate::visit::{Hooks, VisitError, visit};
+use calls::Calls;
 use scope::Scopes;
 
 /// What the walk found in one statement.
@@ -26,42 +30,27 @@ pub(crate) struct Facts {
     pub tables: Vec<String>,
     /// Called functions, lower-case, sorted and deduplicated.
     pub functions: Vec<String>,
+    /// Name parts after the first of multi-part column references (`t.f`), lower-case: calls
+    /// `f(t)` when `t` has no column `f`. Sorted and deduplicated.
+    pub fields: Vec<String>,
     /// Every INSERT/UPDATE/DELETE/MERGE in the tree, the top-level one included, plus an
     /// UPDATE for each `ON CONFLICT DO UPDATE`.
-    pub writes: Vec<Write>,
+    pub writes: Vec<WriteKind>,
     /// An `INTO` clause (SELECT INTO, CREATE TABLE AS) is present.
     pub into: bool,
     /// An `EXECUTE` of a prepared statement is present (`CREATE TABLE AS EXECUTE`).
     pub execute: bool,
-}
-
-/// One write, and whether a WHERE that refers to a column bounds it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Write {
-    pub kind: WriteKind,
-    pub has_where: bool,
-}
-
-/// The error type the serializer needs; the walk itself never produces one.
-#[derive(Debug, thiserror::Error)]
-#[error("parse tree walk failed: {0}")]
-pub(crate) struct WalkError(String);
-
-impl serde::ser::Error for WalkError {
-    fn custom<T: std::fmt::Display>(msg: T) -> Self {
-        Self(msg.to_string())
-    }
+    /// What the `set_config` calls in the tree do to `client_encoding`.
+    pub client_encoding: Option<SettingChange>,
 }
 
 /// Walks `node` (a top-level statement) and returns its facts.
-pub(crate) fn walk(node: &impl Serialize) -> Result<Facts, WalkError> {
-    let mut walker = Walker::default();
-    node.serialize(&mut walker)?;
-    Ok(walker.finish())
+pub(crate) fn walk(node: &impl Serialize) -> Result<Facts, VisitError> {
+    Ok(visit(node, Walker::default())?.finish())
 }
 
 /// One struct being serialized: its type name, the field being visited, and a per-kind slot
-/// (write index, CTE counter, or whether a RangeVar is a DML target).
+/// (CTE counter, name parts of a ColumnRef, or whether a RangeVar is a DML target).
 #[derive(Debug)]
 struct Frame {
     name: &'static str,
@@ -81,7 +70,7 @@ pub(crate) struct Walker {
     frames: Vec<Frame>,
     scopes: Scopes,
     range_var: RangeVarParts,
-    calls: Vec<String>,
+    calls: Calls,
     facts: Facts,
 }
 
@@ -93,7 +82,7 @@ const QUERY_STATEMENTS: &[&str] = &[
     "MergeStmt",
 ];
 
-impl Walker {
+impl Hooks for Walker {
     fn on_struct_start(&mut self, name: &'static str) {
         let slot = match name {
             "SelectStmt" => self.enter_scope(),
@@ -104,7 +93,11 @@ impl Walker {
             "CommonTableExpr" => self.enter_cte(),
             "RangeVar" => self.enter_range_var(),
             "FuncCall" => {
-                self.calls.push(String::new());
+                self.calls.start_call();
+                0
+            }
+            "Node" if self.frame_is(0, "FuncCall", "args") => {
+                self.calls.start_arg();
                 0
             }
             "IntoClause" => {
@@ -113,12 +106,6 @@ impl Walker {
             }
             "ExecuteStmt" => {
                 self.facts.execute = true;
-                0
-            }
-            // No write until the action turns out to be DO UPDATE (see `on_i32`).
-            "OnConflictClause" => usize::MAX,
-            "ColumnRef" | "CurrentOfExpr" => {
-                self.mark_bounding_where();
                 0
             }
             _ => 0,
@@ -144,11 +131,7 @@ impl Walker {
             name if QUERY_STATEMENTS.contains(&name) => self.scopes.exit(),
             "CommonTableExpr" => self.scopes.exit_cte(),
             "RangeVar" => self.finish_range_var(frame.slot == 1),
-            "FuncCall" => {
-                if let Some(call) = self.calls.pop() {
-                    self.facts.functions.push(call.to_lowercase());
-                }
-            }
+            "FuncCall" => self.calls.end_call(),
             _ => {}
         }
     }
@@ -162,14 +145,7 @@ impl Walker {
             ("RangeVar", "schemaname") => value.clone_into(&mut self.range_var.schema),
             ("RangeVar", "relname") => value.clone_into(&mut self.range_var.relation),
             ("CommonTableExpr", "ctename") => self.scopes.name_cte(value),
-            ("String", "sval") if self.in_function_name() => {
-                if let Some(call) = self.calls.last_mut() {
-                    if !call.is_empty() {
-                        call.push('.');
-                    }
-                    call.push_str(value);
-                }
-            }
+            ("String", "sval") => self.on_name(value),
             _ => {}
         }
     }
@@ -189,42 +165,66 @@ impl Walker {
     }
 
     /// `INSERT ... ON CONFLICT DO UPDATE` overwrites existing rows: it is an UPDATE too, so an
-    /// agent allowed to insert but not to update cannot rewrite rows through an upsert. Its
-    /// WHERE is the one of the `DO UPDATE`.
+    /// agent allowed to insert but not to update cannot rewrite rows through an upsert.
     fn on_i32(&mut self, value: i32) {
-        if let Some(
-            frame @ Frame {
+        let on_conflict_action = matches!(
+            self.frames.last(),
+            Some(Frame {
                 name: "OnConflictClause",
                 field: "action",
                 ..
-            },
-        ) = self.frames.last_mut()
-            && value == OnConflictAction::OnconflictUpdate as i32
+            })
+        );
+        if on_conflict_action && value == OnConflictAction::OnconflictUpdate as i32 {
+            self.facts.writes.push(WriteKind::Update);
+        }
+    }
+}
+
+impl Walker {
+    /// A `String` node: a name part of a call, of a field selection or of a column reference,
+    /// or a string constant given to a call (read for `set_config`).
+    fn on_name(&mut self, value: &str) {
+        if self.in_list("FuncCall", "funcname") {
+            self.calls.name_part(value);
+        } else if self.in_list("AIndirection", "indirection") {
+            self.calls.indirection(value);
+        } else if self.in_list("ColumnRef", "fields") {
+            self.column_ref_part(value);
+        } else if self.frame_is(1, "AConst", "val")
+            && self.frame_is(2, "Node", "node")
+            && self.frame_is(3, "FuncCall", "args")
         {
-            frame.slot = self.facts.writes.len();
-            self.facts.writes.push(Write {
-                kind: WriteKind::Update,
-                has_where: false,
-            });
+            self.calls.string_arg(value);
         }
     }
 
-    /// A column (or `CURRENT OF cursor`) in a write's WHERE, outside any subquery, is what
-    /// bounds the rows it touches. `WHERE true`, `WHERE 1 = 1` or an uncorrelated
-    /// `WHERE EXISTS (...)` have none, so they do not count as a WHERE.
-    fn mark_bounding_where(&mut self) {
-        let owner = self.frames.iter().rev().find(|frame| {
-            QUERY_STATEMENTS.contains(&frame.name) || frame.name == "OnConflictClause"
-        });
-        if let Some(Frame {
-            name: "UpdateStmt" | "DeleteStmt" | "OnConflictClause",
-            field: "where_clause",
-            slot,
-        }) = owner
-            && let Some(write) = self.facts.writes.get_mut(*slot)
-        {
-            write.has_where = true;
+    /// Every part after the first of a column reference may name a function (`t.f` is `f(t)`
+    /// when `t` has no column `f`). The ColumnRef's slot counts its parts.
+    fn column_ref_part(&mut self, value: &str) {
+        let n = self.frames.len();
+        let Some(column_ref) = n.checked_sub(3).and_then(|i| self.frames.get_mut(i)) else {
+            return;
+        };
+        column_ref.slot += 1;
+        if column_ref.slot > 1 {
+            self.calls.field(value);
         }
+    }
+
+    /// Whether the struct `back` levels below the top of the stack (0 = the innermost) is
+    /// `name`, visiting its field `field`.
+    fn frame_is(&self, back: usize, name: &str, field: &str) -> bool {
+        let index = self.frames.len().checked_sub(1 + back);
+        index
+            .and_then(|i| self.frames.get(i))
+            .is_some_and(|frame| frame.name == name && frame.field == field)
+    }
+
+    /// Whether the innermost struct is an element of the list `field` of `name`: the frame
+    /// below it is the `Node` wrapper, and the one below that is `name`.
+    fn in_list(&self, name: &str, field: &str) -> bool {
+        self.frame_is(1, "Node", "node") && self.frame_is(2, name, field)
     }
 
     fn enter_scope(&mut self) -> usize {
@@ -233,12 +233,8 @@ impl Walker {
     }
 
     fn enter_write(&mut self, kind: WriteKind) -> usize {
-        self.enter_scope();
-        self.facts.writes.push(Write {
-            kind,
-            has_where: false,
-        });
-        self.facts.writes.len() - 1
+        self.facts.writes.push(kind);
+        self.enter_scope()
     }
 
     /// A CTE belongs to the innermost query level, whose `WITH` clause is being visited; its
@@ -301,35 +297,18 @@ impl Walker {
         self.facts.tables.push(qualified);
     }
 
-    /// True while visiting the name parts of a function call: FuncCall.funcname → Node → String.
-    fn in_function_name(&self) -> bool {
-        let n = self.frames.len();
-        n >= 3
-            && matches!(
-                self.frames.get(n - 2),
-                Some(Frame {
-                    name: "Node",
-                    field: "node",
-                    ..
-                })
-            )
-            && matches!(
-                self.frames.get(n - 3),
-                Some(Frame {
-                    name: "FuncCall",
-                    field: "funcname",
-                    ..
-                })
-            )
-    }
-
     fn finish(self) -> Facts {
         let mut facts = self.facts;
+        facts.functions = self.calls.functions;
+        facts.functions.sort_unstable();
+        facts.functions.dedup();
+        facts.fields = self.calls.fields;
+        facts.fields.sort_unstable();
+        facts.fields.dedup();
+        facts.client_encoding = self.calls.client_encoding;
         facts.tables.extend(self.scopes.into_tables());
         facts.tables.sort_unstable();
         facts.tables.dedup();
-        facts.functions.sort_unstable();
-        facts.functions.dedup();
         facts
     }
 }

@@ -1,7 +1,7 @@
 //! Runs every case of `corpus.toml` through one `check` helper. A case gives the SQL, the
 //! expected action per statement, and optionally the policy facts and per-statement details.
 
-use portcullis_sql::{Classification, Options, Statement, classify};
+use portcullis_sql::{Classification, CursorOp, Options, SettingChange, Statement, classify};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +31,12 @@ struct Case {
     prepare_name: Option<String>,
     execute_name: Option<String>,
     deallocate_name: Option<String>,
+    deallocate_all: Option<bool>,
+    /// `client_encoding`: the value, `<default>`, `<unknown>` or `<none>`.
+    client_encoding: Option<String>,
+    /// `cursor`: `declare c`, `declare-hold c`, `fetch c`, `move c`, `close c`, `close-all`
+    /// or `<none>`.
+    cursor: Option<String>,
     /// Extra names for `Options::side_effect_functions`.
     side_effect_functions: Option<Vec<String>>,
 }
@@ -135,6 +141,51 @@ fn check_statements(case: &Case, got: &Classification, expect: &mut Expect) {
             let want = (want != "<none>").then_some(want);
             expect(what, format!("{:?}", [want]), have);
         }
+    }
+    let session = [
+        (
+            "client_encoding",
+            &case.client_encoding,
+            each(|s| s.client_encoding.as_ref().map(encoding)),
+        ),
+        (
+            "cursor",
+            &case.cursor,
+            each(|s| s.cursor.as_ref().map(cursor)),
+        ),
+    ];
+    for (what, want, have) in session {
+        if let Some(want) = want {
+            let want = (want != "<none>").then_some(want);
+            expect(what, format!("{:?}", [want]), have);
+        }
+    }
+    if let Some(want) = case.deallocate_all {
+        let have: Vec<bool> = got.statements.iter().map(|s| s.deallocate_all).collect();
+        expect(
+            "deallocate_all",
+            format!("{:?}", [want]),
+            format!("{have:?}"),
+        );
+    }
+}
+
+fn encoding(change: &SettingChange) -> String {
+    match change {
+        SettingChange::Value(value) => value.clone(),
+        SettingChange::Default => "<default>".into(),
+        SettingChange::Unknown => "<unknown>".into(),
+    }
+}
+
+fn cursor(op: &CursorOp) -> String {
+    match op {
+        CursorOp::Declare { name, hold: false } => format!("declare {name}"),
+        CursorOp::Declare { name, hold: true } => format!("declare-hold {name}"),
+        CursorOp::Fetch { name } => format!("fetch {name}"),
+        CursorOp::Move { name } => format!("move {name}"),
+        CursorOp::Close { name: Some(name) } => format!("close {name}"),
+        CursorOp::Close { name: None } => "close-all".into(),
     }
 }
 

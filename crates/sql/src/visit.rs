@@ -1,9 +1,10 @@
 //! A `serde::Serializer` that turns serialization of a parse tree into a visit of every node.
 //!
 //! libpg_query's Rust types derive `Serialize` for every node, and serialization reaches every
-//! field by construction. This adapter forwards structs, fields, strings, booleans and 32-bit
-//! integers (enum values) to the [`Walker`] hooks and discards everything else, so
-//! nothing is allocated.
+//! field by construction, so a visit built on it cannot skip a node kind that a later
+//! libpg_query adds. This adapter forwards structs, fields, strings, booleans and 32-bit
+//! integers (enum values) to a [`Hooks`] implementation and discards everything else, so
+//! nothing is allocated. [`crate::walk`] and [`crate::restrict`] are its two users.
 
 use serde::Serialize;
 use serde::ser::{
@@ -11,13 +12,46 @@ use serde::ser::{
     SerializeTupleStruct, SerializeTupleVariant, Serializer,
 };
 
-use super::{WalkError, Walker};
+/// What a visit reports, in serialization order (a struct's fields in declaration order).
+pub(crate) trait Hooks {
+    /// A struct (a node, or a struct-like enum variant) starts.
+    fn on_struct_start(&mut self, name: &'static str);
+    /// The next value is the field `key` of the innermost struct.
+    fn on_field(&mut self, key: &'static str);
+    /// The innermost struct ends.
+    fn on_struct_end(&mut self);
+    fn on_str(&mut self, _value: &str) {}
+    fn on_bool(&mut self, _value: bool) {}
+    /// 32-bit integers are enum values (kinds, operators) and `AConst` integers.
+    fn on_i32(&mut self, _value: i32) {}
+}
 
-type Done = Result<(), WalkError>;
+/// Visits `node` with `hooks` and returns them.
+pub(crate) fn visit<H: Hooks>(node: &impl Serialize, hooks: H) -> Result<H, VisitError> {
+    let mut visitor = Visitor(hooks);
+    node.serialize(&mut visitor)?;
+    Ok(visitor.0)
+}
 
-impl Serializer for &mut Walker {
+/// The error type the serializer needs; a visit itself never produces one.
+#[derive(Debug, thiserror::Error)]
+#[error("parse tree visit failed: {0}")]
+pub(crate) struct VisitError(String);
+
+impl serde::ser::Error for VisitError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        Self(msg.to_string())
+    }
+}
+
+/// The serializer: a local type, so that it can implement serde's traits for any hooks.
+pub(crate) struct Visitor<H>(H);
+
+type Done = Result<(), VisitError>;
+
+impl<H: Hooks> Serializer for &mut Visitor<H> {
     type Ok = ();
-    type Error = WalkError;
+    type Error = VisitError;
     type SerializeSeq = Self;
     type SerializeTuple = Self;
     type SerializeTupleStruct = Self;
@@ -27,7 +61,7 @@ impl Serializer for &mut Walker {
     type SerializeStructVariant = Self;
 
     fn serialize_bool(self, v: bool) -> Done {
-        self.on_bool(v);
+        self.0.on_bool(v);
         Ok(())
     }
     fn serialize_i8(self, _: i8) -> Done {
@@ -37,7 +71,7 @@ impl Serializer for &mut Walker {
         Ok(())
     }
     fn serialize_i32(self, v: i32) -> Done {
-        self.on_i32(v);
+        self.0.on_i32(v);
         Ok(())
     }
     fn serialize_i64(self, _: i64) -> Done {
@@ -65,7 +99,7 @@ impl Serializer for &mut Walker {
         Ok(())
     }
     fn serialize_str(self, v: &str) -> Done {
-        self.on_str(v);
+        self.0.on_str(v);
         Ok(())
     }
     fn serialize_bytes(self, _: &[u8]) -> Done {
@@ -98,13 +132,13 @@ impl Serializer for &mut Walker {
     ) -> Done {
         value.serialize(self)
     }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self, WalkError> {
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self, VisitError> {
         Ok(self)
     }
-    fn serialize_tuple(self, _: usize) -> Result<Self, WalkError> {
+    fn serialize_tuple(self, _: usize) -> Result<Self, VisitError> {
         Ok(self)
     }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, WalkError> {
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, VisitError> {
         Ok(self)
     }
     fn serialize_tuple_variant(
@@ -113,14 +147,14 @@ impl Serializer for &mut Walker {
         _: u32,
         _: &'static str,
         _: usize,
-    ) -> Result<Self, WalkError> {
+    ) -> Result<Self, VisitError> {
         Ok(self)
     }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self, WalkError> {
+    fn serialize_map(self, _: Option<usize>) -> Result<Self, VisitError> {
         Ok(self)
     }
-    fn serialize_struct(self, name: &'static str, _: usize) -> Result<Self, WalkError> {
-        self.on_struct_start(name);
+    fn serialize_struct(self, name: &'static str, _: usize) -> Result<Self, VisitError> {
+        self.0.on_struct_start(name);
         Ok(self)
     }
     fn serialize_struct_variant(
@@ -129,15 +163,15 @@ impl Serializer for &mut Walker {
         _: u32,
         variant: &'static str,
         _: usize,
-    ) -> Result<Self, WalkError> {
-        self.on_struct_start(variant);
+    ) -> Result<Self, VisitError> {
+        self.0.on_struct_start(variant);
         Ok(self)
     }
 }
 
-impl SerializeSeq for &mut Walker {
+impl<H: Hooks> SerializeSeq for &mut Visitor<H> {
     type Ok = ();
-    type Error = WalkError;
+    type Error = VisitError;
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Done {
         value.serialize(&mut **self)
     }
@@ -146,9 +180,9 @@ impl SerializeSeq for &mut Walker {
     }
 }
 
-impl SerializeTuple for &mut Walker {
+impl<H: Hooks> SerializeTuple for &mut Visitor<H> {
     type Ok = ();
-    type Error = WalkError;
+    type Error = VisitError;
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Done {
         value.serialize(&mut **self)
     }
@@ -157,9 +191,9 @@ impl SerializeTuple for &mut Walker {
     }
 }
 
-impl SerializeTupleStruct for &mut Walker {
+impl<H: Hooks> SerializeTupleStruct for &mut Visitor<H> {
     type Ok = ();
-    type Error = WalkError;
+    type Error = VisitError;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Done {
         value.serialize(&mut **self)
     }
@@ -168,9 +202,9 @@ impl SerializeTupleStruct for &mut Walker {
     }
 }
 
-impl SerializeTupleVariant for &mut Walker {
+impl<H: Hooks> SerializeTupleVariant for &mut Visitor<H> {
     type Ok = ();
-    type Error = WalkError;
+    type Error = VisitError;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Done {
         value.serialize(&mut **self)
     }
@@ -181,9 +215,9 @@ impl SerializeTupleVariant for &mut Walker {
 
 /// Map keys are not visited: the parse tree has no maps, and a key must not be mistaken for
 /// a name in the node around it.
-impl SerializeMap for &mut Walker {
+impl<H: Hooks> SerializeMap for &mut Visitor<H> {
     type Ok = ();
-    type Error = WalkError;
+    type Error = VisitError;
     fn serialize_key<T: ?Sized + Serialize>(&mut self, _: &T) -> Done {
         Ok(())
     }
@@ -195,28 +229,28 @@ impl SerializeMap for &mut Walker {
     }
 }
 
-impl SerializeStruct for &mut Walker {
+impl<H: Hooks> SerializeStruct for &mut Visitor<H> {
     type Ok = ();
-    type Error = WalkError;
+    type Error = VisitError;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Done {
-        self.on_field(key);
+        self.0.on_field(key);
         value.serialize(&mut **self)
     }
     fn end(self) -> Done {
-        self.on_struct_end();
+        self.0.on_struct_end();
         Ok(())
     }
 }
 
-impl SerializeStructVariant for &mut Walker {
+impl<H: Hooks> SerializeStructVariant for &mut Visitor<H> {
     type Ok = ();
-    type Error = WalkError;
+    type Error = VisitError;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Done {
-        self.on_field(key);
+        self.0.on_field(key);
         value.serialize(&mut **self)
     }
     fn end(self) -> Done {
-        self.on_struct_end();
+        self.0.on_struct_end();
         Ok(())
     }
 }

@@ -1,0 +1,214 @@
+//! Bounded writes: whether the WHERE of each UPDATE, DELETE and `ON CONFLICT DO UPDATE` can
+//! limit the rows of its target, read from the expression tree (the crate documentation
+//! states the rule).
+//!
+//! The writes are found in the typed tree where PostgreSQL accepts them (the statement, and
+//! the WITH clauses of every query level under it); [`crate::classify`] checks that this
+//! finds as many as the serde walk saw, so a write the analysis misses counts as unbounded.
+//! Each WHERE is then read by [`filter`] (AND/OR/NOT, tests, subqueries) and [`atom`]
+//! (comparisons), over the relations of [`scope`], with [`side`] reading each side of a
+//! comparison, [`pattern`] judging LIKE and regular expressions, and [`cover`] catching
+//! disjunctions of complementary conditions.
+
+mod atom;
+mod cover;
+mod filter;
+mod pattern;
+mod scope;
+mod side;
+
+use pg_query::NodeEnum;
+use pg_query::protobuf::{
+    CommonTableExpr, InsertStmt, OnConflictAction, RangeVar, SelectStmt, WithClause,
+};
+
+use filter::{Bound, Filter};
+use scope::{Scopes, TARGET};
+
+/// For each UPDATE, DELETE and `ON CONFLICT DO UPDATE` found in `node`: whether its WHERE
+/// bounds its target.
+pub(crate) fn writes(node: &NodeEnum) -> Vec<bool> {
+    let mut finder = Finder::default();
+    finder.statement(node);
+    finder.found
+}
+
+/// The target table of a write, and the names whose reading reads it: the table itself
+/// and the CTEs (visible from the write) whose bodies read it.
+#[derive(Debug, Default)]
+struct Target {
+    schema: String,
+    relation: String,
+    ctes: Vec<String>,
+}
+
+impl Target {
+    /// Whether a relation written `schema.relation` (schema possibly empty) may be the
+    /// target or a CTE that reads it. Without a schema on either side, the name decides.
+    fn read_by(&self, schema: &str, relation: &str) -> bool {
+        let table = relation == self.relation
+            && (schema.is_empty() || self.schema.is_empty() || schema == self.schema);
+        table || (schema.is_empty() && self.ctes.iter().any(|cte| cte == relation))
+    }
+}
+
+/// One write to judge.
+struct Write<'a> {
+    target: Option<&'a RangeVar>,
+    others: &'a [pg_query::Node],
+    filter: Option<&'a pg_query::Node>,
+    upsert: bool,
+}
+
+#[derive(Default)]
+struct Finder<'a> {
+    /// The CTEs of the WITH clauses around the node being visited.
+    ctes: Vec<&'a CommonTableExpr>,
+    found: Vec<bool>,
+}
+
+impl<'a> Finder<'a> {
+    fn node(&mut self, node: Option<&'a pg_query::Node>) {
+        if let Some(node) = node.and_then(|node| node.node.as_ref()) {
+            self.statement(node);
+        }
+    }
+
+    fn statement(&mut self, node: &'a NodeEnum) {
+        use NodeEnum as N;
+        match node {
+            N::ExplainStmt(s) => self.node(s.query.as_deref()),
+            N::PrepareStmt(s) => self.node(s.query.as_deref()),
+            N::DeclareCursorStmt(s) => self.node(s.query.as_deref()),
+            N::CopyStmt(s) => self.node(s.query.as_deref()),
+            N::CreateTableAsStmt(s) => self.node(s.query.as_deref()),
+            N::SelectStmt(s) => self.select(s),
+            N::InsertStmt(s) => self.insert(s),
+            N::UpdateStmt(s) => {
+                let mark = self.with(s.with_clause.as_ref());
+                self.judge(&Write {
+                    target: s.relation.as_ref(),
+                    others: &s.from_clause,
+                    filter: s.where_clause.as_deref(),
+                    upsert: false,
+                });
+                self.ctes.truncate(mark);
+            }
+            N::DeleteStmt(s) => {
+                let mark = self.with(s.with_clause.as_ref());
+                self.judge(&Write {
+                    target: s.relation.as_ref(),
+                    others: &s.using_clause,
+                    filter: s.where_clause.as_deref(),
+                    upsert: false,
+                });
+                self.ctes.truncate(mark);
+            }
+            N::MergeStmt(s) => {
+                let mark = self.with(s.with_clause.as_ref());
+                self.ctes.truncate(mark);
+            }
+            _ => {}
+        }
+    }
+
+    /// An INSERT: its WITH, its query, and `ON CONFLICT DO UPDATE`, an UPDATE of the
+    /// conflicting rows whose WHERE is the clause's own.
+    fn insert(&mut self, insert: &'a InsertStmt) {
+        let mark = self.with(insert.with_clause.as_ref());
+        self.node(insert.select_stmt.as_deref());
+        let upsert = insert
+            .on_conflict_clause
+            .as_deref()
+            .filter(|clause| clause.action == OnConflictAction::OnconflictUpdate as i32);
+        if let Some(clause) = upsert {
+            self.judge(&Write {
+                target: insert.relation.as_ref(),
+                others: &[],
+                filter: clause.where_clause.as_deref(),
+                upsert: true,
+            });
+        }
+        self.ctes.truncate(mark);
+    }
+
+    /// A SELECT, and the branches of a set operation, each with its own WITH.
+    fn select(&mut self, select: &'a SelectStmt) {
+        let mark = self.with(select.with_clause.as_ref());
+        for branch in [&select.larg, &select.rarg].into_iter().flatten() {
+            self.select(branch);
+        }
+        self.ctes.truncate(mark);
+    }
+
+    /// Makes the CTEs of `with` visible and visits their bodies; returns the mark to drop
+    /// them at when the query level ends.
+    fn with(&mut self, with: Option<&'a WithClause>) -> usize {
+        let mark = self.ctes.len();
+        let ctes = with.map(|with| with.ctes.as_slice()).unwrap_or_default();
+        let ctes: Vec<&'a CommonTableExpr> = ctes
+            .iter()
+            .filter_map(|cte| match cte.node.as_ref() {
+                Some(NodeEnum::CommonTableExpr(cte)) => Some(cte.as_ref()),
+                _ => None,
+            })
+            .collect();
+        self.ctes.extend(ctes.iter().copied());
+        for cte in ctes {
+            self.node(cte.ctequery.as_deref());
+        }
+        mark
+    }
+
+    fn judge(&mut self, write: &Write<'_>) {
+        let bounded = write
+            .target
+            .is_some_and(|target| self.bounded(target, write));
+        self.found.push(bounded);
+    }
+
+    fn bounded(&self, relation: &RangeVar, write: &Write<'_>) -> bool {
+        let Some(condition) = write.filter else {
+            return false;
+        };
+        let target = self.target(relation);
+        let mut scopes = Scopes::new(relation, write.upsert);
+        let mut quals = Vec::new();
+        for item in write.others {
+            scopes.add_from_item(item, &mut quals);
+        }
+        let mut filter = Filter {
+            scopes,
+            target: &target,
+            upsert: write.upsert,
+        };
+        let mut bound = Bound::default();
+        quals.push(condition);
+        for qual in quals {
+            bound.and(filter.filter(qual, false));
+        }
+        bound.closure(filter.scopes.preset()).contains(&TARGET)
+    }
+
+    /// The target and the visible CTEs that read it, directly or through one another.
+    fn target(&self, relation: &RangeVar) -> Target {
+        let mut target = Target {
+            schema: relation.schemaname.clone(),
+            relation: relation.relname.clone(),
+            ctes: Vec::new(),
+        };
+        loop {
+            let reading: Vec<String> = self
+                .ctes
+                .iter()
+                .filter(|cte| !target.ctes.contains(&cte.ctename))
+                .filter(|cte| side::reads(cte.ctequery.as_deref(), relation, &target))
+                .map(|cte| cte.ctename.clone())
+                .collect();
+            if reading.is_empty() {
+                return target;
+            }
+            target.ctes.extend(reading);
+        }
+    }
+}
