@@ -16,6 +16,7 @@ pub mod idp;
 pub mod jwt;
 pub mod postgres;
 mod proc;
+pub mod rawpg;
 
 use std::path::PathBuf;
 

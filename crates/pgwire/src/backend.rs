@@ -121,6 +121,34 @@ impl ErrorFields {
     }
 }
 
+/// A NotificationResponse: a NOTIFY delivered to a session that LISTENs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The notifying backend's process id.
+    pub pid: i32,
+    pub channel: Bytes,
+    pub payload: Bytes,
+}
+
+/// Parses the body of a NotificationResponse (`A`).
+pub fn parse_notification(frame: &Frame) -> Result<Notification, WireError> {
+    let mut b = Body::new(frame.body(), "NotificationResponse");
+    let pid = b.i32()?;
+    let channel = b.cstr()?;
+    let payload = b.cstr()?;
+    b.finish()?;
+    Ok(Notification {
+        pid,
+        channel,
+        payload,
+    })
+}
+
+/// Parses the fields of an ErrorResponse or NoticeResponse frame.
+pub fn parse_report(frame: &Frame) -> Result<ErrorFields, WireError> {
+    parse_fields(frame.body(), "ErrorResponse or NoticeResponse")
+}
+
 /// A backend message the gateway interprets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {

@@ -117,6 +117,43 @@ pub mod backend {
         });
     }
 
+    /// Writes an ErrorResponse or NoticeResponse (`t`) with the given fields, in order: how
+    /// a server's report goes out once the gateway has rewritten some of its fields.
+    pub fn report_fields(
+        buf: &mut BytesMut,
+        t: u8,
+        fields: &[(u8, &[u8])],
+    ) -> Result<(), WireError> {
+        put_message(buf, t, |b| {
+            for (f, v) in fields {
+                if *f == 0 {
+                    return Err(WireError::Encode {
+                        what: "report field",
+                        problem: "a field type of 0",
+                    });
+                }
+                b.put_u8(*f);
+                put_cstr(b, v)?;
+            }
+            b.put_u8(0);
+            Ok(())
+        })
+    }
+
+    /// Writes a NotificationResponse (LISTEN/NOTIFY).
+    pub fn notification(
+        buf: &mut BytesMut,
+        pid: i32,
+        channel: &[u8],
+        payload: &[u8],
+    ) -> Result<(), WireError> {
+        put_message(buf, tag::NOTIFICATION_RESPONSE, |b| {
+            b.put_i32(pid);
+            put_cstr(b, channel)?;
+            put_cstr(b, payload)
+        })
+    }
+
     pub fn ready_for_query(buf: &mut BytesMut, status: TransactionStatus) {
         buf.put_u8(tag::READY_FOR_QUERY);
         buf.put_i32(5);

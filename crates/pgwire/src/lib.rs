@@ -32,7 +32,8 @@ mod writer;
 mod tests;
 
 pub use backend::{
-    Authentication, Backend, ErrorFields, Severity, TransactionStatus, parse_backend,
+    Authentication, Backend, ErrorFields, Notification, Severity, TransactionStatus, parse_backend,
+    parse_notification, parse_report,
 };
 pub use encode::{backend as encode_backend, frontend as encode_frontend};
 pub use error::{WireError, WireErrorKind};

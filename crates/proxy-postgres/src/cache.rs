@@ -61,8 +61,7 @@ impl Classified {
         })
     }
 
-    /// Something the gateway cannot read (text that is not UTF-8, or sent in an encoding the
-    /// parser cannot follow) or cannot resolve (an unknown prepared statement). It is one
+    /// Something the gateway cannot resolve (an unknown prepared statement). It is one
     /// `sql.admin` statement with `parsed = false`, so it fails closed under the shipped
     /// policy just like input the grammar rejects.
     pub(crate) fn opaque(what: &str) -> Arc<Self> {
@@ -104,16 +103,9 @@ impl StatementCache {
         }
     }
 
-    /// Classifies `sql` as a client sent it. `readable` is false when the session's
-    /// client_encoding is one whose multi-byte characters can contain ASCII quote or
-    /// backslash bytes; then nothing is parsed (fail closed).
-    pub(crate) fn classify(&self, sql: &[u8], readable: bool) -> Arc<Classified> {
-        if !readable {
-            return Classified::opaque("statement in a client_encoding the gateway cannot parse");
-        }
-        let Ok(text) = std::str::from_utf8(sql) else {
-            return Classified::opaque("statement text is not valid UTF-8");
-        };
+    /// Classifies SQL text as the server will read it (decoded from the session's
+    /// client_encoding by the caller).
+    pub(crate) fn classify(&self, text: &str) -> Arc<Classified> {
         let Some(cache) = self
             .cache
             .as_ref()

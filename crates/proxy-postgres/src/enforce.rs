@@ -1,7 +1,8 @@
 //! Asks the pipeline about each statement and turns its answer into what the relay does:
 //! forward, or replace with a denial. The door never evaluates policy itself.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use portcullis_audit::{Event, Who};
 use portcullis_identity::Principal;
@@ -52,6 +53,15 @@ pub(crate) struct Admitted {
     pub(crate) review: Option<Need>,
 }
 
+/// A name a statement refers to that the session defined earlier.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Named<'a> {
+    /// `EXECUTE name`: a statement prepared with `PREPARE`.
+    Prepared(&'a str),
+    /// `FETCH`/`MOVE ... name`: a cursor opened with `DECLARE`.
+    Cursor(&'a str),
+}
+
 /// Whether a statement that needs approval is held now, for its exact text and parameters,
 /// or later (a Parse: nothing runs until a Bind, which brings the parameters).
 pub(crate) enum Mode<'a> {
@@ -65,6 +75,20 @@ pub(crate) struct Masking<'a> {
     pub(crate) maskers: &'a Maskers,
     pub(crate) profile: Option<&'a str>,
     pub(crate) unmask: tokio::sync::OnceCell<bool>,
+    /// Every profile a statement of this session was masked with, for what no statement
+    /// owns (see [`Enforcer::fallback_masker`]).
+    pub(crate) seen: Mutex<BTreeSet<String>>,
+}
+
+impl<'a> Masking<'a> {
+    pub(crate) fn new(maskers: &'a Maskers, profile: Option<&'a str>) -> Self {
+        Self {
+            maskers,
+            profile,
+            unmask: tokio::sync::OnceCell::new(),
+            seen: Mutex::new(BTreeSet::new()),
+        }
+    }
 }
 
 /// Everything a decision needs about the session.
@@ -82,24 +106,35 @@ pub(crate) struct Enforcer<'a> {
 impl Enforcer<'_> {
     /// Decides every statement of `classified` in order, stopping at the first that is not
     /// allowed (the statements after it never reach a decision, as they never run).
-    /// `resolve` maps a SQL-level `EXECUTE name` to the statement prepared under that name;
-    /// it is called before the first await, so it may briefly take a lock.
+    /// `resolve` maps a SQL-level `EXECUTE name` to the statement prepared under that name,
+    /// and `FETCH`/`MOVE` to the query of the cursor they read, so that each is decided (and
+    /// masked) as what it runs; it is called before the first await, so it may briefly take
+    /// a lock.
     pub(crate) async fn check(
         &self,
         classified: &Classified,
-        resolve: impl Fn(&str) -> Option<Arc<Classified>>,
+        resolve: impl Fn(Named<'_>) -> Option<Arc<Classified>>,
         mode: Mode<'_>,
     ) -> Checked {
+        use portcullis_sql::CursorOp;
         let statements = &classified.classification.statements;
         let resolved: Vec<Option<Arc<Classified>>> = statements
             .iter()
-            .map(|s| s.execute_name.as_deref().and_then(&resolve))
+            .map(|s| match (&s.execute_name, &s.cursor) {
+                (Some(name), _) => resolve(Named::Prepared(name)),
+                (None, Some(CursorOp::Fetch { name } | CursorOp::Move { name })) => {
+                    resolve(Named::Cursor(name))
+                }
+                _ => None,
+            })
             .collect();
         let mut decided = 0;
         let mut admitted = Vec::with_capacity(statements.len());
         for (i, (statement, prepared)) in statements.iter().zip(resolved).enumerate() {
             let own = &classified.facts[i.min(classified.facts.len().saturating_sub(1))];
-            // `EXECUTE name` is what was prepared; an unknown name stays `sql.admin`.
+            // `EXECUTE name` is what was prepared (an unknown name stays `sql.admin`); a
+            // FETCH is the cursor's query (an unknown cursor, one a function opened, stays
+            // a plain read).
             let (subject, facts) = match prepared.as_deref() {
                 Some(p) => match (p.classification.statements.first(), p.facts.first()) {
                     (Some(inner), Some(f)) => (inner, f),
@@ -187,7 +222,9 @@ impl Enforcer<'_> {
                 seq,
                 command: command.to_owned(),
                 action: statement.action,
-                masker: self.masker(masks).await?,
+                masker: self
+                    .masker(self.with_read_masks(statement, facts, masks))
+                    .await?,
                 review: None,
             })),
             Ok(Decided {
@@ -203,7 +240,9 @@ impl Enforcer<'_> {
                 seq,
                 command: command.to_owned(),
                 action: statement.action,
-                masker: self.masker(masks).await?,
+                masker: self
+                    .masker(self.with_read_masks(statement, facts, masks))
+                    .await?,
                 review: Some(Arc::new(NeedsReview {
                     action: statement.action,
                     display: statement.normalized.clone(),
@@ -214,6 +253,77 @@ impl Enforcer<'_> {
             })),
             Ok(d) => Err(denied(&d.decision, statement, &self.target.name)),
             Err(refusal) => Err(refused(&refusal)),
+        }
+    }
+
+    /// Data leaves through every statement, not only reads: the rows a write RETURNs, and
+    /// the text of any statement's error (`UPDATE t SET n = email::int` quotes the email).
+    /// So a statement that is not a read is masked at least as a read with the same facts
+    /// would be: the masks the policy attaches to `sql.select` here are added to its own.
+    /// This asks the policy without an audit event (`preview`): it grants nothing and only
+    /// shapes what the answer shows. A principal who may not read at all gets its own
+    /// decision's masks and the connection's profile.
+    fn with_read_masks(
+        &self,
+        statement: &Statement,
+        facts: &Value,
+        mut masks: Vec<String>,
+    ) -> Vec<String> {
+        use portcullis_sql::ids;
+        if matches!(statement.action, ids::SELECT | ids::COPY_TO | ids::EXPLAIN) {
+            return masks;
+        }
+        masks.extend(self.read_masks(facts));
+        masks
+    }
+
+    /// The `@mask` profiles a read with `facts` would be answered with.
+    fn read_masks(&self, facts: &Value) -> Vec<String> {
+        let ask = Ask {
+            action: portcullis_sql::ids::SELECT,
+            target: Target::Connection(self.target),
+            facts,
+            command: None,
+        };
+        match self.pipeline.preview(self.principal, &ask, self.origin) {
+            Decision::Allow { masks, .. } | Decision::RequireApproval { masks, .. } => masks,
+            Decision::Deny { .. } => Vec::new(),
+        }
+    }
+
+    /// The masker for what the server says that no statement of the session owns: a NOTIFY
+    /// from another session, a notice or error between statements, the rows of a portal the
+    /// gateway never saw bound (one a function opened). It is the union of every profile
+    /// this session was masked with, the connection's own and what a plain read would get;
+    /// `None` when none applies or the principal may `data.unmask` here.
+    pub(crate) fn fallback_masker(&self) -> Option<Masker> {
+        if self.masking.unmask.get() == Some(&true) {
+            return None;
+        }
+        let plain_read = serde_json::json!({"sql": {
+            "parsed": true, "has_where": false, "statement_count": 1, "tables": [],
+            "functions": [], "modifies_data": false,
+        }});
+        let mut names: BTreeSet<String> = self.read_masks(&plain_read).into_iter().collect();
+        names.extend(self.masking.profile.map(str::to_owned));
+        names.extend(
+            self.masking
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .cloned(),
+        );
+        if names.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = names.into_iter().collect();
+        match self.masking.maskers.get(&names) {
+            Ok(masker) => Some(masker),
+            Err(e) => {
+                tracing::error!(error = %e, "masking profiles cannot be built");
+                None
+            }
         }
     }
 
@@ -230,6 +340,11 @@ impl Enforcer<'_> {
         if self.unmasked().await {
             return Ok(None);
         }
+        self.masking
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(masks.iter().cloned());
         self.masking.maskers.get(&masks).map(Some).map_err(|e| {
             tracing::error!(error = %e, "masking profiles cannot be built; refusing the statement");
             Denial {
@@ -300,9 +415,35 @@ impl Enforcer<'_> {
     }
 
     /// The FunctionCall message runs a function by OID, bypassing SQL text entirely: the
-    /// gateway cannot classify it, so it is always refused. The refusal is audited as a
-    /// decision of the gateway itself.
+    /// gateway cannot classify it, so it is always refused.
     pub(crate) async fn function_call(&self, oid: u32) -> Denial {
+        self.refuse(
+            "sql.function_call",
+            &format!("FunctionCall oid={oid}"),
+            Denial {
+                sqlstate: "42501",
+                message: "portcullis: the FunctionCall message is not allowed".into(),
+                detail: Some(format!("function oid {oid}; code: function_call_forbidden")),
+                hint: Some(
+                    "call the function from a SQL statement instead, e.g. SELECT f(...)".into(),
+                ),
+            },
+        )
+        .await
+    }
+
+    /// A refusal of the gateway's own, before any policy is asked (the statement cannot be
+    /// read as the server would read it, or would switch the session to an encoding the
+    /// gateway cannot follow). It is audited as a denied decision with its reason code,
+    /// which `denial`'s DETAIL carries as `code: ...`; an audit that cannot be written
+    /// refuses the statement all the same, with that reason instead.
+    pub(crate) async fn refuse(&self, action: &str, command: &str, denial: Denial) -> Denial {
+        let code = denial
+            .detail
+            .as_deref()
+            .and_then(|d| crate::respond::detail_field(d, "code"))
+            .unwrap_or("gateway_refused")
+            .to_owned();
         let event = Event {
             kind: "decision".into(),
             outcome: Some("deny".into()),
@@ -313,19 +454,14 @@ impl Enforcer<'_> {
             session_id: self.origin.session_id.clone(),
             run_id: self.origin.run_id.clone(),
             tool_call_id: self.origin.tool_call_id.clone(),
-            action: Some("sql.function_call".into()),
-            command: Some(format!("FunctionCall oid={oid}")),
-            reason_code: Some("function_call_forbidden".into()),
+            action: Some(action.to_owned()),
+            command: Some(command.to_owned()),
+            reason_code: Some(code),
             ..Event::default()
         };
-        if let Err(refusal) = self.pipeline.record(event).await {
-            return refused(&refusal);
-        }
-        Denial {
-            sqlstate: "42501",
-            message: "portcullis: the FunctionCall message is not allowed".into(),
-            detail: Some(format!("function oid {oid}")),
-            hint: Some("call the function from a SQL statement instead, e.g. SELECT f(...)".into()),
+        match self.pipeline.record(event).await {
+            Ok(()) => denial,
+            Err(refusal) => refused(&refusal),
         }
     }
 }

@@ -43,6 +43,10 @@ pub enum PgError {
     Replication,
     #[error("client_encoding {0:?} is not supported")]
     Encoding(String),
+    /// The server reported a setting under which the door cannot read SQL as the server
+    /// does (an unsafe client_encoding, `standard_conforming_strings` off).
+    #[error("the server reported {0}, which the gateway cannot follow")]
+    EncodingChanged(String),
     #[error("token rejected: {code}")]
     Token {
         code: &'static str,
@@ -93,9 +97,12 @@ impl PgError {
             | TlsRequired | NoUser | Replication | Encoding(_) | UnknownDatabase(_) => {
                 ErrorKind::Client
             }
-            Token { .. } | ConnectDenied { .. } | Revoked(_) | TokenExpired | Unmaskable(_) => {
-                ErrorKind::PolicyDenied
-            }
+            Token { .. }
+            | ConnectDenied { .. }
+            | Revoked(_)
+            | TokenExpired
+            | Unmaskable(_)
+            | EncodingChanged(_) => ErrorKind::PolicyDenied,
             UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
             | UpstreamGone => ErrorKind::Upstream,
             Setup(_) | AuditUnavailable | RecordingUnavailable | Shutdown => ErrorKind::Internal,

@@ -25,6 +25,7 @@ mod audit;
 mod cache;
 mod cancel;
 mod door;
+mod encoding;
 mod enforce;
 mod error;
 mod exec;

@@ -62,6 +62,16 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         secret: upstream.secret.clone(),
         held: Arc::new(tokio::sync::Notify::new()),
     };
+    let greeted = tracker
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .greeted(&upstream.params);
+    if let Err(e) = greeted {
+        crate::pool::terminate(upstream).await;
+        conn.send_fatal(&e).await;
+        conn.close().await;
+        return (Ended::Error, Some(e));
+    }
     let key = door.cancels.register(cancel.clone());
     let hello = hello(
         &upstream,
@@ -71,14 +81,6 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     );
     if conn.send(hello).await.is_err() {
         return (Ended::ClientGone, None);
-    }
-    {
-        let mut t = tracker
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (k, v) in &upstream.params {
-            t.parameter_status(k, v);
-        }
     }
     let (notices, notices_rx) = tokio::sync::mpsc::channel(16);
     let recorder = Recorder {
@@ -93,11 +95,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             target: &a.target.target.info,
             origin: a.origin,
             redact_literals: door.settings.redact_literals,
-            masking: Masking {
-                maskers: &door.maskers,
-                profile: a.target.target.masking.as_deref(),
-                unmask: tokio::sync::OnceCell::new(),
-            },
+            masking: Masking::new(&door.maskers, a.target.target.masking.as_deref()),
             holder: Holder {
                 reviews: door.reviews.as_ref(),
                 recorder,
@@ -109,6 +107,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         cache: &door.cache,
         tracker,
         stats,
+        answered: tokio::sync::Notify::new(),
     };
     relay_until_end(&relay, conn, upstream, shutdown, &cancel, notices_rx, a).await
 }

@@ -56,6 +56,16 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
             format!("portcullis: client_encoding {e:?} is not supported").into(),
             Some(s("use client_encoding UTF8")),
         ),
+        EncodingChanged(setting) => (
+            "22023",
+            format!(
+                "terminating connection: the server now reads SQL with {setting}, which the gateway cannot follow"
+            )
+            .into(),
+            Some(s(
+                "use client_encoding UTF8 (or another encoding that is not client-only) and standard_conforming_strings on",
+            )),
+        ),
         Token { code, hint } => (
             "28P01",
             format!("token rejected: {code}").into(),
@@ -115,8 +125,10 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
         ),
         Unmaskable(what) => (
             "42501",
-            format!("portcullis: {what} cannot be masked, and this connection's results are")
-                .into(),
+            format!(
+                "portcullis: {what} cannot be masked, and this session's results must be"
+            )
+            .into(),
             Some(s("use COPY ... TO STDOUT in text or CSV format, or SELECT")),
         ),
         Revoked(code) => (
@@ -145,6 +157,8 @@ fn reason(err: &PgError) -> Option<&str> {
         AuditUnavailable => "audit_unavailable",
         RecordingUnavailable => "recording_unavailable",
         Unmaskable(_) => "unmaskable",
+        Encoding(_) => "client_encoding_forbidden",
+        EncodingChanged(_) => "client_encoding_changed",
         Shutdown => "gateway_shutdown",
         UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
         | UpstreamGone => "upstream_unavailable",

@@ -249,7 +249,7 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
         },
     };
     let stats = Stats::default();
-    let tracker = Mutex::new(Tracker::new(true));
+    let tracker = Mutex::new(Tracker::new());
     let live = live::Live {
         principal: &a.principal,
         target: &a.target,

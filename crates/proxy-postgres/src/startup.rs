@@ -11,8 +11,8 @@ use secrecy::SecretString;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio_rustls::TlsAcceptor;
 
+use crate::encoding::ClientEncoding;
 use crate::error::PgError;
-use crate::relay::state::encoding_is_readable;
 use crate::respond;
 use crate::stream::MaybeTls;
 
@@ -191,8 +191,13 @@ pub(crate) fn requested(s: &Startup) -> Result<Requested, PgError> {
         {
             return Err(PgError::Replication);
         }
-        if name.eq_ignore_ascii_case("client_encoding") && !encoding_is_readable(value) {
-            return Err(PgError::Encoding(value.clone()));
+        if name.eq_ignore_ascii_case("client_encoding") {
+            check_encoding(value)?;
+        }
+        if name == "options" {
+            for value in option_encodings(value) {
+                check_encoding(value)?;
+            }
         }
         if name.starts_with("_pq_.") {
             unsupported.push(name.clone());
@@ -209,6 +214,46 @@ pub(crate) fn requested(s: &Startup) -> Result<Requested, PgError> {
         unsupported,
         minor: s.minor,
     })
+}
+
+/// A client_encoding the gateway can follow, or the refusal. The value `auto` is libpq's
+/// own (resolved by the client before it is sent); anything PostgreSQL does not know is
+/// refused too.
+fn check_encoding(value: &str) -> Result<(), PgError> {
+    match ClientEncoding::lookup(value) {
+        Some(e) if e.is_safe() => Ok(()),
+        _ => Err(PgError::Encoding(value.to_owned())),
+    }
+}
+
+/// The client_encoding values an `options` startup parameter sets, in any spelling the
+/// server accepts: `-c client_encoding=X`, `-cclient_encoding=X`, `--client_encoding=X`,
+/// `--client-encoding=X` (PostgreSQL turns dashes in option names into underscores).
+/// `options` is never forwarded, but a client asking for an encoding the gateway cannot
+/// follow is refused rather than served in another one. Backslash escapes (`\ `) in
+/// `options` only matter for spaces, which no encoding name contains.
+fn option_encodings(options: &str) -> Vec<&str> {
+    let words: Vec<&str> = options.split_ascii_whitespace().collect();
+    let mut found = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        let setting = if let Some(rest) = word.strip_prefix("--") {
+            rest
+        } else if *word == "-c" {
+            words.get(i + 1).copied().unwrap_or_default()
+        } else if let Some(rest) = word.strip_prefix("-c") {
+            rest
+        } else {
+            continue;
+        };
+        if let Some((name, value)) = setting.split_once('=')
+            && name
+                .replace('-', "_")
+                .eq_ignore_ascii_case("client_encoding")
+        {
+            found.push(value);
+        }
+    }
+    found
 }
 
 /// Asks for the password (the token) in cleartext. `None` when the client hangs up instead,
@@ -286,7 +331,22 @@ mod tests {
         assert!(matches!(requested(&startup(&[])), Err(PgError::NoUser)));
         let repl = startup(&[("user", "a"), ("replication", "database")]);
         assert!(matches!(requested(&repl), Err(PgError::Replication)));
-        let sjis = startup(&[("user", "a"), ("client_encoding", "SJIS")]);
-        assert!(matches!(requested(&sjis), Err(PgError::Encoding(_))));
+        for refused in [
+            [("user", "a"), ("client_encoding", "SJIS")],
+            [("user", "a"), ("client_encoding", "Shift-JIS")],
+            [("user", "a"), ("client_encoding", "no-such-encoding")],
+            [("user", "a"), ("options", "-c client_encoding=SJIS")],
+            [("user", "a"), ("options", "-cclient_encoding=big5")],
+            [
+                ("user", "a"),
+                ("options", "-c search_path=x --client-encoding=GBK"),
+            ],
+            [("user", "a"), ("options", "--CLIENT_ENCODING=win932")],
+        ] {
+            let r = requested(&startup(&refused));
+            assert!(matches!(r, Err(PgError::Encoding(_))), "{refused:?}");
+        }
+        let latin1 = startup(&[("user", "a"), ("options", "-c client_encoding=LATIN1")]);
+        assert!(requested(&latin1).is_ok());
     }
 }

@@ -140,7 +140,14 @@ impl Client {
         // Whether the statement being answered has described its rows.
         let (mut described, mut bytes) = (false, 0usize);
         loop {
-            let frame = self.frame().await?;
+            let frame = match self.frame().await {
+                Ok(frame) => frame,
+                // The door ended the session after saying why (a FATAL): that is the answer.
+                Err(Failure::Closed) => {
+                    return Err(a.error.take().map_or(Failure::Closed, Failure::Door));
+                }
+                Err(e) => return Err(e),
+            };
             match frame.tag() {
                 tag::ROW_DESCRIPTION => {
                     a.columns = parse_row_description(&frame)?

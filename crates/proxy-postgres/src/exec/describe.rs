@@ -82,7 +82,7 @@ pub(super) async fn describe(exec: &PgExec, req: ExecRequest) -> Result<Describe
         }
         let readable = forms.iter().all(|name| {
             let sql = format!("SELECT * FROM {name}");
-            let classified = exec.door.cache.classify(sql.as_bytes(), true);
+            let classified = exec.door.cache.classify(&sql);
             let (Some(statement), Some(facts)) = (
                 classified.classification.statements.first(),
                 classified.facts.first(),

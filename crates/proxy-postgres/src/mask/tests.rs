@@ -135,6 +135,19 @@ fn values_of_unknown_shape_never_pass_in_the_clear() {
     assert_eq!(out[1].as_deref(), Some(&b"harmless"[..]));
     assert_eq!(out[2].as_deref(), Some(&[0xff, 0xfe][..]));
     assert_eq!(counts.get(Entity::Email), 1);
+    // A card number as a binary bigint or numeric of a result never described.
+    let bigint = 4_111_111_111_111_111i64.to_be_bytes();
+    let mut numeric = Vec::new();
+    for part in [4i16, 3, 0, 0, 4111, 1111, 1111, 1111] {
+        numeric.extend_from_slice(&part.to_be_bytes());
+    }
+    let (out, _) = masked(
+        &plan,
+        &[Some(&bigint), Some(&numeric), Some(&7i64.to_be_bytes())],
+    );
+    assert_eq!(out[0], None, "binary bigint card");
+    assert_eq!(out[1], None, "binary numeric card");
+    assert!(out[2].is_some(), "a harmless number passes");
     let latin1 = ResultPlan::new(masker(), &[field("c", 25, 0)], None);
     let (out, _) = masked(&latin1, &[Some(b"caf\xe9 ada@example.com")]);
     assert_eq!(

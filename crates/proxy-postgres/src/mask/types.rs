@@ -79,6 +79,24 @@ fn be_i32(b: &[u8], at: usize) -> Option<i32> {
 }
 
 /// A binary int2/int4/int8 as decimal text.
+/// The first sensitive entity any reading of binary `value` shows: as text (lossily), as a
+/// big-endian integer when its length is one, as a binary numeric when it parses as one.
+/// For values whose type is not known.
+pub(crate) fn sensitive_reading(
+    masker: &portcullis_masking::Masker,
+    value: &[u8],
+) -> Option<portcullis_masking::Entity> {
+    let readings = [
+        Some(String::from_utf8_lossy(value).into_owned()),
+        int_text(value),
+        numeric_text(value),
+    ];
+    readings
+        .iter()
+        .flatten()
+        .find_map(|r| masker.contains_sensitive(r))
+}
+
 pub(crate) fn int_text(b: &[u8]) -> Option<String> {
     match b.len() {
         2 => Some(i16::from_be_bytes(b.try_into().ok()?).to_string()),

@@ -12,6 +12,7 @@ use portcullis_pgwire::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::PgError;
+use crate::mask::{self, BinaryCopy, Refused};
 use crate::relay::state::{Finished, RowsPlan, Stats, is_marker};
 use crate::relay::{End, FLUSH_AT, Relay};
 use crate::respond;
@@ -85,7 +86,8 @@ struct Current {
     fields: Option<Arc<[FieldDescription]>>,
     /// Decided at the first row (`None` until then).
     plan: Option<RowsPlan>,
-    copy_binary: bool,
+    /// Set by a binary CopyOutResponse: the tuple-by-tuple masking state.
+    binary_copy: Option<BinaryCopy>,
     /// The first rows as sent to the client, for the recording.
     kept: Vec<serde_json::Value>,
 }
@@ -111,8 +113,20 @@ impl Current {
     }
 
     fn plan(&mut self, relay: &Relay<'_>) -> &RowsPlan {
-        self.plan
-            .get_or_insert_with(|| relay.tracker().rows_plan(self.fields.as_deref()))
+        self.plan.get_or_insert_with(|| {
+            relay
+                .tracker()
+                .rows_plan(self.fields.as_deref(), || relay.enforcer.fallback_masker())
+        })
+    }
+
+    /// Masks an ErrorResponse or NoticeResponse with the masker of the statement it belongs
+    /// to (or the session's fallback), counting what it masked with the statement's values.
+    fn report(&mut self, relay: &Relay<'_>, frame: &Frame) -> Result<Option<Bytes>, PgError> {
+        let Some(masker) = statement_masker(relay) else {
+            return Ok(None);
+        };
+        mask::mask_report(&masker, frame, &mut self.masked).map_err(PgError::UpstreamProtocol)
     }
 }
 
@@ -143,7 +157,13 @@ fn inspect(
             }
             return Ok((Some(out), None));
         }
-        tag::COPY_DATA => return Ok((Some(copy_data(relay, frame, cur)?), None)),
+        tag::COPY_DATA => return Ok((copy_data(relay, frame, cur)?, None)),
+        tag::COPY_DONE => {
+            if let Some(copy) = cur.binary_copy.take() {
+                copy.finish().map_err(unmaskable)?;
+            }
+            return Ok((Some(frame.as_bytes().clone()), None));
+        }
         tag::ROW_DESCRIPTION => {
             row_description(relay, &frame, cur)?;
             return Ok((Some(frame.as_bytes().clone()), None));
@@ -160,12 +180,16 @@ fn inspect(
         }
         tag::BIND_COMPLETE
         | tag::PARAMETER_DESCRIPTION
-        | tag::COPY_DONE
-        | tag::NOTICE_RESPONSE
-        | tag::NOTIFICATION_RESPONSE
         | tag::COPY_BOTH_RESPONSE
         | tag::FUNCTION_CALL_RESPONSE => {
             return Ok((Some(frame.as_bytes().clone()), None));
+        }
+        tag::NOTICE_RESPONSE => {
+            let out = cur.report(relay, &frame)?;
+            return Ok((Some(out.unwrap_or_else(|| frame.as_bytes().clone())), None));
+        }
+        tag::NOTIFICATION_RESPONSE => {
+            return Ok((Some(notification(relay, &frame)?), None));
         }
         _ => {}
     }
@@ -188,7 +212,9 @@ fn inspect(
                     .upstream_fatal
                     .store(true, std::sync::atomic::Ordering::Relaxed);
             }
+            let mut masked = None;
             if !is_marker(&fields) {
+                masked = cur.report(relay, &frame)?;
                 let sqlstate = fields
                     .code()
                     .map(|c| String::from_utf8_lossy(c).into_owned());
@@ -197,12 +223,20 @@ fn inspect(
             if let Some(denial) = relay.tracker().error(&fields) {
                 return Ok((Some(respond::denial(&denial)), finished));
             }
+            if let Some(masked) = masked {
+                return Ok((Some(masked), finished));
+            }
         }
-        Backend::ReadyForQuery(status) => relay.tracker().ready(status),
+        Backend::ReadyForQuery(status) => {
+            relay.tracker().ready(status);
+            relay.answered.notify_waiters();
+        }
         Backend::CopyInResponse { .. } => relay.tracker().copy_in(),
-        Backend::CopyOutResponse { format } => cur.copy_binary = format == 1,
+        Backend::CopyOutResponse { format } => {
+            cur.binary_copy = (format == 1).then(BinaryCopy::default);
+        }
         Backend::ParameterStatus { name, value } => {
-            relay.tracker().parameter_status(&name, &value);
+            relay.tracker().parameter_status(&name, &value)?;
         }
         // The server's cancel key must never reach the client: the gateway gave it its own.
         Backend::BackendKeyData { .. } | Backend::NegotiateProtocolVersion { .. } => {
@@ -217,6 +251,28 @@ fn inspect(
         _ => {}
     }
     Ok((Some(frame.as_bytes().clone()), finished))
+}
+
+/// The masker for what the statement at the front of the response stream makes the server
+/// say besides rows; the session's fallback when the gateway decided no running statement.
+fn statement_masker(relay: &Relay<'_>) -> Option<portcullis_masking::Masker> {
+    let front = relay.tracker().front_masker();
+    match front {
+        Some(masker) => masker,
+        None => relay.enforcer.fallback_masker(),
+    }
+}
+
+/// A NOTIFY's channel and payload, masked with the session's fallback: it comes from
+/// another session, so no statement of this one owns it.
+fn notification(relay: &Relay<'_>, frame: &Frame) -> Result<Bytes, PgError> {
+    let Some(masker) = relay.enforcer.fallback_masker() else {
+        return Ok(frame.as_bytes().clone());
+    };
+    let mut counts = Counts::default();
+    let out =
+        mask::mask_notification(&masker, frame, &mut counts).map_err(PgError::UpstreamProtocol)?;
+    Ok(out.unwrap_or_else(|| frame.as_bytes().clone()))
 }
 
 /// A RowDescription describes the running simple-query statement, or answers a Describe.
@@ -239,23 +295,41 @@ fn row_description(relay: &Relay<'_>, frame: &Frame, cur: &mut Current) -> Resul
     Ok(())
 }
 
-/// COPY TO STDOUT data of a masked statement is masked row by row (text format). Binary COPY
-/// cannot be masked, so it ends the session rather than pass values in the clear.
-fn copy_data(relay: &Relay<'_>, frame: Frame, cur: &mut Current) -> Result<Bytes, PgError> {
+/// COPY TO STDOUT data of a masked statement is masked row by row: text and CSV as text,
+/// binary tuple by tuple ([`BinaryCopy`]; a value it cannot mask in place ends the session
+/// rather than pass in the clear). `None`: nothing to send yet (a binary tuple is still
+/// incomplete).
+fn copy_data(relay: &Relay<'_>, frame: Frame, cur: &mut Current) -> Result<Option<Bytes>, PgError> {
     cur.bytes += frame.wire_len() as u64;
     let plan = match cur.plan(relay) {
-        RowsPlan::Clear => return Ok(frame.as_bytes().clone()),
+        RowsPlan::Clear => return Ok(Some(frame.as_bytes().clone())),
         RowsPlan::Masked(plan) => plan.clone(),
     };
-    if cur.copy_binary {
-        return Err(PgError::Unmaskable("binary COPY output"));
-    }
-    match plan.mask_copy_text(&frame.body(), &mut cur.masked) {
-        None => Ok(frame.as_bytes().clone()),
+    let masked = match cur.binary_copy.as_mut() {
+        Some(copy) => {
+            let out = copy
+                .push(plan.masker(), &frame.body(), &mut cur.masked)
+                .map_err(unmaskable)?;
+            if out.is_empty() {
+                return Ok(None);
+            }
+            (out[..] != frame.body()[..]).then_some(out)
+        }
+        None => plan.mask_copy_text(&frame.body(), &mut cur.masked),
+    };
+    match masked {
+        None => Ok(Some(frame.as_bytes().clone())),
         Some(masked) => Frame::new(tag::COPY_DATA, &masked)
-            .map(|f| f.as_bytes().clone())
+            .map(|f| Some(f.as_bytes().clone()))
             .map_err(PgError::UpstreamProtocol),
     }
+}
+
+fn unmaskable(refused: Refused) -> PgError {
+    PgError::Unmaskable(match refused {
+        Refused::Sensitive => "a binary COPY value that is not text",
+        Refused::Malformed => "binary COPY output that cannot be read",
+    })
 }
 
 /// Rows affected or returned, from a CommandComplete tag such as `INSERT 0 5`, `SELECT 3`

@@ -1,5 +1,8 @@
 //! Client to server: classify, decide, then forward, replace or drop each message.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use portcullis_pgwire::encode_frontend;
 use portcullis_pgwire::{
@@ -8,10 +11,11 @@ use portcullis_pgwire::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::cache::Classified;
-use crate::enforce::{Checked, Denial, Mode};
+use crate::encoding::{ClientEncoding, Unreadable};
+use crate::enforce::{Checked, Denial, Mode, Named};
 use crate::error::PgError;
 use crate::hold::Exact;
-use crate::relay::state::{MAX_STATEMENTS, Stats};
+use crate::relay::state::{MAX_STATEMENTS, SqlEncoding, Stats};
 use crate::relay::{End, FLUSH_AT, MARKER, Relay};
 
 /// Relays until the client terminates or leaves, or breaks the protocol.
@@ -115,7 +119,10 @@ async fn decide(relay: &Relay<'_>, classified: &Classified, mode: Mode<'_>) -> C
         .enforcer
         .check(
             classified,
-            |name| relay.tracker().statement(name.as_bytes()),
+            |named| match named {
+                Named::Prepared(name) => relay.tracker().statement(name.as_bytes()),
+                Named::Cursor(name) => relay.tracker().cursor(name.as_bytes()),
+            },
             mode,
         )
         .await;
@@ -134,9 +141,14 @@ async fn query<W: AsyncWrite + Unpin>(
     if relay.tracker().extended_open() {
         return Err(PgError::QueryInExtended);
     }
-    let readable = relay.tracker().readable();
-    let classified = relay.cache.classify(sql, readable);
-    let text = String::from_utf8_lossy(sql);
+    let (text, classified) = match read_sql(relay, sql, up).await? {
+        Ok(read) => read,
+        Err(denial) => {
+            relay.tracker().simple(Some(denial), None, Vec::new());
+            up.push_bytes(injected(Injected::Query)?);
+            return Ok(());
+        }
+    };
     let exact = Exact {
         text: &text,
         params: &[],
@@ -165,8 +177,10 @@ async fn parse<W: AsyncWrite + Unpin>(
     p: Parse,
     up: &mut FrameWriter<W>,
 ) -> Result<bool, PgError> {
-    let readable = relay.tracker().readable();
-    let classified = relay.cache.classify(&p.query, readable);
+    let classified = match read_sql(relay, &p.query, up).await? {
+        Ok((_, classified)) => classified,
+        Err(denial) => return deny_extended(relay, denial, up),
+    };
     let checked = decide(relay, &classified, Mode::Defer).await;
     let mut denial = checked.denial;
     let full = {
@@ -188,6 +202,109 @@ async fn parse<W: AsyncWrite + Unpin>(
             record_denial(relay, &classified, &denial).await;
             deny_extended(relay, denial, up)
         }
+    }
+}
+
+/// The SQL of a Query or Parse as the server will read it, classified; or the gateway's
+/// (audited) refusal. The server converts each message from the client_encoding in effect
+/// when it reads the message, so while a statement that may change client_encoding is still
+/// running, this waits for the server's answer (which reports the new value) before it reads
+/// anything; what is already queued goes out first, so the server can answer. Statements
+/// that would switch to an encoding the gateway cannot follow are refused here, before
+/// policy.
+async fn read_sql<'s, W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    sql: &'s [u8],
+    up: &mut FrameWriter<W>,
+) -> Result<Result<(Cow<'s, str>, Arc<Classified>), Denial>, PgError> {
+    let read = loop {
+        let answered = relay.answered.notified();
+        tokio::pin!(answered);
+        answered.as_mut().enable();
+        let state = relay.tracker().sql_encoding();
+        match state {
+            SqlEncoding::Ready { encoding, server } => break encoding.decode(sql, server),
+            SqlEncoding::Unknowable => {
+                let denial = refusal(
+                    "client_encoding_pipelined",
+                    "portcullis: this statement follows, in the same pipeline, one that may change client_encoding to a value the gateway cannot know yet"
+                        .into(),
+                    "send Sync after a statement that changes client_encoding, then continue",
+                );
+                return Ok(Err(relay
+                    .enforcer
+                    .refuse("sql.admin", UNREAD, denial)
+                    .await));
+            }
+            SqlEncoding::Wait => {
+                up.flush().await.map_err(|_| PgError::UpstreamGone)?;
+                answered.await;
+            }
+        }
+    };
+    let text = match read {
+        Ok(text) => text,
+        Err(unreadable) => {
+            let (sqlstate, hint) = match unreadable {
+                Unreadable::Invalid(_) => (
+                    "22021",
+                    "send text that is valid in the session's client_encoding (UTF8 is best)",
+                ),
+                _ => (
+                    "42501",
+                    "use client_encoding UTF8, or only ASCII in this encoding",
+                ),
+            };
+            let denial = Denial {
+                sqlstate,
+                message: unreadable.message(),
+                detail: Some(format!("code: {}", unreadable.code())),
+                hint: Some(hint.into()),
+            };
+            return Ok(Err(relay
+                .enforcer
+                .refuse("sql.admin", UNREAD, denial)
+                .await));
+        }
+    };
+    let classified = relay.cache.classify(&text);
+    if let Some((statement, name)) = forbidden_encoding(&classified) {
+        let denial = refusal(
+            "client_encoding_forbidden",
+            format!("portcullis: client_encoding {name:?} is not supported"),
+            "use client_encoding UTF8 or another encoding that is not client-only (SJIS, BIG5, GBK, UHC, GB18030 and JOHAB can hide quotes and backslashes inside characters)",
+        );
+        let denial = relay
+            .enforcer
+            .refuse(statement.action, &statement.normalized, denial)
+            .await;
+        record_denial(relay, &classified, &denial).await;
+        return Ok(Err(denial));
+    }
+    Ok(Ok((text, classified)))
+}
+
+/// What the audit says a statement was when its text could not be read.
+const UNREAD: &str = "/* a statement the gateway could not read */";
+
+/// A statement that would set client_encoding to a value the gateway cannot follow, or that
+/// PostgreSQL does not know (it would refuse it too, but nothing is left to chance).
+fn forbidden_encoding(classified: &Classified) -> Option<(&portcullis_sql::Statement, &str)> {
+    classified.classification.statements.iter().find_map(|s| {
+        let Some(portcullis_sql::SettingChange::Value(name)) = &s.client_encoding else {
+            return None;
+        };
+        let known = ClientEncoding::lookup(name).is_some_and(ClientEncoding::is_safe);
+        (!known).then_some((s, name.as_str()))
+    })
+}
+
+fn refusal(code: &str, message: String, hint: &str) -> Denial {
+    Denial {
+        sqlstate: "42501",
+        message,
+        detail: Some(format!("code: {code}")),
+        hint: Some(hint.into()),
     }
 }
 
@@ -282,7 +399,7 @@ fn too_many_statements() -> Denial {
         message: format!(
             "portcullis: more than {MAX_STATEMENTS} prepared statements in one session"
         ),
-        detail: None,
+        detail: Some("code: prepared_statements_limit".into()),
         hint: Some("close or deallocate prepared statements that are no longer used".into()),
     }
 }

@@ -58,6 +58,9 @@ pub(crate) struct Relay<'a> {
     pub(crate) cache: &'a StatementCache,
     pub(crate) tracker: &'a Mutex<Tracker>,
     pub(crate) stats: &'a Stats,
+    /// Woken at every ReadyForQuery, for SQL waiting to learn the encoding it will be read
+    /// in ([`state::SqlEncoding::Wait`]).
+    pub(crate) answered: tokio::sync::Notify,
 }
 
 impl Relay<'_> {

@@ -22,10 +22,12 @@ use bytes::Bytes;
 use portcullis_pgwire::{Bind, ErrorFields, FieldDescription, TransactionStatus};
 
 use crate::cache::Classified;
+use crate::encoding::ClientEncoding;
 use crate::enforce::{Admitted, Denial};
+use crate::error::PgError;
 use crate::mask::{ResultPlan, SharedPlan};
 use crate::relay::MARKER;
-use portcullis_masking::Counts;
+use portcullis_masking::{Counts, Masker};
 
 /// How many prepared statements a session may have in the gateway's map; Parse beyond this
 /// is refused rather than letting one client grow the gateway's memory without bound.
@@ -69,6 +71,14 @@ struct Cycle {
     swallowable: bool,
     /// The server entered copy-in mode in this cycle.
     copy_in_seen: bool,
+    /// The cycle may change client_encoding: SQL sent after it waits for its ReadyForQuery,
+    /// which comes after the server's report of the new value.
+    changes_encoding: bool,
+    /// While the cycle is open (extended protocol, no Sync yet): the encoding its remaining
+    /// messages will be read in, after an Execute that changes it. They run only if that
+    /// Execute succeeded (the server skips to Sync after an error), so a known new value is
+    /// exact; an unknown one leaves nothing the door can classify.
+    predicted: Option<Predicted>,
     parses: VecDeque<Option<Change>>,
     closes: VecDeque<Option<Change>>,
     describes: VecDeque<Describing>,
@@ -115,6 +125,28 @@ pub(crate) struct Portal {
     described: OnceLock<Arc<[FieldDescription]>>,
 }
 
+/// A change of client_encoding an Execute makes, as the rest of its cycle will see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Predicted {
+    Known(ClientEncoding),
+    Unknown,
+}
+
+/// How the next SQL text the client sends can be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SqlEncoding {
+    /// In `encoding` (`server` is the database's).
+    Ready {
+        encoding: ClientEncoding,
+        server: ClientEncoding,
+    },
+    /// Only once the server has answered a statement that may change client_encoding.
+    Wait,
+    /// Not at all: it follows, in the same unfinished extended-protocol sequence, a statement
+    /// whose new client_encoding cannot be known before the server's answer.
+    Unknowable,
+}
+
 /// How the rows of the statement at the front of the response stream are to be masked.
 #[derive(Debug)]
 pub(crate) enum RowsPlan {
@@ -151,32 +183,97 @@ pub(crate) struct Tracker {
     open_extended: bool,
     statements: HashMap<Bytes, Arc<Prepared>>,
     portals: HashMap<Bytes, Arc<Portal>>,
+    /// SQL cursors by name, as their DECLARE was classified.
+    cursors: HashMap<Bytes, Arc<Classified>>,
     /// The decision taken at the last Parse of the unnamed statement, which a Bind of the
     /// unnamed statement runs under (it is not decided again).
     unnamed: Option<Arc<Admitted>>,
     status: TransactionStatus,
-    /// False once client_encoding is one the SQL parser cannot follow.
-    readable: bool,
+    /// The session's client_encoding as the server last reported it.
+    encoding: ClientEncoding,
+    /// What `RESET client_encoding` restores: the value at the start of the session.
+    default_encoding: ClientEncoding,
+    /// The database's encoding, which SQL_ASCII input is checked against.
+    server_encoding: ClientEncoding,
+    /// A statement that may change client_encoding has run in this session: from then on,
+    /// ending a transaction may change it back (SET LOCAL, a rolled-back SET), so
+    /// transaction control counts as a change too.
+    encoding_touched: bool,
     /// An Execute of a COPY FROM STDIN was forwarded and its CopyDone/CopyFail was not.
     copy_in_pending: bool,
 }
 
 impl Tracker {
-    pub(crate) fn new(readable: bool) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             cycles: VecDeque::new(),
             open_extended: false,
             statements: HashMap::new(),
             portals: HashMap::new(),
+            cursors: HashMap::new(),
             unnamed: None,
             status: TransactionStatus::Idle,
-            readable,
+            encoding: ClientEncoding::UTF8,
+            default_encoding: ClientEncoding::UTF8,
+            server_encoding: ClientEncoding::UTF8,
+            encoding_touched: false,
             copy_in_pending: false,
         }
     }
 
-    pub(crate) fn readable(&self) -> bool {
-        self.readable
+    /// The server's parameters at the start of the session: the encodings the door must
+    /// follow. A session the door cannot read (an unsafe client_encoding set for the role or
+    /// database, `standard_conforming_strings` off) is refused.
+    pub(crate) fn greeted(&mut self, params: &[(String, String)]) -> Result<(), PgError> {
+        for (name, value) in params {
+            self.parameter_status(name, value)?;
+        }
+        self.default_encoding = self.encoding;
+        Ok(())
+    }
+
+    /// The encoding the next SQL text the client sends will be read in by the server, as
+    /// far as the door knows it for certain.
+    pub(crate) fn sql_encoding(&self) -> SqlEncoding {
+        let open = self.open_extended.then(|| self.cycles.back()).flatten();
+        if let Some(Predicted::Unknown) = open.and_then(|c| c.predicted) {
+            return SqlEncoding::Unknowable;
+        }
+        let settled = self.cycles.len() - usize::from(open.is_some());
+        if self.cycles.iter().take(settled).any(|c| c.changes_encoding) {
+            return SqlEncoding::Wait;
+        }
+        let encoding = match open.and_then(|c| c.predicted) {
+            Some(Predicted::Known(e)) => e,
+            _ => self.encoding,
+        };
+        SqlEncoding::Ready {
+            encoding,
+            server: self.server_encoding,
+        }
+    }
+
+    /// What running `statements` may do to client_encoding (`None`: nothing).
+    fn encoding_effect(&self, statements: &[portcullis_sql::Statement]) -> Option<Predicted> {
+        use portcullis_sql::SettingChange;
+        let mut effect = None;
+        for s in statements {
+            let change = match &s.client_encoding {
+                Some(SettingChange::Value(name)) => ClientEncoding::lookup(name)
+                    .filter(|e| e.is_safe())
+                    .map_or(Predicted::Unknown, Predicted::Known),
+                Some(SettingChange::Default) => Predicted::Known(self.default_encoding),
+                Some(SettingChange::Unknown) => Predicted::Unknown,
+                None if self.encoding_touched && s.action == portcullis_sql::ids::TRANSACTION => {
+                    Predicted::Unknown
+                }
+                None => continue,
+            };
+            if effect != Some(Predicted::Unknown) {
+                effect = Some(change);
+            }
+        }
+        effect
     }
 
     pub(crate) fn status(&self) -> TransactionStatus {
@@ -210,6 +307,11 @@ impl Tracker {
         allowed: Option<&Classified>,
         admitted: Vec<Arc<Admitted>>,
     ) {
+        if let Some(c) = allowed {
+            for (i, s) in c.classification.statements.iter().enumerate() {
+                self.cursor_effect(s, admitted.get(i));
+            }
+        }
         let started = Instant::now();
         let mut cycle = Cycle {
             simple: true,
@@ -229,6 +331,10 @@ impl Tracker {
                 let change = self.sql_effect(s);
                 cycle.commands.push_back(change);
             }
+            // The whole Query was converted with the encoding in effect when it arrived, so
+            // only what comes after it is read in a new one.
+            cycle.changes_encoding = self.encoding_effect(&c.classification.statements).is_some();
+            self.encoding_touched |= cycle.changes_encoding;
         }
         self.cycles.push_back(cycle);
         self.open_extended = false;
@@ -242,17 +348,62 @@ impl Tracker {
         if let Some(name) = &s.deallocate_name {
             return Some(self.set(Bytes::from(name.clone()), None));
         }
-        let head = s
-            .text
-            .trim_start()
-            .get(..11)
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        if head.starts_with("DEALLOCATE") || head.starts_with("DISCARD ALL") {
+        // DEALLOCATE ALL drops every prepared statement; so do DISCARD ALL and RESET ALL
+        // as far as the door can tell (both `sql.admin`, both back to the session's
+        // defaults). Forgetting a statement the server still has only makes its later use
+        // an unknown one, decided as `sql.admin`: the safe direction.
+        let resets_all = s.action == portcullis_sql::ids::ADMIN
+            && s.client_encoding == Some(portcullis_sql::SettingChange::Default);
+        if s.deallocate_all || resets_all {
             let old: Change = self.statements.drain().map(|(k, v)| (k, Some(v))).collect();
             return Some(old);
         }
         None
+    }
+
+    /// Follows SQL cursors: `DECLARE c CURSOR FOR query` creates a portal the client may run
+    /// with a protocol-level Execute as well as with `FETCH`, so it is kept as a portal that
+    /// runs under the DECLARE's decision (and masking), and as the query a later `FETCH` or
+    /// `MOVE` is decided as. `CLOSE` forgets it. Entries are updated when the statement is
+    /// forwarded and not undone should it fail: a stale entry only masks or decides a later
+    /// portal of that name as the cursor's query would be.
+    fn cursor_effect(&mut self, s: &portcullis_sql::Statement, admitted: Option<&Arc<Admitted>>) {
+        use portcullis_sql::CursorOp;
+        match &s.cursor {
+            Some(CursorOp::Declare { name, .. }) => {
+                let query = Arc::new(Classified::single(s.clone()));
+                let name = Bytes::from(name.clone());
+                if self.portals.len() >= MAX_PORTALS {
+                    self.portals.clear();
+                }
+                if self.cursors.len() >= MAX_PORTALS {
+                    self.cursors.clear();
+                }
+                self.cursors.insert(name.clone(), query.clone());
+                let portal = Portal {
+                    classified: Some(query),
+                    admitted: admitted.cloned(),
+                    statement: None,
+                    formats: Vec::new(),
+                    described: OnceLock::new(),
+                };
+                self.portals.insert(name, Arc::new(portal));
+            }
+            Some(CursorOp::Close { name: Some(name) }) => {
+                self.cursors.remove(name.as_bytes());
+                self.portals.remove(name.as_bytes());
+            }
+            Some(CursorOp::Close { name: None }) => {
+                self.cursors.clear();
+                self.portals.clear();
+            }
+            Some(CursorOp::Fetch { .. } | CursorOp::Move { .. }) | None => {}
+        }
+    }
+
+    /// The query of the SQL cursor `name`, as its DECLARE was classified.
+    pub(crate) fn cursor(&self, name: &[u8]) -> Option<Arc<Classified>> {
+        self.cursors.get(name).cloned()
     }
 
     /// Sets or removes `name`, returning what it meant before.
@@ -299,8 +450,23 @@ impl Tracker {
                 .any(|s| s.action == portcullis_sql::ids::COPY_FROM)
         });
         let admitted = bound.and_then(|p| p.admitted.clone());
+        let classified = bound.and_then(|p| p.classified.clone());
+        let effect = bound
+            .and_then(|p| p.classified.as_ref())
+            .and_then(|c| self.encoding_effect(&c.classification.statements));
         let portal = bound.cloned();
+        for s in classified.iter().flat_map(|c| &c.classification.statements) {
+            self.cursor_effect(s, admitted.as_ref());
+        }
         self.copy_in_pending |= copy_in;
+        if let Some(effect) = effect {
+            self.encoding_touched = true;
+            let cycle = self.extended();
+            cycle.changes_encoding = true;
+            if cycle.predicted != Some(Predicted::Unknown) {
+                cycle.predicted = Some(effect);
+            }
+        }
         self.extended().results.push_back(Pending {
             admitted,
             portal,
@@ -435,11 +601,19 @@ impl Tracker {
         self.cycles.front().is_some_and(|c| c.simple)
     }
 
-    /// Whether the statement at the front of the response stream is masked.
+    /// Whether the statement at the front of the response stream may be masked: it has a
+    /// masker, or the gateway has no decision for it (then the session's fallback applies).
     pub(crate) fn front_masked(&self) -> bool {
         self.front_pending()
-            .and_then(|p| p.admitted.as_ref())
-            .is_some_and(|a| a.masker.is_some())
+            .is_some_and(|p| p.admitted.as_ref().is_none_or(|a| a.masker.is_some()))
+    }
+
+    /// The masker of the statement at the front of the response stream, for the errors and
+    /// notices it causes: `Some(masker)` when the gateway decided it (`masker` is `None` when
+    /// its answers pass unmasked), `None` when no statement it decided is running.
+    pub(crate) fn front_masker(&self) -> Option<Option<Masker>> {
+        let admitted = self.front_pending()?.admitted.as_ref()?;
+        Some(admitted.masker.clone())
     }
 
     fn front_pending(&self) -> Option<&Pending> {
@@ -475,13 +649,25 @@ impl Tracker {
     }
 
     /// How to mask the rows now arriving, for the statement at the front of the response
-    /// stream. `simple` is the RowDescription a simple-query statement sent.
-    pub(crate) fn rows_plan(&self, simple: Option<&[FieldDescription]>) -> RowsPlan {
-        let Some(pending) = self.front_pending() else {
+    /// stream. `simple` is the RowDescription a simple-query statement sent. Rows of a
+    /// statement the gateway did not decide (a portal it never saw bound: a cursor a function
+    /// opened) are masked with `fallback`, the session's masking for what no decision owns.
+    pub(crate) fn rows_plan(
+        &self,
+        simple: Option<&[FieldDescription]>,
+        fallback: impl FnOnce() -> Option<Masker>,
+    ) -> RowsPlan {
+        let masker = match self.front_pending() {
+            Some(Pending {
+                admitted: Some(a), ..
+            }) => a.masker.clone(),
+            Some(Pending { admitted: None, .. }) | None => fallback(),
+        };
+        let Some(masker) = masker else {
             return RowsPlan::Clear;
         };
-        let Some(masker) = pending.admitted.as_ref().and_then(|a| a.masker.clone()) else {
-            return RowsPlan::Clear;
+        let Some(pending) = self.front_pending() else {
+            return RowsPlan::Masked(Arc::new(ResultPlan::blind(masker)));
         };
         let plan = match (simple, &pending.portal) {
             (Some(fields), None) => ResultPlan::new(masker, fields, None),
@@ -537,10 +723,27 @@ impl Tracker {
         }
     }
 
-    pub(crate) fn parameter_status(&mut self, name: &str, value: &str) {
-        if name == "client_encoding" {
-            self.readable = encoding_is_readable(value);
+    /// A ParameterStatus from the server. The door follows client_encoding and the encoding
+    /// of the database; a value it cannot follow ends the session (this is also the backstop
+    /// for a change the door did not see coming, e.g. inside a function).
+    pub(crate) fn parameter_status(&mut self, name: &str, value: &str) -> Result<(), PgError> {
+        let unreadable = || PgError::EncodingChanged(format!("{name} = {value}"));
+        match name {
+            "client_encoding" => {
+                self.encoding = ClientEncoding::lookup(value)
+                    .filter(|e| e.is_safe())
+                    .ok_or_else(unreadable)?;
+            }
+            "server_encoding" => {
+                self.server_encoding = ClientEncoding::lookup(value)
+                    .filter(|e| e.is_safe())
+                    .ok_or_else(unreadable)?;
+            }
+            // Off, `'\'` would end a string for the server but not for the parser here.
+            "standard_conforming_strings" if value != "on" => return Err(unreadable()),
+            _ => {}
         }
+        Ok(())
     }
 
     fn undo(&mut self, cycle: &mut Cycle) {
@@ -569,36 +772,4 @@ pub(crate) fn is_marker(fields: &ErrorFields) -> bool {
         && fields
             .message()
             .is_some_and(|m| m.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()))
-}
-
-/// Whether SQL text in `encoding` can be parsed as UTF-8 with the same statement boundaries
-/// the server sees. The client-only encodings below put ASCII bytes (quotes, backslashes)
-/// inside multi-byte characters, which is how classic parser-confusion attacks work.
-pub(crate) fn encoding_is_readable(encoding: &str) -> bool {
-    let e: String = encoding
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    !matches!(
-        e.as_str(),
-        "SJIS"
-            | "SHIFTJIS"
-            | "MSKANJI"
-            | "WIN932"
-            | "WINDOWS932"
-            | "SHIFTJIS2004"
-            | "BIG5"
-            | "WIN950"
-            | "WINDOWS950"
-            | "GBK"
-            | "WIN936"
-            | "WINDOWS936"
-            | "CP936"
-            | "UHC"
-            | "WIN949"
-            | "WINDOWS949"
-            | "GB18030"
-            | "JOHAB"
-    )
 }

@@ -4,12 +4,12 @@ use bytes::Bytes;
 use portcullis_pgwire::{ErrorFields, TransactionStatus};
 
 use super::backend::counted;
-use super::state::{Tracker, encoding_is_readable};
+use super::state::{SqlEncoding, Tracker};
 use crate::cache::StatementCache;
 use crate::enforce::Denial;
 
 fn classify(sql: &str) -> std::sync::Arc<crate::cache::Classified> {
-    StatementCache::new(0, portcullis_sql::Options::default()).classify(sql.as_bytes(), true)
+    StatementCache::new(0, portcullis_sql::Options::default()).classify(sql)
 }
 
 fn denial(n: &str) -> Denial {
@@ -38,7 +38,7 @@ const IDLE: TransactionStatus = TransactionStatus::Idle;
 
 #[test]
 fn pipelined_denials_are_matched_to_their_own_cycle() {
-    let mut t = Tracker::new(true);
+    let mut t = Tracker::new();
     t.simple(None, Some(&classify("SELECT 1")), Vec::new());
     t.simple(Some(denial("second")), None, Vec::new());
     // The first query's own error is not the marker and is left alone.
@@ -51,7 +51,7 @@ fn pipelined_denials_are_matched_to_their_own_cycle() {
 
 #[test]
 fn a_denial_the_server_skipped_is_dropped_at_ready_for_query() {
-    let mut t = Tracker::new(true);
+    let mut t = Tracker::new();
     t.parse(&Bytes::from_static(b""), &classify("SELECT 1/0"), None);
     t.deny_extended(denial("skipped"));
     t.sync();
@@ -64,7 +64,7 @@ fn a_denial_the_server_skipped_is_dropped_at_ready_for_query() {
 
 #[test]
 fn statement_names_follow_what_the_server_confirmed() {
-    let mut t = Tracker::new(true);
+    let mut t = Tracker::new();
     let s1 = Bytes::from_static(b"s1");
     t.parse(&s1, &classify("SELECT 1"), None);
     t.sync();
@@ -94,7 +94,7 @@ fn statement_names_follow_what_the_server_confirmed() {
 
 #[test]
 fn sql_prepare_and_deallocate_update_the_names() {
-    let mut t = Tracker::new(true);
+    let mut t = Tracker::new();
     t.simple(
         None,
         Some(&classify(
@@ -123,7 +123,7 @@ fn sql_prepare_and_deallocate_update_the_names() {
 
 #[test]
 fn syncs_swallowed_during_copy_in_do_not_shift_the_cycles() {
-    let mut t = Tracker::new(true);
+    let mut t = Tracker::new();
     let portal = Bytes::from_static(b"");
     t.bind(&bind(&portal), Some(classify("COPY t FROM STDIN")), None);
     t.execute(&portal);
@@ -142,7 +142,7 @@ fn syncs_swallowed_during_copy_in_do_not_shift_the_cycles() {
 
 #[test]
 fn a_copy_that_fails_before_copy_mode_keeps_its_sync() {
-    let mut t = Tracker::new(true);
+    let mut t = Tracker::new();
     let portal = Bytes::from_static(b"");
     t.bind(
         &bind(&portal),
@@ -158,25 +158,101 @@ fn a_copy_that_fails_before_copy_mode_keeps_its_sync() {
 }
 
 #[test]
-fn encodings_that_hide_ascii_in_multibyte_characters_are_unreadable() {
-    for e in ["UTF8", "utf-8", "LATIN1", "SQL_ASCII", "EUC_JP", "WIN1252"] {
-        assert!(encoding_is_readable(e), "{e}");
-    }
-    for e in [
-        "SJIS",
-        "Shift_JIS",
-        "BIG5",
-        "gbk",
-        "UHC",
-        "GB18030",
-        "JOHAB",
-        "WIN932",
+fn a_server_report_of_an_encoding_the_gateway_cannot_follow_ends_the_session() {
+    let mut t = Tracker::new();
+    assert!(t.parameter_status("client_encoding", "LATIN1").is_ok());
+    for (name, value) in [
+        ("client_encoding", "SJIS"),
+        ("client_encoding", "GBK"),
+        ("client_encoding", "no such thing"),
+        ("standard_conforming_strings", "off"),
     ] {
-        assert!(!encoding_is_readable(e), "{e}");
+        assert!(t.parameter_status(name, value).is_err(), "{name} = {value}");
     }
-    let mut t = Tracker::new(true);
-    t.parameter_status("client_encoding", "SJIS");
-    assert!(!t.readable());
+    let params = [("client_encoding".to_owned(), "BIG5".to_owned())];
+    assert!(Tracker::new().greeted(&params).is_err());
+}
+
+fn encoding(t: &Tracker) -> &'static str {
+    match t.sql_encoding() {
+        SqlEncoding::Ready { encoding, .. } => encoding.name,
+        SqlEncoding::Wait => "wait",
+        SqlEncoding::Unknowable => "unknowable",
+    }
+}
+
+/// SQL after a statement that may change client_encoding is read only once the server has
+/// answered it (simple protocol), or in the value an Execute of a known SET predicts for the
+/// rest of its unfinished extended-protocol sequence.
+#[test]
+fn sql_waits_for_an_encoding_change_to_be_answered() {
+    let mut t = Tracker::new();
+    assert_eq!(encoding(&t), "UTF8");
+    t.simple(
+        None,
+        Some(&classify("SET client_encoding = 'LATIN1'")),
+        Vec::new(),
+    );
+    assert_eq!(encoding(&t), "wait");
+    t.parameter_status("client_encoding", "LATIN1").unwrap();
+    assert_eq!(encoding(&t), "wait", "until ReadyForQuery");
+    t.command_complete();
+    t.ready(IDLE);
+    assert_eq!(encoding(&t), "LATIN1");
+
+    // Extended: the rest of the open sequence is read in the value the SET names.
+    let unnamed = Bytes::from_static(b"");
+    t.parse(&unnamed, &classify("SET NAMES 'UTF8'"), Some(admitted(1)));
+    t.bind(
+        &bind(&unnamed),
+        Some(classify("SET NAMES 'UTF8'")),
+        t.unnamed_admitted(),
+    );
+    assert_eq!(encoding(&t), "LATIN1");
+    t.execute(&unnamed);
+    assert_eq!(encoding(&t), "UTF8");
+    t.sync();
+    assert_eq!(encoding(&t), "wait");
+    t.parse_complete();
+    t.parameter_status("client_encoding", "UTF8").unwrap();
+    t.ready(IDLE);
+    assert_eq!(encoding(&t), "UTF8");
+
+    // A change the text does not tell leaves the rest of its sequence unreadable.
+    let sql = "SELECT set_config('client_' || 'encoding', 'LATIN1', false)";
+    t.parse(&unnamed, &classify(sql), Some(admitted(2)));
+    t.bind(&bind(&unnamed), Some(classify(sql)), t.unnamed_admitted());
+    t.execute(&unnamed);
+    assert_eq!(encoding(&t), "unknowable");
+    t.sync();
+    assert_eq!(encoding(&t), "wait");
+    t.ready(IDLE);
+    assert_eq!(encoding(&t), "UTF8");
+
+    // Once the encoding has been changed, ending a transaction may change it back.
+    t.simple(None, Some(&classify("COMMIT")), Vec::new());
+    assert_eq!(encoding(&t), "wait");
+    t.ready(IDLE);
+    assert_eq!(encoding(&t), "UTF8");
+}
+
+/// A cursor declared in SQL is a portal the client can run with Execute: it runs under the
+/// DECLARE's decision, and FETCH resolves to the cursor's query.
+#[test]
+fn sql_cursors_are_portals_with_their_declaring_decision() {
+    let mut t = Tracker::new();
+    let declare = classify("BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT email FROM customers");
+    t.simple(None, Some(&declare), vec![admitted(1), admitted(2)]);
+    t.ready(TransactionStatus::InTransaction);
+    let query = t.cursor(b"c").expect("the cursor's query");
+    assert_eq!(query.classification.statements[0].tables, ["customers"]);
+    t.execute(b"c");
+    t.sync();
+    let done = t.finish(1, 10, None).expect("the portal's result");
+    assert_eq!(done.admitted.as_ref().map(|a| a.seq), Some(2));
+    t.ready(IDLE);
+    t.simple(None, Some(&classify("CLOSE c")), vec![admitted(3)]);
+    assert!(t.cursor(b"c").is_none());
 }
 
 #[test]
@@ -211,7 +287,7 @@ fn admitted(seq: i64) -> std::sync::Arc<crate::enforce::Admitted> {
 /// reports.
 #[test]
 fn results_follow_forwarding_order() {
-    let mut t = Tracker::new(true);
+    let mut t = Tracker::new();
     t.simple(
         None,
         Some(&classify("SELECT 1; SELECT 2; SELECT 3")),
