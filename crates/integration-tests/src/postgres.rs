@@ -84,6 +84,41 @@ SELECT 1 + (g * 7) % 20, 10 * g + (g % 3), (ARRAY['new','paid','shipped','cancel
 FROM generate_series(1, 40) AS g;
 "#;
 
+/// See [`PgServer::fingerprint`]. Table contents are read generically with `query_to_xml`,
+/// each table's rows ordered by their text.
+const FINGERPRINT_SQL: &str = r#"
+SELECT concat_ws(E'\n',
+  (SELECT coalesce(string_agg(format('%I.%I', table_schema, table_name) || ' ' || md5(
+            query_to_xml(format('SELECT * FROM %I.%I AS t ORDER BY t::text', table_schema,
+                                table_name), true, false, '')::text),
+          ',' ORDER BY table_schema, table_name), '')
+     FROM information_schema.tables
+    WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')),
+  (SELECT string_agg(concat_ws(':', n.nspname, c.relname, c.relkind, c.relowner::regrole, c.relacl,
+                             c.relrowsecurity), ',' ORDER BY n.nspname, c.relname)
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')),
+  (SELECT coalesce(string_agg(n.nspname || '.' || p.proname || ':' || md5(p.prosrc), ','
+                              ORDER BY n.nspname, p.proname), '')
+     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')),
+  (SELECT string_agg(concat_ws(':', nspname, nspacl), ',' ORDER BY nspname) FROM pg_namespace),
+  (SELECT string_agg(concat_ws(':', rolname, rolsuper, rolcreaterole, rolcreatedb, rolcanlogin),
+          ',' ORDER BY rolname) FROM pg_roles),
+  (SELECT string_agg(r.rolname || '>' || m.rolname, ',' ORDER BY r.rolname, m.rolname)
+     FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member),
+  (SELECT string_agg(extname, ',' ORDER BY extname) FROM pg_extension),
+  (SELECT count(*) FROM pg_largeobject_metadata),
+  (SELECT coalesce(string_agg(concat_ws('=', name, setting), ',' ORDER BY name), '')
+     FROM pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf'),
+  (SELECT coalesce(string_agg(concat_ws(':', setdatabase, setrole, setconfig), ','), '')
+     FROM pg_db_role_setting),
+  (SELECT string_agg(concat_ws(':', datname, datacl), ',' ORDER BY datname) FROM pg_database),
+  (SELECT coalesce(string_agg(concat_ws(':', sequencename, last_value), ',' ORDER BY sequencename), '')
+     FROM pg_sequences)
+)
+"#;
+
 /// How TCP clients authenticate (`pg_hba.conf` and `password_encryption`). Unix-socket
 /// connections are always trusted (that is how the harness itself gets in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -691,6 +726,14 @@ impl PgServer {
             (Some(v), None) => Ok(v.to_string()),
             _ => bail!("expected one value from {sql:?}, got {out:?}"),
         }
+    }
+
+    /// A fingerprint of `db` and the cluster, to prove a test left them as they were: the
+    /// rows of every table (all schemas but the system ones), relations with owners and
+    /// privileges, functions, schemas, roles and memberships, extensions, large objects,
+    /// `ALTER SYSTEM` and per-role settings, databases, sequence positions.
+    pub async fn fingerprint(&self, db: &str) -> Result<String> {
+        self.superuser_sql(db, FINGERPRINT_SQL).await
     }
 
     async fn psql_socket(&self, user: &str, db: &str, sql: &str) -> Result<String> {
