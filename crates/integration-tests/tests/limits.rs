@@ -1,8 +1,9 @@
 //! The PostgreSQL door's limits, against the real gateway and a real PostgreSQL, with small
-//! limits: below each limit the session works; beyond it the client gets
+//! limits and short timeouts: below each limit the session works; beyond it the client gets
 //! the exact SQLSTATE and reason code (`code: ...` in the DETAIL, or the exec API's problem
 //! code), the audit has the event, and the gateway keeps serving other sessions.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -10,6 +11,8 @@ use portcullis_integration_tests::clients::{PgConn, PgConnection, tokio_pg_conne
 use portcullis_integration_tests::postgres::PgServer;
 use portcullis_integration_tests::{Gateway, GatewayBuilder, http};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 async fn setup(keys: &[(&str, &str)]) -> Result<(PgServer, Gateway)> {
     let pg = PgServer::start().await?;
@@ -311,5 +314,210 @@ async fn server_connections_are_limited_per_connection() -> Result<()> {
     let other = connect(&conn.clone().application_name("other")).await?;
     select1(&other.0).await?;
     assert_eq!(backends(&pg).await?, 1);
+    Ok(())
+}
+
+/// A raw protocol client, to stop in the middle of a message or pipeline without reading.
+struct Raw {
+    s: TcpStream,
+}
+
+fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(
+        &i32::try_from(body.len() + 4)
+            .unwrap_or(i32::MAX)
+            .to_be_bytes(),
+    );
+    m.extend_from_slice(body);
+    m
+}
+
+fn query(sql: &str) -> Vec<u8> {
+    message(b'Q', format!("{sql}\0").as_bytes())
+}
+
+impl Raw {
+    async fn open(gw: &Gateway) -> Result<Raw> {
+        let addr = gw.postgres_addr().context("no postgres door")?;
+        Ok(Raw {
+            s: TcpStream::connect(addr).await?,
+        })
+    }
+
+    /// Start-up with `token` as the password, through the first ReadyForQuery.
+    async fn login(gw: &Gateway, token: &str) -> Result<Raw> {
+        let mut r = Raw::open(gw).await?;
+        let mut body = 196_608_i32.to_be_bytes().to_vec();
+        body.extend_from_slice(b"user\0agent\0database\0appdb\0\0");
+        let mut startup = i32::try_from(body.len() + 4)?.to_be_bytes().to_vec();
+        startup.extend_from_slice(&body);
+        r.send(&startup).await?;
+        r.expect(b'R').await?;
+        r.send(&message(b'p', format!("{token}\0").as_bytes()))
+            .await?;
+        r.expect(b'Z').await?;
+        Ok(r)
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        Ok(self.s.write_all(bytes).await?)
+    }
+
+    /// The next message, `None` when the door closed the connection.
+    async fn next(&mut self) -> Result<Option<(u8, Vec<u8>)>> {
+        let mut head = [0u8; 5];
+        match tokio::time::timeout(Duration::from_secs(20), self.s.read_exact(&mut head)).await? {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+        let mut body = vec![0u8; usize::try_from(len)?.saturating_sub(4)];
+        self.s.read_exact(&mut body).await?;
+        Ok(Some((head[0], body)))
+    }
+
+    /// Reads up to a message tagged `tag`; fails on an ErrorResponse or the end.
+    async fn expect(&mut self, tag: u8) -> Result<Vec<u8>> {
+        loop {
+            match self.next().await? {
+                Some((t, body)) if t == tag => return Ok(body),
+                Some((b'E', body)) => {
+                    bail!("error instead of {}: {:?}", tag as char, fields(&body))
+                }
+                Some(_) => {}
+                None => bail!("the door closed the connection before {}", tag as char),
+            }
+        }
+    }
+
+    /// The FATAL that ends the session (whatever came before it), then the end.
+    async fn fatal(&mut self) -> Result<HashMap<u8, String>> {
+        loop {
+            match self.next().await? {
+                Some((b'E', body)) => {
+                    let f = fields(&body);
+                    if f.get(&b'V').map(String::as_str) == Some("FATAL") {
+                        anyhow::ensure!(self.next().await?.is_none(), "more after the FATAL");
+                        return Ok(f);
+                    }
+                }
+                Some(_) => {}
+                None => bail!("the door closed the connection without a FATAL"),
+            }
+        }
+    }
+}
+
+/// An ErrorResponse's fields by type (`C` SQLSTATE, `D` detail, ...).
+fn fields(body: &[u8]) -> HashMap<u8, String> {
+    body.split(|b| *b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| (f[0], String::from_utf8_lossy(&f[1..]).into_owned()))
+        .collect()
+}
+
+fn assert_fatal(f: &HashMap<u8, String>, sqlstate: &str, code: &str) {
+    assert_eq!(f.get(&b'C').map(String::as_str), Some(sqlstate), "{f:?}");
+    assert_eq!(
+        f.get(&b'D').cloned(),
+        Some(format!("code: {code}")),
+        "{f:?}"
+    );
+    assert!(f.get(&b'H').is_some_and(|h| !h.is_empty()), "{f:?}");
+}
+
+#[tokio::test]
+async fn stalls_idle_sessions_and_deep_pipelines_end_the_session() -> Result<()> {
+    let (pg, gw) = setup(&[
+        ("message_timeout", "\"1s\""),
+        ("idle_session_timeout", "\"2s\""),
+        ("idle_in_transaction_timeout", "\"1s\""),
+        ("max_pipeline_depth", "5"),
+    ])
+    .await?;
+    let token = gw.mint("agent-a", &["agents"], "15m")?;
+    let conn = gw.pg_conn("appdb", &token)?;
+
+    // A client that stops in the middle of a message, in a session and at start-up.
+    let mut raw = Raw::login(&gw, &token).await?;
+    raw.send(&query("SELECT 1")).await?;
+    raw.expect(b'Z').await?;
+    let started = Instant::now();
+    raw.send(&query("SELECT 2")[..3]).await?;
+    assert_fatal(&raw.fatal().await?, "08P01", "client_stalled");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut raw = Raw::open(&gw).await?;
+    raw.send(&[0, 0]).await?;
+    assert_fatal(&raw.fatal().await?, "08P01", "client_stalled");
+
+    // Pipelining: five statements in flight are fine, more end the session.
+    let mut raw = Raw::login(&gw, &token).await?;
+    let five: Vec<u8> = (0..5).flat_map(|i| query(&format!("SELECT {i}"))).collect();
+    raw.send(&five).await?;
+    for _ in 0..5 {
+        raw.expect(b'Z').await?;
+    }
+    let ten: Vec<u8> = (0..10)
+        .flat_map(|_| query("SELECT pg_sleep(0.2)"))
+        .collect();
+    raw.send(&ten).await?;
+    assert_fatal(&raw.fatal().await?, "54000", "pipeline_limit");
+
+    // Idle outside and inside a transaction; the transaction is rolled back.
+    let idle = connect(&conn).await?;
+    select1(&idle.0).await?;
+    let in_tx = connect(&conn).await?;
+    in_tx
+        .0
+        .batch_execute("BEGIN; UPDATE orders SET status = 'idle-test' WHERE id = 1")
+        .await?;
+    let started = Instant::now();
+    let (idle_end, tx_end) = tokio::join!(idle.1, in_tx.1);
+    let idle_err = idle_end?.err().context("the idle session did not end")?;
+    let (code, reason, _) = refusal(&idle_err);
+    assert_eq!(
+        (code.as_str(), reason.as_str()),
+        ("57P05", "idle_timeout"),
+        "{idle_err}"
+    );
+    let tx_err = tx_end?.err().context("the idle transaction did not end")?;
+    let (code, reason, _) = refusal(&tx_err);
+    assert_eq!(
+        (code.as_str(), reason.as_str()),
+        ("25P03", "idle_in_transaction_timeout"),
+        "{tx_err}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    let status = pg
+        .superuser_sql(pg.app_db(), "SELECT status FROM orders WHERE id = 1")
+        .await?;
+    assert_ne!(status.trim(), "idle-test");
+
+    // Each end is audited with its reason and what the client was told.
+    for (ended, sqlstate, n) in [
+        ("client_stalled", "08P01", 1),
+        ("pipeline_limit", "54000", 1),
+        ("idle_timeout", "57P05", 1),
+        ("idle_in_transaction_timeout", "25P03", 1),
+    ] {
+        let closed = wait_events(&gw, "session.close", "/data/ended", ended, n).await?;
+        assert_eq!(closed[0]["outcome"], "error", "{closed:#?}");
+        let detail = closed[0]["detail"].as_str().unwrap_or_default();
+        assert!(detail.starts_with(&format!("{sqlstate}: ")), "{closed:#?}");
+    }
+
+    // The gateway keeps serving.
+    let fresh = connect(&conn).await?;
+    select1(&fresh.0).await?;
     Ok(())
 }

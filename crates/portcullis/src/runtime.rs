@@ -185,6 +185,10 @@ pub fn pg_door(
         max_sessions_per_connection: pg.max_sessions_per_connection,
         max_server_connections: pg.max_server_connections,
         server_connection_wait: pg.server_connection_wait,
+        message_timeout: pg.message_timeout,
+        idle_session_timeout: pg.idle_session_timeout,
+        idle_in_transaction_timeout: pg.idle_in_transaction_timeout,
+        max_pipeline_depth: pg.max_pipeline_depth,
     };
     settings.masking = masking_settings(cfg)?;
     settings.hold = cfg.approvals.hold;

@@ -123,6 +123,7 @@ impl PgDoor {
         }
         let limits = Limits {
             max_message_bytes: settings.max_message_bytes,
+            message_timeout: Some(settings.limits.message_timeout),
             ..Limits::default()
         };
         let cache = StatementCache::new(settings.statement_cache, settings.sql.clone());

@@ -115,6 +115,9 @@ impl PgError {
         match e {
             WireError::Io(io) => PgError::ClientIo(io),
             WireError::UnexpectedEof => PgError::ClientIo(std::io::ErrorKind::UnexpectedEof.into()),
+            WireError::Stalled { after } => {
+                PgError::Limit(crate::limits::Exceeded::ClientStalled(after))
+            }
             other => PgError::Protocol(other),
         }
     }

@@ -17,7 +17,7 @@
 //! - `cancel`: the gateway's cancel keys; `tls`: certificates both ways;
 //! - `respond`: the only place errors become ErrorResponses (SQLSTATEs);
 //! - `audit`: `session.open` / `session.close` / `session.refused`;
-//! - `limits`: sessions per principal and per connection.
+//! - `limits`: sessions per principal and connection, idle timeouts, pipeline depth.
 //!
 //! Architecture Invariant: the door never evaluates policy; it classifies and obeys
 //! `Pipeline::decide`, and a statement that is not allowed never reaches the server.

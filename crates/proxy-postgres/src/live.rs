@@ -97,6 +97,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             },
         },
         cache: &door.cache,
+        limits: &door.settings.limits,
         tracker,
         stats,
     };
@@ -216,6 +217,7 @@ fn ended_by(e: &PgError) -> Ended {
         (PgError::Revoked(_), _) => Ended::Revoked,
         (PgError::TokenExpired, _) => Ended::TokenExpired,
         (PgError::ClientIo(_), _) => Ended::ClientGone,
+        (PgError::Limit(l), _) => Ended::Limit(l.code()),
         (_, ErrorKind::Upstream) => Ended::UpstreamGone,
         _ => Ended::Error,
     }

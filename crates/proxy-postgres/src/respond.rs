@@ -250,6 +250,39 @@ fn limit(l: Exceeded) -> (&'static str, Cow<'static, str>, Option<Cow<'static, s
             "retry in a moment, or with fewer sessions at once; if it persists, tell the gateway operator"
                 .into(),
         ),
+        ClientStalled(after) => (
+            "08P01",
+            format!(
+                "portcullis: the client sent part of a message and not the rest within {}",
+                human(after)
+            )
+            .into(),
+            "send each message whole; check the network between the client and the gateway".into(),
+        ),
+        IdleSession(after) => (
+            "57P05",
+            "terminating connection due to idle-session timeout".into(),
+            format!(
+                "the session sent nothing for {}; reconnect, and close sessions you are done with",
+                human(after)
+            )
+            .into(),
+        ),
+        IdleInTransaction(after) => (
+            "25P03",
+            "terminating connection due to idle-in-transaction timeout".into(),
+            format!(
+                "the transaction was rolled back after {} without a statement; commit or roll back promptly",
+                human(after)
+            )
+            .into(),
+        ),
+        Pipeline(n) => (
+            "54000",
+            format!("portcullis: more than {n} statements sent without reading their results")
+                .into(),
+            "read the results before sending more, or pipeline in smaller batches".into(),
+        ),
     };
     (code, message, Some(hint))
 }

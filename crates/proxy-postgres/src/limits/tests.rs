@@ -1,10 +1,11 @@
-//! Session counting and what each limit tells the client.
+//! Session counting, the idle deadlines and what each limit tells the client.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_identity::Principal;
-use portcullis_pgwire::{Backend, Frame, parse_backend};
+use portcullis_pgwire::{Backend, Frame, TransactionStatus, parse_backend};
+use tokio::time::Instant;
 
 use super::*;
 use crate::error::PgError;
@@ -70,6 +71,50 @@ fn counts_of_ended_sessions_leave_nothing_behind() {
     assert!(c.principals.is_empty() && c.connections.is_empty());
 }
 
+#[test]
+fn idle_deadlines_follow_the_transaction_status_and_wait_for_what_is_in_flight() {
+    let l = SessionLimits {
+        idle_session_timeout: Duration::from_secs(3600),
+        idle_in_transaction_timeout: Duration::from_secs(600),
+        ..SessionLimits::default()
+    };
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(5);
+    let quiet = |in_flight, status| Quiet {
+        in_flight,
+        status,
+        since: t0,
+    };
+    let check = |q: Quiet, read_since, want: Option<(Instant, Exceeded)>| {
+        assert_eq!(idle_deadline(q, read_since, &l), want, "{q:?}");
+    };
+    check(quiet(true, TransactionStatus::Idle), t0, None);
+    check(quiet(true, TransactionStatus::InTransaction), t0, None);
+    check(
+        quiet(false, TransactionStatus::Idle),
+        t0,
+        Some((
+            t0 + Duration::from_secs(3600),
+            Exceeded::IdleSession(Duration::from_secs(3600)),
+        )),
+    );
+    let in_tx = Some((
+        t0 + Duration::from_secs(600),
+        Exceeded::IdleInTransaction(Duration::from_secs(600)),
+    ));
+    check(quiet(false, TransactionStatus::InTransaction), t0, in_tx);
+    check(quiet(false, TransactionStatus::Failed), t0, in_tx);
+    // A client message that put nothing in flight (the relay began waiting again) counts.
+    check(
+        quiet(false, TransactionStatus::Idle),
+        later,
+        Some((
+            later + Duration::from_secs(3600),
+            Exceeded::IdleSession(Duration::from_secs(3600)),
+        )),
+    );
+}
+
 /// Each limit as the client reads it: FATAL, SQLSTATE, `code:` in the DETAIL, a hint.
 #[test]
 fn each_limit_has_its_sqlstate_reason_code_and_hint() {
@@ -95,6 +140,30 @@ fn each_limit_has_its_sqlstate_reason_code_and_hint() {
             "53300",
             "server_connections_exhausted",
             "all 50 server connections of this connection stayed in use for 10s",
+        ),
+        (
+            Exceeded::ClientStalled(s(30)),
+            "08P01",
+            "client_stalled",
+            "within 30s",
+        ),
+        (
+            Exceeded::IdleSession(s(3600)),
+            "57P05",
+            "idle_timeout",
+            "idle-session timeout",
+        ),
+        (
+            Exceeded::IdleInTransaction(s(600)),
+            "25P03",
+            "idle_in_transaction_timeout",
+            "idle-in-transaction timeout",
+        ),
+        (
+            Exceeded::Pipeline(10_000),
+            "54000",
+            "pipeline_limit",
+            "more than 10000 statements",
         ),
     ] {
         assert_eq!(exceeded.code(), code);
