@@ -442,7 +442,11 @@ async fn stalls_idle_sessions_and_deep_pipelines_end_the_session() -> Result<()>
 
     // A client that stops in the middle of a message, in a session and at start-up.
     let mut raw = Raw::login(&gw, &token).await?;
-    raw.send(&query("SELECT 1")).await?;
+    // A message that arrives in pieces, whole within the timeout, is fine.
+    let q = query("SELECT 1");
+    raw.send(&q[..3]).await?;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    raw.send(&q[3..]).await?;
     raw.expect(b'Z').await?;
     let started = Instant::now();
     raw.send(&query("SELECT 2")[..3]).await?;
@@ -469,7 +473,13 @@ async fn stalls_idle_sessions_and_deep_pipelines_end_the_session() -> Result<()>
     raw.send(&ten).await?;
     assert_fatal(&raw.fatal().await?, "54000", "pipeline_limit");
 
-    // Idle outside and inside a transaction; the transaction is rolled back.
+    // Idle outside and inside a transaction; the transaction is rolled back. A statement
+    // that runs longer than the timeouts is not idling.
+    let busy = connect(&conn).await?;
+    let long = tokio::spawn(async move {
+        let r = busy.0.batch_execute("SELECT pg_sleep(2.5)").await;
+        (r, busy)
+    });
     let idle = connect(&conn).await?;
     select1(&idle.0).await?;
     let in_tx = connect(&conn).await?;
@@ -502,6 +512,9 @@ async fn stalls_idle_sessions_and_deep_pipelines_end_the_session() -> Result<()>
         .superuser_sql(pg.app_db(), "SELECT status FROM orders WHERE id = 1")
         .await?;
     assert_ne!(status.trim(), "idle-test");
+    let (r, busy) = long.await?;
+    r.context("a long statement was taken for idling")?;
+    select1(&busy.0).await?;
 
     // Each end is audited with its reason and what the client was told.
     for (ended, sqlstate, n) in [
