@@ -40,9 +40,10 @@ where
     if (min..=max).contains(&v) {
         Ok(v)
     } else {
+        // The value as written is at the line and column the error points to; humantime
+        // would respell it (90 days as "2months 29days 2h 52m 48s").
         Err(D::Error::custom(format!(
-            "{} is out of range: use {} to {}",
-            humantime::format_duration(v),
+            "out of range: use {} to {}",
             humantime::format_duration(min),
             humantime::format_duration(max)
         )))

@@ -344,7 +344,7 @@ fn postgres_limits_default_parse_and_are_bounded() {
         ("max_pipeline_depth = 0", "use 1 to 1000000"),
         (
             "server_connection_wait = \"0s\"",
-            "0s is out of range: use 1ms to 10m",
+            "out of range: use 1ms to 10m",
         ),
         ("message_timeout = \"10ms\"", "use 100ms to 1h"),
         ("idle_session_timeout = \"0s\"", "use 1s to 30days"),
