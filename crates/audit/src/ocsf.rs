@@ -22,6 +22,7 @@
 //! | `token.rejected` | Authentication (3002) | 1 Logon | 2 Failure, `status_code` = reason code, `status_detail` = detail; `user` = the token's unverified subject, or `unknown` |
 //! | `session.open` | Authentication (3002) | 1 Logon | ok: 1 Success; `session.uid` = session id; `service.name` = connection |
 //! | `session.close` | Authentication (3002) | 2 Logoff | ok: 1 Success, error: 2 Failure; `status_detail` = how it ended; `duration` (ms) |
+//! | `session.refused` (a limit turned the session away after `connect`) | Authentication (3002) | 1 Logon | 2 Failure, `status_code` = reason code (`session_limit_principal`, ...), `status_detail` = what the client was told; `session.uid` = session id |
 //! | `review.requested` | API Activity (6003) | 1 Create | 1 Success; `resources` = the review and the connection |
 //! | `review.approved`, `review.denied`, `review.expired`, `review.executed` | API Activity (6003) | 3 Update | 1 Success, `status_detail` = the review's status after the change; approved: `action_id` 1 Allowed, `disposition_id` 8 Approved; denied: `action_id` 2 Denied, `disposition_id` 2 Blocked; the actor is the reviewer (approved, denied) or the requester |
 //! | `revocation` | Account Change (3001) | 5 Disable for a subject or client id; 99 Other (`Revoke Token`) for a token id | 1 Success; `user` = the revoked identity (`user.credential_uid` for a token id) |

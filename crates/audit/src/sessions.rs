@@ -1,7 +1,9 @@
 //! Sessions as the audit trail tells them (`portcullis sessions`, `GET /v1/sessions`): one
 //! pass over the events of a period joins each session's `session.open`, its decisions and
 //! results, its reviews and its `session.close` (or `session.interrupted` after a crash)
-//! into a summary. Memory grows with the number of sessions in the period, not of events.
+//! into a summary; a session a limit refused (`session.refused`) is listed as one that
+//! started and ended at once, `ended` being the reason code. Memory grows with the number of
+//! sessions in the period, not of events.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,7 +38,8 @@ pub struct SessionSummary {
     pub source_ip: Option<String>,
     pub started_ms: i64,
     pub ended_ms: Option<i64>,
-    /// How it ended (`client_terminate`, `shutdown`, `interrupted`, ...); `None`: still open.
+    /// How it ended (`client_terminate`, `shutdown`, `interrupted`, `idle_timeout`, ...; for a
+    /// refused session, the reason code such as `session_limit_principal`); `None`: still open.
     pub ended: Option<String>,
     pub duration_ms: Option<i64>,
     /// Commands decided in the session, by outcome (`allow`, `deny`, `approval_required`).
@@ -97,6 +100,14 @@ fn keep(s: &SessionSummary, f: &SessionFilter) -> bool {
         && f.connection.as_ref().is_none_or(|c| &s.connection == c)
 }
 
+fn opened(s: &mut SessionSummary, e: &Value, ts_ms: i64) {
+    s.started_ms = ts_ms;
+    s.protocol = text(&e["protocol"]).unwrap_or_default();
+    s.connection = text(&e["connection"]).unwrap_or_default();
+    s.who = e["who"].clone();
+    s.source_ip = text(&e["source_ip"]);
+}
+
 fn text(v: &Value) -> Option<String> {
     v.as_str().map(str::to_owned)
 }
@@ -117,12 +128,12 @@ fn fold(by_id: &mut HashMap<String, SessionSummary>, e: &Value, ts_ms: i64, f: &
         });
     let data = &e["data"];
     match e["kind"].as_str().unwrap_or_default() {
-        "session.open" => {
-            s.started_ms = ts_ms;
-            s.protocol = text(&e["protocol"]).unwrap_or_default();
-            s.connection = text(&e["connection"]).unwrap_or_default();
-            s.who = e["who"].clone();
-            s.source_ip = text(&e["source_ip"]);
+        "session.open" => opened(s, e, ts_ms),
+        "session.refused" => {
+            opened(s, e, ts_ms);
+            s.ended_ms = Some(ts_ms);
+            s.ended = text(&e["reason_code"]).or_else(|| Some("refused".into()));
+            s.duration_ms = Some(0);
         }
         "session.close" | "session.interrupted" => {
             s.ended_ms = Some(ts_ms);
@@ -152,5 +163,34 @@ fn fold(by_id: &mut HashMap<String, SessionSummary>, e: &Value, ts_ms: i64, f: &
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_refused_session_is_listed_as_started_and_ended_with_its_reason() {
+        let mut by_id = HashMap::new();
+        let f = SessionFilter::default();
+        let who = json!({ "subject": "agent-7", "issuer": "https://idp" });
+        let connect = json!({ "kind": "decision", "action": "connect", "outcome": "allow",
+            "session_id": "s-1", "who": who });
+        let refused = json!({ "kind": "session.refused", "outcome": "deny", "session_id": "s-1",
+            "who": who, "connection": "appdb", "protocol": "postgres",
+            "reason_code": "session_limit_principal", "detail": "53300: too many sessions" });
+        fold(&mut by_id, &connect, 1000, &f);
+        fold(&mut by_id, &refused, 1001, &f);
+        let s = &by_id["s-1"];
+        assert_eq!(
+            (s.started_ms, s.ended_ms, s.duration_ms),
+            (1001, Some(1001), Some(0))
+        );
+        assert_eq!(s.ended.as_deref(), Some("session_limit_principal"));
+        assert_eq!((s.connection.as_str(), &s.who), ("appdb", &who));
+        assert!(s.decisions.is_empty(), "connect is not a command");
     }
 }

@@ -100,6 +100,7 @@ impl Config {
                 ));
             }
         }
+        self.check_postgres_limits(&mut p);
         self.check_identity(&mut p);
         self.check_policy_files(&mut p);
         self.check_connections(&mut p);
@@ -112,6 +113,30 @@ impl Config {
             ));
         }
         p
+    }
+
+    /// Each limit's range is checked while parsing (with the line); these are the limits
+    /// that contradict one another, so that one of them can never be reached.
+    fn check_postgres_limits(&self, p: &mut Vec<Problem>) {
+        let pg = &self.postgres;
+        if pg.max_sessions_per_principal > pg.max_sessions_per_connection {
+            p.push(Problem::warning(
+                "postgres.max_sessions_per_principal",
+                format!(
+                    "{} is above max_sessions_per_connection ({}), which is reached first",
+                    pg.max_sessions_per_principal, pg.max_sessions_per_connection
+                ),
+            ));
+        }
+        if pg.pool_size > pg.max_server_connections {
+            p.push(Problem::warning(
+                "postgres.pool_size",
+                format!(
+                    "{} is above max_server_connections ({}): the pool never holds more than that",
+                    pg.pool_size, pg.max_server_connections
+                ),
+            ));
+        }
     }
 
     fn check_approvals(&self, p: &mut Vec<Problem>) {

@@ -7,6 +7,7 @@
 //! each crate once, at start and on reload.
 
 mod approvals;
+mod bounded;
 pub mod check;
 mod masking;
 mod model;

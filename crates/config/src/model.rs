@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::SecretRef;
 use crate::approvals::{ApprovalsConfig, RecordingConfig};
+use crate::bounded;
 use crate::masking::MaskingConfig;
 
 /// The file as written.
@@ -339,6 +340,38 @@ pub struct PostgresConfig {
     /// An idle server connection older than this is closed, not reused.
     #[serde(with = "humantime_serde")]
     pub pool_idle: Duration,
+    /// Sessions one principal (issuer and subject) may have open at once, across the door's
+    /// connections; more are refused at start-up (53300, `session_limit_principal`).
+    #[serde(deserialize_with = "bounded::count::<_, 1, 100_000>")]
+    pub max_sessions_per_principal: usize,
+    /// Sessions one connection may have open at once, all principals together; more are
+    /// refused at start-up (53300, `session_limit_connection`).
+    #[serde(deserialize_with = "bounded::count::<_, 1, 100_000>")]
+    pub max_sessions_per_connection: usize,
+    /// Server connections one connection may have open at once, in use and idle in the pool.
+    #[serde(deserialize_with = "bounded::count::<_, 1, 10_000>")]
+    pub max_server_connections: usize,
+    /// How long a session waits for a server connection when all of them are taken, before
+    /// it ends (53300, `server_connections_exhausted`).
+    #[serde(deserialize_with = "bounded::duration::<_, 1, 600_000>")]
+    pub server_connection_wait: Duration,
+    /// Once the first byte of a client's message has arrived, the whole message must arrive
+    /// within this (08P01, `client_stalled`).
+    #[serde(deserialize_with = "bounded::duration::<_, 100, 3_600_000>")]
+    pub message_timeout: Duration,
+    /// A session that sends nothing for this long, outside a transaction and with nothing
+    /// running, ends (57P05, `idle_timeout`).
+    #[serde(deserialize_with = "bounded::duration::<_, 1_000, 2_592_000_000>")]
+    pub idle_session_timeout: Duration,
+    /// The same inside a transaction block, which is rolled back (25P03,
+    /// `idle_in_transaction_timeout`).
+    #[serde(deserialize_with = "bounded::duration::<_, 1_000, 86_400_000>")]
+    pub idle_in_transaction_timeout: Duration,
+    /// Response cycles (a simple Query, or extended-protocol messages up to a Sync) a client
+    /// may have sent without their answers having come back; one more ends the session
+    /// (54000, `pipeline_limit`).
+    #[serde(deserialize_with = "bounded::count::<_, 1, 1_000_000>")]
+    pub max_pipeline_depth: usize,
 }
 
 impl Default for PostgresConfig {
@@ -354,6 +387,34 @@ impl Default for PostgresConfig {
             redact_literals: true,
             pool_size: 8,
             pool_idle: Duration::from_secs(60),
+            // An agent rarely needs more than a few sessions at once (a driver's pool is 5 to
+            // 20); 100 leaves room for that and stops one runaway agent (a retry loop, a
+            // leak) from taking a connection's whole capacity.
+            max_sessions_per_principal: 100,
+            // Each session costs the gateway a task and its buffers, and holds a server
+            // connection while it lives; the sessions beyond `max_server_connections` wait
+            // for one, and this bounds how many may wait.
+            max_sessions_per_connection: 500,
+            // Half of PostgreSQL's default `max_connections` (100, 3 of them reserved for
+            // superusers): room for other clients, maintenance and a second gateway node.
+            max_server_connections: 50,
+            // Absorbs a burst of short sessions (an exec call takes milliseconds) and stays
+            // below the connect timeouts clients commonly use.
+            server_connection_wait: Duration::from_secs(10),
+            // A client that started a message and sent nothing more for 30 s has stalled or
+            // is holding the gateway's buffer on purpose (slowloris); 30 s still carries a
+            // 64 MiB message at about 2 MB/s.
+            message_timeout: Duration::from_secs(30),
+            // Frees the sessions (and server connections) of agents that forgot to close;
+            // PostgreSQL's own `idle_session_timeout` is off by default, but a gateway that
+            // holds a server connection per session runs out of them that way.
+            idle_session_timeout: Duration::from_secs(3600),
+            // An open transaction holds its locks and stops vacuum; an agent that went away
+            // in the middle of one is the classic cause.
+            idle_in_transaction_timeout: Duration::from_secs(600),
+            // Far above what pipelining drivers keep in flight (hundreds); a cycle costs the
+            // gateway a few hundred bytes, so a session stays within a few megabytes.
+            max_pipeline_depth: 10_000,
         }
     }
 }

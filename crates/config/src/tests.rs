@@ -288,3 +288,92 @@ fn postgres_pool_defaults_and_parses() {
     assert_eq!(c.postgres.pool_size, 0);
     assert_eq!(c.postgres.pool_idle, std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn postgres_limits_default_parse_and_are_bounded() {
+    use std::time::Duration;
+    let c = parse_str("").unwrap();
+    let pg = &c.postgres;
+    assert_eq!(
+        (
+            pg.max_sessions_per_principal,
+            pg.max_sessions_per_connection,
+            pg.max_server_connections,
+            pg.max_pipeline_depth
+        ),
+        (100, 500, 50, 10_000)
+    );
+    assert_eq!(pg.server_connection_wait, Duration::from_secs(10));
+    assert_eq!(pg.message_timeout, Duration::from_secs(30));
+    assert_eq!(pg.idle_session_timeout, Duration::from_secs(3600));
+    assert_eq!(pg.idle_in_transaction_timeout, Duration::from_secs(600));
+    assert!(
+        !c.check().iter().any(|p| p.location.starts_with("postgres")),
+        "{:?}",
+        c.check()
+    );
+
+    let c = parse_str(
+        "[postgres]\nmax_sessions_per_principal = 2\nmax_sessions_per_connection = 3\n\
+         max_server_connections = 1\nserver_connection_wait = \"500ms\"\n\
+         message_timeout = \"1s\"\nidle_session_timeout = \"2s\"\n\
+         idle_in_transaction_timeout = \"1s\"\nmax_pipeline_depth = 5\npool_size = 1\n",
+    )
+    .unwrap();
+    let pg = &c.postgres;
+    assert_eq!(
+        (
+            pg.max_sessions_per_principal,
+            pg.max_sessions_per_connection,
+            pg.max_server_connections,
+            pg.max_pipeline_depth
+        ),
+        (2, 3, 1, 5)
+    );
+    assert_eq!(pg.server_connection_wait, Duration::from_millis(500));
+    assert_eq!(pg.idle_session_timeout, Duration::from_secs(2));
+
+    // Zero and absurd values are refused with the line, as a wrong type is.
+    for (text, needle) in [
+        (
+            "max_sessions_per_principal = 0",
+            "0 is out of range: use 1 to 100000",
+        ),
+        ("max_sessions_per_connection = 1000000", "use 1 to 100000"),
+        ("max_server_connections = 0", "use 1 to 10000"),
+        ("max_pipeline_depth = 0", "use 1 to 1000000"),
+        (
+            "server_connection_wait = \"0s\"",
+            "out of range: use 1ms to 10m",
+        ),
+        ("message_timeout = \"10ms\"", "use 100ms to 1h"),
+        ("idle_session_timeout = \"0s\"", "use 1s to 30days"),
+        ("idle_in_transaction_timeout = \"2days\"", "use 1s to 1day"),
+        ("message_timeout = \"soon\"", ""),
+    ] {
+        let err = parse_str(&format!("[postgres]\nenabled = true\n{text}\n")).unwrap_err();
+        let ConfigError::Parse { line, message, .. } = &err else {
+            panic!("not a parse error: {err}")
+        };
+        assert_eq!(*line, 3, "{text}: {err}");
+        assert!(message.contains(needle), "{text}: {message}");
+    }
+}
+
+#[test]
+fn postgres_limits_that_cannot_be_reached_warn() {
+    let c = parse_str(
+        "[postgres]\nmax_sessions_per_principal = 600\nmax_server_connections = 4\npool_size = 8\n",
+    )
+    .unwrap();
+    let all: Vec<String> = c.check().iter().map(ToString::to_string).collect();
+    let all = all.join("\n");
+    assert!(
+        all.contains("warning: postgres.max_sessions_per_principal: 600 is above"),
+        "{all}"
+    );
+    assert!(
+        all.contains("warning: postgres.pool_size: 8 is above"),
+        "{all}"
+    );
+}

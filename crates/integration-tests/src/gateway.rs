@@ -58,6 +58,8 @@ pub struct GatewayBuilder {
     policies: Vec<(String, String)>,
     env: Vec<(String, String)>,
     postgres_door: bool,
+    /// `key = value` lines of the `[postgres]` table.
+    postgres_keys: Vec<String>,
 }
 
 impl Default for GatewayBuilder {
@@ -72,6 +74,7 @@ impl Default for GatewayBuilder {
             policies: Vec::new(),
             env: Vec::new(),
             postgres_door: true,
+            postgres_keys: Vec::new(),
         }
     }
 }
@@ -163,6 +166,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// A key of the `[postgres]` table, its value written as TOML: `postgres_key("pool_size",
+    /// "1")`, `postgres_key("message_timeout", "\"1s\"")`.
+    pub fn postgres_key(mut self, key: &str, value: impl AsRef<str>) -> Self {
+        self.postgres_keys
+            .push(format!("{key} = {}", value.as_ref()));
+        self
+    }
+
     /// The shipped example policies of `examples/quickstart/policies/`, as a user gets them.
     pub fn quickstart_policies(mut self) -> Result<Self> {
         let dir = crate::repo_root().join("examples/quickstart/policies");
@@ -226,6 +237,9 @@ impl GatewayBuilder {
         let _ = writeln!(t, "\n[postgres]");
         let _ = writeln!(t, "enabled = {}", self.postgres_door);
         let _ = writeln!(t, "listen = \"127.0.0.1:0\"");
+        for line in &self.postgres_keys {
+            let _ = writeln!(t, "{line}");
+        }
         let _ = writeln!(t, "\n[policy]");
         let _ = writeln!(
             t,

@@ -27,6 +27,9 @@ pub enum WireError {
     /// A startup packet for a protocol other than 3.x.
     #[error("unsupported frontend protocol {major}.{minor}: the gateway speaks 3.0")]
     UnsupportedVersion { major: u16, minor: u16 },
+    /// The peer sent part of a message and not the rest within [`crate::Limits::message_timeout`].
+    #[error("the peer sent part of a message and not the rest within {after:?}")]
+    Stalled { after: std::time::Duration },
     /// Bytes arrived after an SSLRequest, before the TLS handshake.
     #[error("data was sent after the TLS request, before the handshake")]
     BufferedBeforeTls,

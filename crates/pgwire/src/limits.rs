@@ -21,6 +21,10 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// DataRow and CopyData from servers.
     pub max_row_bytes: usize,
+    /// How long a client has to send the rest of a message once its first byte arrived
+    /// (see [`crate::FrameReader`]); `None`: no deadline. Only the frontend side has one:
+    /// what a server sends is bounded by the caller's own timeouts.
+    pub message_timeout: Option<std::time::Duration>,
 }
 
 impl Default for Limits {
@@ -28,6 +32,7 @@ impl Default for Limits {
         Self {
             max_message_bytes: 64 * 1024 * 1024,
             max_row_bytes: 256 * 1024 * 1024,
+            message_timeout: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
 
 use crate::WireError;
 use crate::frame::{Frame, HEADER, Side};
@@ -27,6 +28,15 @@ const IDLE_READ: usize = 1024;
 ///
 /// The reader does not implement `AsyncRead`: the buffered bytes can only leave it as
 /// validated messages.
+///
+/// Stalls: on the frontend side, with [`Limits::message_timeout`] set, a message whose first
+/// byte has arrived must arrive whole within that time, or the read fails with
+/// [`WireError::Stalled`] (a client that starts a message and stops would otherwise hold its
+/// buffer and its session forever). The clock starts at the later of the message's first
+/// byte and the start of the current call, so time the caller spends between calls (a
+/// statement held for approval, a slow server) is never charged to the peer; a caller that
+/// drops and restarts calls restarts that clock, so it should keep one call alive while it
+/// waits for other events (as `tokio::select!` over a pinned future does).
 #[derive(Debug)]
 pub struct FrameReader<R> {
     inner: R,
@@ -35,6 +45,8 @@ pub struct FrameReader<R> {
     limits: Limits,
     /// The last read filled all the room it had: more is probably waiting, so read big.
     streaming: bool,
+    /// When the first byte of the (incomplete) message at the front of the buffer arrived.
+    started: Option<Instant>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -46,18 +58,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             side,
             limits,
             streaming: false,
+            started: None,
         }
     }
 
     /// The next complete message, or `None` when the peer closed the connection cleanly
     /// between messages. Cancel-safe.
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, WireError> {
+        let called = self.timed().then(Instant::now);
         loop {
             if let Some(frame) = self.take_frame()? {
                 return Ok(Some(frame));
             }
             let wanted = self.wanted()?;
-            if !self.fill(wanted).await? {
+            if !self.fill_in_time(wanted, called).await? {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
@@ -82,6 +96,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// CancelRequest), at most [`MAX_STARTUP_BYTES`]. `None` on a clean close before any
     /// byte. Cancel-safe.
     pub async fn read_initial(&mut self) -> Result<Option<Initial>, WireError> {
+        let called = self.timed().then(Instant::now);
         loop {
             if self.buf.len() >= 4 {
                 let len = i32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
@@ -94,13 +109,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 if self.buf.len() >= total {
                     let mut packet = self.buf.split_to(total).freeze();
                     packet.advance(4);
+                    self.taken();
                     return Initial::parse(packet).map(Some);
                 }
                 let wanted = total.saturating_sub(self.buf.len());
-                if !self.fill(wanted).await? {
+                if !self.fill_in_time(wanted, called).await? {
                     return Err(WireError::UnexpectedEof);
                 }
-            } else if !self.fill(4 - self.buf.len()).await? {
+            } else if !self.fill_in_time(4 - self.buf.len(), called).await? {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
@@ -157,11 +173,57 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     fn take_frame(&mut self) -> Result<Option<Frame>, WireError> {
         match self.declared()? {
-            Some(total) if self.buf.len() >= total => Ok(Some(Frame::from_validated(
-                self.buf.split_to(total).freeze(),
-            ))),
+            Some(total) if self.buf.len() >= total => {
+                let raw = self.buf.split_to(total).freeze();
+                self.taken();
+                Ok(Some(Frame::from_validated(raw)))
+            }
             _ => Ok(None),
         }
+    }
+
+    /// A whole message left the buffer: the next one, if any of it is buffered, starts now
+    /// (no earlier than the next call, which is when its clock starts anyway).
+    fn taken(&mut self) {
+        if self.timed() {
+            self.started = (!self.buf.is_empty()).then(Instant::now);
+        }
+    }
+
+    /// Whether messages have a deadline: on the frontend side, with a timeout.
+    fn timed(&self) -> bool {
+        self.side == Side::Frontend && self.limits.message_timeout.is_some()
+    }
+
+    /// When the message now arriving must be complete, once part of it is buffered.
+    fn deadline(&self, called: Option<Instant>) -> Option<Instant> {
+        let timeout = self.limits.message_timeout?;
+        self.started?.max(called?).checked_add(timeout)
+    }
+
+    /// [`fill`](Self::fill), within the deadline of the message now arriving (see the type's
+    /// docs); records when a message's first byte arrived. `called`: when the current call
+    /// began, for a reader with deadlines.
+    async fn fill_in_time(
+        &mut self,
+        wanted: usize,
+        called: Option<Instant>,
+    ) -> Result<bool, WireError> {
+        let filled = match self.deadline(called) {
+            None => self.fill(wanted).await?,
+            Some(at) => match tokio::time::timeout_at(at, self.fill(wanted)).await {
+                Ok(filled) => filled?,
+                Err(_) => {
+                    return Err(WireError::Stalled {
+                        after: self.limits.message_timeout.unwrap_or_default(),
+                    });
+                }
+            },
+        };
+        if called.is_some() && self.started.is_none() && !self.buf.is_empty() {
+            self.started = Some(Instant::now());
+        }
+        Ok(filled)
     }
 
     /// How many more bytes the front message needs (at least one, to make progress).

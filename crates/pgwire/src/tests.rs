@@ -480,3 +480,120 @@ fn data_rows_round_trip_and_row_descriptions_parse() {
             .is_err()
     );
 }
+
+mod deadlines {
+    //! The frontend's mid-message deadline, on tokio's paused clock.
+
+    use std::time::Duration;
+
+    use tokio::io::{AsyncWriteExt, DuplexStream};
+    use tokio::time::Instant;
+
+    use super::msg;
+    use crate::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(30);
+
+    fn pair(side: Side) -> (DuplexStream, FrameReader<DuplexStream>) {
+        let (peer, ours) = tokio::io::duplex(64 * 1024);
+        let limits = Limits {
+            message_timeout: Some(TIMEOUT),
+            ..Limits::default()
+        };
+        (peer, FrameReader::new(ours, side, limits))
+    }
+
+    fn query() -> Vec<u8> {
+        msg(b'Q', b"SELECT 1\0")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_mid_message_is_cut_off_but_an_idle_one_is_not() {
+        let (mut peer, mut r) = pair(Side::Frontend);
+        // Between messages there is no deadline: an hour of silence is not a stall.
+        let idle = tokio::time::timeout(Duration::from_secs(3600), r.next_frame()).await;
+        assert!(idle.is_err(), "{idle:?}");
+        let q = query();
+        peer.write_all(&q[..3]).await.unwrap();
+        let t0 = Instant::now();
+        let err = r.next_frame().await.unwrap_err();
+        assert!(
+            matches!(err, WireError::Stalled { after } if after == TIMEOUT),
+            "{err:?}"
+        );
+        assert_eq!(t0.elapsed(), TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_must_finish_the_whole_message_in_time() {
+        let (mut peer, mut r) = pair(Side::Frontend);
+        let q = query();
+        // Each byte well within the timeout, the whole message not (slowloris).
+        let writer = tokio::spawn(async move {
+            for b in q {
+                if peer.write_all(&[b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        });
+        let t0 = Instant::now();
+        let err = r.next_frame().await.unwrap_err();
+        assert!(matches!(err, WireError::Stalled { .. }), "{err:?}");
+        assert_eq!(t0.elapsed(), TIMEOUT);
+        writer.abort();
+
+        // A message that arrives in pieces, but whole within the timeout, is read.
+        let (mut peer, mut r) = pair(Side::Frontend);
+        let q = query();
+        let writer = tokio::spawn(async move {
+            for chunk in q.chunks(4) {
+                peer.write_all(chunk).await.unwrap();
+                tokio::time::sleep(Duration::from_secs(9)).await;
+            }
+            peer
+        });
+        let f = r.next_frame().await.unwrap().unwrap();
+        assert_eq!(f.as_bytes().as_ref(), query().as_slice());
+        drop(writer.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_the_caller_spends_between_calls_is_not_charged_to_the_peer() {
+        let (mut peer, mut r) = pair(Side::Frontend);
+        let q = query();
+        let mut both = q.clone();
+        both.extend_from_slice(&q[..2]);
+        peer.write_all(&both).await.unwrap();
+        assert!(r.next_frame().await.unwrap().is_some());
+        // The caller is busy (a statement held for approval) far longer than the timeout,
+        // with the start of the next message already buffered.
+        tokio::time::sleep(TIMEOUT * 4).await;
+        let rest = q[2..].to_vec();
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(TIMEOUT / 2).await;
+            peer.write_all(&rest).await.unwrap();
+            peer
+        });
+        let f = r.next_frame().await.unwrap().unwrap();
+        assert_eq!(f.as_bytes().as_ref(), q.as_slice());
+        drop(writer.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_start_up_phase_has_the_deadline_and_servers_do_not() {
+        let (mut peer, mut r) = pair(Side::Frontend);
+        // Half of an SSLRequest's length field.
+        peer.write_all(&[0, 0]).await.unwrap();
+        let err = r.read_initial().await.unwrap_err();
+        assert!(matches!(err, WireError::Stalled { .. }), "{err:?}");
+
+        let (mut peer, mut r) = pair(Side::Backend);
+        peer.write_all(&msg(b'Z', b"I")[..3]).await.unwrap();
+        let waited = tokio::time::timeout(TIMEOUT * 10, r.next_frame()).await;
+        assert!(
+            waited.is_err(),
+            "a server's message has no deadline: {waited:?}"
+        );
+    }
+}

@@ -179,6 +179,17 @@ pub fn pg_door(
     settings.redact_literals = cfg.postgres.redact_literals;
     settings.pool_size = cfg.postgres.pool_size;
     settings.pool_idle = cfg.postgres.pool_idle;
+    let pg = &cfg.postgres;
+    settings.limits = portcullis_proxy_postgres::SessionLimits {
+        max_sessions_per_principal: pg.max_sessions_per_principal,
+        max_sessions_per_connection: pg.max_sessions_per_connection,
+        max_server_connections: pg.max_server_connections,
+        server_connection_wait: pg.server_connection_wait,
+        message_timeout: pg.message_timeout,
+        idle_session_timeout: pg.idle_session_timeout,
+        idle_in_transaction_timeout: pg.idle_in_transaction_timeout,
+        max_pipeline_depth: pg.max_pipeline_depth,
+    };
     settings.masking = masking_settings(cfg)?;
     settings.hold = cfg.approvals.hold;
     settings.record_rows = cfg.recording.rows;

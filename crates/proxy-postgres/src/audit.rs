@@ -1,5 +1,6 @@
 //! The session's own audit events: `session.open` once the connection is allowed and
-//! `session.close` when it ends. Statement decisions are audited by the pipeline.
+//! `session.close` when it ends, or `session.refused` when a limit turns it away after the
+//! `connect` decision (it never opened). Statement decisions are audited by the pipeline.
 
 use std::time::Instant;
 
@@ -22,6 +23,8 @@ pub(crate) enum Ended {
     Revoked,
     /// The session's token expired.
     TokenExpired,
+    /// A limit of the door's ended it; the reason code.
+    Limit(&'static str),
     Error,
 }
 
@@ -35,6 +38,7 @@ impl Ended {
             Ended::Shutdown => "shutdown",
             Ended::Revoked => "revoked",
             Ended::TokenExpired => "token_expired",
+            Ended::Limit(code) => code,
             Ended::Error => "error",
         }
     }
@@ -78,6 +82,17 @@ pub(crate) fn open(s: &Subject<'_>, user: &str) -> Event {
         outcome: Some("ok".into()),
         data: Some(serde_json::json!({ "client_user": user })),
         ..base("session.open", s)
+    }
+}
+
+/// A session turned away by a limit after its `connect` decision: `code` is the reason code,
+/// `told` what the client was told (`SQLSTATE: message`).
+pub(crate) fn refused(s: &Subject<'_>, code: &str, told: String) -> Event {
+    Event {
+        outcome: Some("deny".into()),
+        reason_code: Some(code.to_owned()),
+        detail: Some(told),
+        ..base("session.refused", s)
     }
 }
 

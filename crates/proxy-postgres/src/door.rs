@@ -17,15 +17,34 @@ use crate::error::PgError;
 use crate::mask::Maskers;
 use crate::pool::Pool;
 use crate::settings::{PgDoorSettings, PgTarget};
-use crate::upstream::UpstreamConn;
+use crate::upstream::{self, LOGIN_TIMEOUT, Upstream, UpstreamConn};
 use crate::{session, tls};
 
 /// A configured target with what it takes to reach it.
 pub(crate) struct TargetRt {
     pub(crate) target: PgTarget,
     pub(crate) conn: Arc<UpstreamConn>,
-    /// Its idle server connections.
+    /// Its idle server connections, and its budget of open ones.
     pub(crate) pool: Pool,
+}
+
+impl TargetRt {
+    /// A logged-in server connection for a session forwarding `forward`: from the pool, or
+    /// a new login within the target's budget of server connections (see [`Pool::connect`]).
+    pub(crate) async fn connect(
+        &self,
+        forward: &[(String, String)],
+        limits: Limits,
+    ) -> Result<Upstream, PgError> {
+        self.pool
+            .connect(forward, |slot| async move {
+                let login = upstream::login(&self.conn, &self.target, forward, limits, slot);
+                tokio::time::timeout(LOGIN_TIMEOUT, login)
+                    .await
+                    .unwrap_or_else(|_| Err(PgError::UpstreamConnect("login timed out".into())))
+            })
+            .await
+    }
 }
 
 /// What every session shares.
@@ -38,6 +57,8 @@ pub(crate) struct Door {
     pub(crate) cancels: Arc<CancelMap>,
     pub(crate) limits: Limits,
     pub(crate) maskers: Maskers,
+    /// Open sessions by principal and by connection, for the session limits.
+    pub(crate) sessions: Arc<crate::limits::Sessions>,
     /// Where statements that need approval are held; `None`: they are refused.
     pub(crate) reviews: Option<portcullis_reviews::Reviews>,
     /// Where sessions are recorded; `None`: not recorded.
@@ -85,7 +106,12 @@ impl PgDoor {
                     Arc::new(TargetRt {
                         target,
                         conn,
-                        pool: Pool::new(settings.pool_size, settings.pool_idle),
+                        pool: Pool::new(
+                            settings.pool_size,
+                            settings.pool_idle,
+                            settings.limits.max_server_connections,
+                            settings.limits.server_connection_wait,
+                        ),
                     }),
                 )
                 .is_some()
@@ -97,6 +123,7 @@ impl PgDoor {
         }
         let limits = Limits {
             max_message_bytes: settings.max_message_bytes,
+            message_timeout: Some(settings.limits.message_timeout),
             ..Limits::default()
         };
         let cache = StatementCache::new(settings.statement_cache, settings.sql.clone());
@@ -110,6 +137,7 @@ impl PgDoor {
                 cancels: Arc::new(CancelMap::default()),
                 limits,
                 maskers,
+                sessions: Arc::default(),
                 reviews: None,
                 recordings: None,
             }),

@@ -87,6 +87,9 @@ pub enum PgError {
     /// The session's identity was revoked while it was open.
     #[error("the identity was revoked: {0}")]
     Revoked(&'static str),
+    /// A limit of the door's refused or ended the session.
+    #[error("limit: {}", .0.code())]
+    Limit(crate::limits::Exceeded),
 }
 
 impl PgError {
@@ -106,6 +109,10 @@ impl PgError {
             UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
             | UpstreamGone => ErrorKind::Upstream,
             Setup(_) | AuditUnavailable | RecordingUnavailable | Shutdown => ErrorKind::Internal,
+            // Running out of server connections is the operator's to see; the rest is the
+            // client's doing.
+            Limit(crate::limits::Exceeded::ServerConnections { .. }) => ErrorKind::Upstream,
+            Limit(_) => ErrorKind::Client,
         }
     }
 
@@ -115,6 +122,9 @@ impl PgError {
         match e {
             WireError::Io(io) => PgError::ClientIo(io),
             WireError::UnexpectedEof => PgError::ClientIo(std::io::ErrorKind::UnexpectedEof.into()),
+            WireError::Stalled { after } => {
+                PgError::Limit(crate::limits::Exceeded::ClientStalled(after))
+            }
             other => PgError::Protocol(other),
         }
     }

@@ -16,7 +16,8 @@
 //! - `enforce`: statement decisions through the pipeline; `cache`: classification cache;
 //! - `cancel`: the gateway's cancel keys; `tls`: certificates both ways;
 //! - `respond`: the only place errors become ErrorResponses (SQLSTATEs);
-//! - `audit`: `session.open` / `session.close`.
+//! - `audit`: `session.open` / `session.close` / `session.refused`;
+//! - `limits`: sessions per principal and connection, idle timeouts, pipeline depth.
 //!
 //! Architecture Invariant: the door never evaluates policy; it classifies and obeys
 //! `Pipeline::decide`, and a statement that is not allowed never reaches the server.
@@ -30,6 +31,7 @@ mod enforce;
 mod error;
 mod exec;
 mod hold;
+mod limits;
 mod live;
 mod mask;
 mod pool;
@@ -47,6 +49,7 @@ mod upstream_auth;
 pub use door::PgDoor;
 pub use error::{ErrorKind, PgError};
 pub use exec::PgExec;
+pub use limits::{Exceeded, SessionLimits};
 pub use mask::MaskingSettings;
 pub use respond::sqlstate;
 pub use settings::{PgDoorSettings, PgTarget, TlsFiles, UpstreamTls};

@@ -22,7 +22,7 @@ use crate::relay::state::{Stats, Tracker};
 use crate::relay::{End, Relay, backend, frontend};
 use crate::respond;
 use crate::startup::ClientConn;
-use crate::upstream::{self, LOGIN_TIMEOUT, Upstream};
+use crate::upstream::{self, Upstream};
 
 /// Who the session is for and what it forwards.
 pub(crate) struct Live<'a> {
@@ -42,19 +42,9 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     stats: &Stats,
     tracker: &Mutex<Tracker>,
 ) -> (Ended, Option<PgError>) {
-    let upstream = match a.target.pool.take(a.forward).await {
-        Some(u) => u,
-        None => {
-            let login = upstream::login(&a.target.conn, &a.target.target, a.forward, door.limits);
-            match tokio::time::timeout(LOGIN_TIMEOUT, login).await {
-                Ok(Ok(u)) => u,
-                Ok(Err(e)) => return login_failed(conn, e).await,
-                Err(_) => {
-                    let e = PgError::UpstreamConnect("login timed out".into());
-                    return login_failed(conn, e).await;
-                }
-            }
-        }
+    let upstream = match a.target.connect(a.forward, door.limits).await {
+        Ok(u) => u,
+        Err(e) => return login_failed(conn, e).await,
     };
     let cancel = CancelTarget {
         conn: a.target.conn.clone(),
@@ -105,6 +95,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             },
         },
         cache: &door.cache,
+        limits: &door.settings.limits,
         tracker,
         stats,
         answered: tokio::sync::Notify::new(),
@@ -118,7 +109,11 @@ async fn login_failed<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> (Ended, Option<PgError>) {
     conn.send_fatal(&e).await;
     conn.close().await;
-    (Ended::UpstreamError, Some(e))
+    let ended = match &e {
+        PgError::Limit(l) => Ended::Limit(l.code()),
+        _ => Ended::UpstreamError,
+    };
+    (ended, Some(e))
 }
 
 async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
@@ -140,6 +135,7 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
         params,
         pid,
         secret,
+        slot,
         ..
     } = upstream;
     let result = tokio::select! {
@@ -177,6 +173,7 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
             pid,
             secret,
             notices: Vec::new(),
+            slot,
         };
         a.target.pool.give_back(a.forward, up).await;
     } else {
@@ -219,6 +216,7 @@ fn ended_by(e: &PgError) -> Ended {
         (PgError::Revoked(_), _) => Ended::Revoked,
         (PgError::TokenExpired, _) => Ended::TokenExpired,
         (PgError::ClientIo(_), _) => Ended::ClientGone,
+        (PgError::Limit(l), _) => Ended::Limit(l.code()),
         (_, ErrorKind::Upstream) => Ended::UpstreamGone,
         _ => Ended::Error,
     }

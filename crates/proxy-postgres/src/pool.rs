@@ -8,13 +8,22 @@
 //!
 //! Every server connection is logged in with the target's configured role, the same for
 //! every principal, so a reset connection carries nothing of the principal that used it.
+//!
+//! The pool also keeps the target's budget of server connections (`max_server_connections`):
+//! every open one, in use or idle, holds a [`Slot`]. A session that finds the budget spent
+//! closes an idle connection opened with other start-up parameters to make room, or waits
+//! (`server_connection_wait`) for a slot or a connection given back, then gives up with
+//! `server_connections_exhausted`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use portcullis_pgwire::{Backend, TransactionStatus, encode_frontend, parse_backend};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use crate::error::PgError;
+use crate::limits::Exceeded;
 use crate::upstream::Upstream;
 
 /// How long the reset may take before the connection is closed instead.
@@ -32,6 +41,20 @@ pub(crate) struct Pool {
     idle_timeout: Duration,
     /// Oldest first.
     idle: Mutex<Vec<Idle>>,
+    /// One permit per server connection the target may have open.
+    budget: Arc<Semaphore>,
+    max_open: usize,
+    /// How long a session waits for a slot.
+    wait: Duration,
+    /// Woken when a connection is given back, for the sessions waiting for a slot.
+    returned: Notify,
+}
+
+/// One server connection's place in its target's budget, held by the [`Upstream`] for as
+/// long as the connection is open (in use, or idle in the pool).
+#[derive(Debug)]
+pub(crate) struct Slot {
+    _permit: OwnedSemaphorePermit,
 }
 
 struct Idle {
@@ -41,11 +64,82 @@ struct Idle {
 }
 
 impl Pool {
-    pub(crate) fn new(size: usize, idle_timeout: Duration) -> Self {
+    /// At most `max_open` server connections (at least one), of which at most `size` idle;
+    /// a session waits up to `wait` for one.
+    pub(crate) fn new(
+        size: usize,
+        idle_timeout: Duration,
+        max_open: usize,
+        wait: Duration,
+    ) -> Self {
+        let max_open = max_open.max(1);
         Self {
             size,
             idle_timeout,
             idle: Mutex::new(Vec::new()),
+            budget: Arc::new(Semaphore::new(max_open)),
+            max_open,
+            wait,
+            returned: Notify::new(),
+        }
+    }
+
+    /// A server connection for a session forwarding `forward`: an idle one opened with the
+    /// same parameters, or one `open` logs in with a slot of the budget. While the budget is
+    /// spent, an idle connection of other parameters is closed to make room; failing that,
+    /// the session waits for a slot or a connection given back, up to the configured wait.
+    pub(crate) async fn connect<F, Fut>(
+        &self,
+        forward: &[(String, String)],
+        open: F,
+    ) -> Result<Upstream, PgError>
+    where
+        F: FnOnce(Slot) -> Fut,
+        Fut: std::future::Future<Output = Result<Upstream, PgError>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            // Listen before looking, so a connection given back in between is not missed.
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(up) = self.take(forward).await {
+                return Ok(up);
+            }
+            if let Ok(permit) = self.budget.clone().try_acquire_owned() {
+                return open(Slot { _permit: permit }).await;
+            }
+            if self.close_oldest().await {
+                continue;
+            }
+            tokio::select! {
+                permit = self.budget.clone().acquire_owned() => {
+                    let permit = permit.map_err(|_| PgError::Shutdown)?;
+                    return open(Slot { _permit: permit }).await;
+                }
+                () = &mut returned => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(PgError::Limit(Exceeded::ServerConnections {
+                        limit: self.max_open,
+                        waited: self.wait,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Closes the oldest idle connection, whatever its parameters; whether there was one.
+    async fn close_oldest(&self) -> bool {
+        let oldest = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            (!idle.is_empty()).then(|| idle.remove(0).up)
+        };
+        match oldest {
+            Some(up) => {
+                terminate(up).await;
+                true
+            }
+            None => false,
         }
     }
 
@@ -96,6 +190,7 @@ impl Pool {
             }
             closing
         };
+        self.returned.notify_waiters();
         for old in closing {
             terminate(old).await;
         }

@@ -12,6 +12,7 @@ use portcullis_pgwire::encode_backend::{Report, error_response};
 
 use crate::enforce::Denial;
 use crate::error::PgError;
+use crate::limits::Exceeded;
 
 const OPERATOR_HINT: &str =
     "retry later; if it persists, tell the gateway operator (the details are in its log)";
@@ -141,6 +142,7 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
             s("terminating connection due to gateway shutdown"),
             Some(s("reconnect")),
         ),
+        Limit(l) => limit(*l),
     }
 }
 
@@ -162,6 +164,7 @@ fn reason(err: &PgError) -> Option<&str> {
         Shutdown => "gateway_shutdown",
         UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
         | UpstreamGone => "upstream_unavailable",
+        Limit(l) => l.code(),
         _ => return None,
     })
 }
@@ -233,4 +236,79 @@ pub(crate) fn notice(message: &str, detail: Option<&str>, hint: Option<&str>) ->
         },
     );
     buf.freeze()
+}
+
+/// What the client is told about a limit of the door's: PostgreSQL's own SQLSTATE for the
+/// same condition (and its words where it has them), the limit, and what to do about it.
+fn limit(l: Exceeded) -> (&'static str, Cow<'static, str>, Option<Cow<'static, str>>) {
+    use Exceeded::*;
+    let (code, message, hint): (_, Cow<'static, str>, Cow<'static, str>) = match l {
+        SessionsPerPrincipal(n) => (
+            "53300",
+            format!("portcullis: too many sessions for this identity (at most {n} at once)").into(),
+            "close the sessions you no longer use, or reuse one, then retry".into(),
+        ),
+        SessionsPerConnection(n) => (
+            "53300",
+            format!("portcullis: too many sessions on this connection (at most {n} at once)")
+                .into(),
+            "retry in a moment: sessions free up as others end".into(),
+        ),
+        ServerConnections { limit, waited } => (
+            "53300",
+            format!(
+                "portcullis: all {limit} server connections of this connection stayed in use for {}",
+                human(waited)
+            )
+            .into(),
+            "retry in a moment, or with fewer sessions at once; if it persists, tell the gateway operator"
+                .into(),
+        ),
+        ClientStalled(after) => (
+            "08P01",
+            format!(
+                "portcullis: the client sent part of a message and not the rest within {}",
+                human(after)
+            )
+            .into(),
+            "send each message whole; check the network between the client and the gateway".into(),
+        ),
+        IdleSession(after) => (
+            "57P05",
+            "terminating connection due to idle-session timeout".into(),
+            format!(
+                "the session sent nothing for {}; reconnect, and close sessions you are done with",
+                human(after)
+            )
+            .into(),
+        ),
+        IdleInTransaction(after) => (
+            "25P03",
+            "terminating connection due to idle-in-transaction timeout".into(),
+            format!(
+                "the transaction was rolled back after {} without a statement; commit or roll back promptly",
+                human(after)
+            )
+            .into(),
+        ),
+        Pipeline(n) => (
+            "54000",
+            format!("portcullis: more than {n} statements sent without reading their results")
+                .into(),
+            "read the results before sending more, or pipeline in smaller batches".into(),
+        ),
+    };
+    (code, message, Some(hint))
+}
+
+/// `30s`, `10min`, `1h`, `250ms`: a configured duration as the config spells it.
+fn human(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".into(),
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}min", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
 }

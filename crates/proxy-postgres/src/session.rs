@@ -33,6 +33,8 @@ struct Admitted {
     principal: Arc<Principal>,
     target: Arc<TargetRt>,
     req: Requested,
+    /// Its place in the session counts, for as long as the session lives.
+    _slot: crate::limits::SessionSlot,
 }
 
 /// Runs one session to its end. Never panics and never returns an error: every failure is
@@ -143,11 +145,51 @@ async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
         .cloned()
         .ok_or_else(|| PgError::UnknownDatabase(req.database.clone()))?;
     decide_connect(door, &principal, &target, origin).await?;
+    let slot = count_session(door, &principal, &target, origin).await?;
     Ok(Some(Admitted {
         principal,
         target,
         req,
+        _slot: slot,
     }))
+}
+
+/// Counts the session against the door's limits, before anything opens upstream; a session
+/// beyond them is refused and leaves a `session.refused` event.
+async fn count_session(
+    door: &Door,
+    principal: &Principal,
+    target: &TargetRt,
+    origin: &Origin,
+) -> Result<crate::limits::SessionSlot, PgError> {
+    let connection = &target.target.info.name;
+    let exceeded = match door
+        .sessions
+        .admit(principal, connection, &door.settings.limits)
+    {
+        Ok(slot) => return Ok(slot),
+        Err(exceeded) => exceeded,
+    };
+    let e = PgError::Limit(exceeded);
+    let subject = audit::Subject {
+        principal,
+        connection,
+        origin,
+    };
+    // Refused either way; an audit that cannot be written is in the gateway's log.
+    if door
+        .pipeline
+        .record(audit::refused(
+            &subject,
+            exceeded.code(),
+            respond::summary(&e),
+        ))
+        .await
+        .is_err()
+    {
+        tracing::error!("could not audit a refused postgres session");
+    }
+    Err(e)
 }
 
 fn refusal(r: Refusal) -> PgError {

@@ -39,6 +39,8 @@ pub struct PgDoorSettings {
     pub pool_size: usize,
     /// An idle server connection older than this is closed rather than reused.
     pub pool_idle: std::time::Duration,
+    /// Sessions, server connections, timeouts and the pipeline depth.
+    pub limits: crate::SessionLimits,
     pub sql: portcullis_sql::Options,
 }
 
@@ -58,6 +60,7 @@ impl PgDoorSettings {
             record_rows: 10,
             pool_size: 8,
             pool_idle: std::time::Duration::from_secs(60),
+            limits: crate::SessionLimits::default(),
             sql: portcullis_sql::Options::default(),
         }
     }

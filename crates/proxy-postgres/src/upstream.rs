@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::error::PgError;
+use crate::pool::Slot;
 use crate::settings::PgTarget;
 use crate::stream::MaybeTls;
 use crate::{tls, upstream_auth};
@@ -40,6 +41,8 @@ pub(crate) struct Upstream {
     pub(crate) secret: Bytes,
     /// Notices sent during start-up, relayed to the client.
     pub(crate) notices: Vec<Frame>,
+    /// Its place in the target's budget of server connections, until it is closed.
+    pub(crate) slot: Slot,
 }
 
 impl UpstreamConn {
@@ -114,12 +117,14 @@ fn host_of(addr: &str) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
-/// Opens a session on the target as its configured role, forwarding `params`.
+/// Opens a session on the target as its configured role, forwarding `params`, in `slot` of
+/// the target's budget.
 pub(crate) async fn login(
     conn: &Arc<UpstreamConn>,
     target: &PgTarget,
     params: &[(String, String)],
     limits: Limits,
+    slot: Slot,
 ) -> Result<Upstream, PgError> {
     let stream = conn.open().await?;
     let (r, w) = tokio::io::split(stream);
@@ -145,13 +150,14 @@ pub(crate) async fn login(
         target.password.as_ref(),
     )
     .await?;
-    until_ready(reader, writer).await
+    until_ready(reader, writer, slot).await
 }
 
 /// Collects what the server sends between AuthenticationOk and ReadyForQuery.
 async fn until_ready(
     mut reader: FrameReader<ReadHalf<UpStream>>,
     writer: FrameWriter<WriteHalf<UpStream>>,
+    slot: Slot,
 ) -> Result<Upstream, PgError> {
     let mut params = Vec::new();
     let mut notices = Vec::new();
@@ -184,6 +190,7 @@ async fn until_ready(
         pid,
         secret,
         notices,
+        slot,
     })
 }
 

@@ -307,7 +307,7 @@ pub(super) fn map(rec: &Rec<'_>) -> Mapped {
         "decision" => api_decision(rec),
         "statement.result" => datastore(rec),
         "token.rejected" => token_rejected(rec),
-        "session.open" | "session.close" => session(rec),
+        "session.open" | "session.close" | "session.refused" => session(rec),
         "revocation" => revocation(rec),
         "config.reload" => config_reload(rec),
         "notify.failed" => notify_failed(rec),
@@ -464,6 +464,12 @@ fn session(rec: &Rec<'_>) -> Mapped {
         m.set("session", json!({ "uid": session }));
     }
     auth_protocol(&mut m);
+    if rec.kind() == "session.refused" {
+        // A limit turned the logon away: the reason code, and what the client was told.
+        let status = m.status_mut();
+        status.code = rec.str("reason_code").map(str::to_owned);
+        status.detail = rec.str("detail").map(str::to_owned);
+    }
     if close {
         if let Some(ms) = rec.data("duration_ms").and_then(Value::as_u64) {
             m.set("duration", ms.into());

@@ -226,6 +226,14 @@ fn every_event_kind_maps() {
             (3002, 2, Some(2)),
         ),
         (
+            "session refused",
+            Event {
+                reason_code: Some("session_limit_principal".into()),
+                ..session("session.refused", "deny")
+            },
+            (3002, 1, Some(2)),
+        ),
+        (
             "review requested",
             reviewer_event("review.requested", "pending", "alice"),
             (6003, 1, Some(1)),

@@ -249,12 +249,16 @@ fn refusal(f: Failure, session_id: Option<String>, decisions: Vec<Receipt>) -> E
     // Only the server's own errors come without a reason code.
     let code = field(&e, "code").unwrap_or_else(|| "statement_failed".into());
     let status = match (sqlstate.as_str(), code.as_str()) {
+        // The caller's own sessions are at their limit: it can wait for one to end.
+        (_, "session_limit_principal") => 429,
         (
             _,
             "gateway_shutdown"
             | "upstream_unavailable"
             | "audit_unavailable"
-            | "recording_unavailable",
+            | "recording_unavailable"
+            | "session_limit_connection"
+            | "server_connections_exhausted",
         ) => 503,
         ("28P01" | "28000" | "57P01", _) => 401,
         ("3D000", _) => 404,

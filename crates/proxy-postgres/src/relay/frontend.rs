@@ -32,7 +32,7 @@ where
     // gateway, so that nothing after the denial is decided or forwarded in vain.
     let mut discarding = false;
     loop {
-        let frame = match client.next_frame().await {
+        let frame = match crate::limits::watch(relay, client.next_frame()).await? {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(End::ClientGone),
             Err(e) => {

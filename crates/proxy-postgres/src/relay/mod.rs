@@ -56,6 +56,8 @@ pub(crate) struct Relay<'a> {
     pub(crate) enforcer: Enforcer<'a>,
     pub(crate) recorder: crate::record::Recorder<'a>,
     pub(crate) cache: &'a StatementCache,
+    /// The session limits the client loop watches ([`crate::limits::watch`]).
+    pub(crate) limits: &'a crate::limits::SessionLimits,
     pub(crate) tracker: &'a Mutex<Tracker>,
     pub(crate) stats: &'a Stats,
     /// Woken at every ReadyForQuery, for SQL waiting to learn the encoding it will be read

@@ -201,6 +201,8 @@ pub(crate) struct Tracker {
     encoding_touched: bool,
     /// An Execute of a COPY FROM STDIN was forwarded and its CopyDone/CopyFail was not.
     copy_in_pending: bool,
+    /// When the last cycle in flight ended (for the idle timeouts).
+    quiet_since: tokio::time::Instant,
 }
 
 impl Tracker {
@@ -218,6 +220,7 @@ impl Tracker {
             server_encoding: ClientEncoding::UTF8,
             encoding_touched: false,
             copy_in_pending: false,
+            quiet_since: tokio::time::Instant::now(),
         }
     }
 
@@ -295,6 +298,16 @@ impl Tracker {
     /// Whether the server still owes answers (a query may be running).
     pub(crate) fn in_flight(&self) -> bool {
         !self.cycles.is_empty()
+    }
+
+    /// The cycles in flight, and what the idle timeouts need ([`crate::limits::watch`]).
+    pub(crate) fn quiet(&self) -> (usize, crate::limits::Quiet) {
+        let quiet = crate::limits::Quiet {
+            in_flight: self.in_flight(),
+            status: self.status,
+            since: self.quiet_since,
+        };
+        (self.cycles.len(), quiet)
     }
 
     // ---- client direction -------------------------------------------------------------
@@ -720,6 +733,7 @@ impl Tracker {
         }
         if self.cycles.is_empty() {
             self.open_extended = false;
+            self.quiet_since = tokio::time::Instant::now();
         }
     }
 
