@@ -1,7 +1,8 @@
 //! The validation pipeline: bearer token in, [`Principal`] or [`Rejection`] out.
 //!
-//! Order (each step its own [`Reason`]): size; then the token is brought to its canonical
-//! form ([`crate::canonical`]); then shape, header, issuer-independent algorithm checks, claim types, issuer selection by
+//! Order (each step its own [`Reason`]): size (of the input as given); then ASCII whitespace
+//! at both ends is dropped and the token brought to its canonical form ([`crate::canonical`]);
+//! then shape, header, issuer-independent algorithm checks, claim types, issuer selection by
 //! exact `iss`, the issuer's algorithm allow-list, key lookup, signature, then time, audience,
 //! lifetime and subject, and finally revocation.
 //! Nothing but `iss` is read before the signature is verified, and `iss` only picks the keys.
@@ -107,6 +108,10 @@ impl Validator {
             let d = format!("the token is longer than {} bytes", inner.max_token_bytes);
             return Err(Rejection::new(Reason::TokenTooLarge, d));
         }
+        // Every door hands its token over as it came (an HTTP header, a PostgreSQL password, a
+        // token file read with its newline), so surrounding whitespace is dropped here, once,
+        // for all of them. Whitespace inside is not base64url, so `split` refuses it.
+        let token = token.trim_ascii();
         // Keyed on, and verified in, its canonical form: the two strings of an ECDSA token
         // are one cache entry, and the string that is verified is the string that is cached.
         let token = canonical(token);

@@ -1,8 +1,9 @@
-//! One token, one verdict, on every door: the HTTP API and the PostgreSQL door treat the
-//! leeway after a token's `exp` alike, because both hand the token to the same validator.
+//! One token, one verdict, on every door: the HTTP API and the PostgreSQL door treat
+//! whitespace around a token and the leeway after its `exp` alike, because both hand the
+//! token to the same validator.
 //!
 //! Needs `target/<profile>/portcullis` (`cargo build -p portcullis`), PostgreSQL binaries
-//! and `node` (the real OpenID provider).
+//! and, for the leeway test, `node` (the real OpenID provider).
 
 #![allow(
     clippy::unwrap_used,
@@ -13,7 +14,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use portcullis_integration_tests::clients;
+use portcullis_integration_tests::clients::{self, PgConn};
 use portcullis_integration_tests::gateway::IssuerSpec;
 use portcullis_integration_tests::postgres::PgServer;
 use portcullis_integration_tests::{Gateway, GatewayBuilder, Idp, Reply, http, now_unix};
@@ -37,6 +38,24 @@ async fn whoami(gw: &Gateway, token: &str) -> Reply {
     .unwrap()
 }
 
+/// Opens a session with `password` and runs `SELECT 1`; the refusal's SQLSTATE and message.
+async fn pg_login(conn: &PgConn) -> Result<(), (String, String)> {
+    match clients::tokio_pg_connect(conn).await {
+        Ok((client, _task)) => {
+            client.batch_execute("SELECT 1").await.unwrap();
+            Ok(())
+        }
+        Err(e) => {
+            let db = e
+                .chain()
+                .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+                .and_then(tokio_postgres::Error::as_db_error)
+                .unwrap_or_else(|| panic!("not a database error: {e:#}"));
+            Err((db.code().code().to_owned(), db.message().to_owned()))
+        }
+    }
+}
+
 /// The audit events so far.
 fn events(gw: &Gateway) -> Vec<Value> {
     let out = gw.cli(["audit", "export", "--format", "jsonl"]).unwrap();
@@ -45,6 +64,61 @@ fn events(gw: &Gateway) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .collect()
+}
+
+#[tokio::test]
+async fn whitespace_around_a_token_is_ignored_and_inside_it_malformed_on_both_doors() -> Result<()>
+{
+    let pg = PgServer::start().await?;
+    let gw = gateway(&pg, GatewayBuilder::new()).await?;
+    let token = gw.mint("ws-agent", &["agents"], "15m")?;
+
+    // An HTTP header value can carry spaces and tabs around the token, not line breaks.
+    for padded in [
+        format!(" {token}"),
+        format!("{token} "),
+        format!("\t{token}\t"),
+    ] {
+        let r = whoami(&gw, &padded).await;
+        assert_eq!(r.status, 200, "HTTP {padded:?}: {}", r.summary());
+    }
+    // A password can carry anything: a token file read with its newline, say.
+    for padded in [
+        format!("{token}\n"),
+        format!(" {token} "),
+        format!("\t{token}\r\n"),
+    ] {
+        let conn = gw.pg_conn("appdb", &padded)?;
+        assert_eq!(pg_login(&conn).await, Ok(()), "PostgreSQL {padded:?}");
+    }
+
+    let (head, tail) = token.split_at(token.len() / 2);
+    let inside = format!("{head} {tail}");
+    let r = whoami(&gw, &inside).await;
+    assert_eq!(
+        (r.status, r.problem_code().as_deref()),
+        (401, Some("token_malformed")),
+        "{}",
+        r.summary()
+    );
+    let (code, message) = pg_login(&gw.pg_conn("appdb", &inside)?).await.unwrap_err();
+    assert_eq!(code, "28P01", "{message}");
+    assert!(message.contains("token_malformed"), "{message}");
+
+    let rejected: Vec<Value> = events(&gw)
+        .into_iter()
+        .map(|r| r["event"].clone())
+        .filter(|e| e["kind"] == "token.rejected")
+        .collect();
+    for door in ["api", "postgres"] {
+        assert!(
+            rejected
+                .iter()
+                .any(|e| e["protocol"] == door && e["reason_code"] == "token_malformed"),
+            "no token.rejected/token_malformed from {door}: {rejected:#?}"
+        );
+    }
+    Ok(())
 }
 
 /// Sleeps until the wall clock reaches `unix` seconds.

@@ -386,6 +386,35 @@ async fn authority_ends_at_exp_plus_the_issuers_leeway() {
 }
 
 #[tokio::test]
+async fn whitespace_at_the_ends_is_dropped_and_inside_is_malformed() {
+    let f = fixture();
+    let t = f.rsa.sign(&claims());
+    let p = f.v.validate_at(&t, NOW).await.unwrap();
+    for padded in [
+        format!(" {t}"),
+        format!("{t}\n"),
+        format!("\t{t} \r\n"),
+        format!("{t}\x0c"),
+    ] {
+        let q = f.v.validate_at(&padded, NOW).await.unwrap();
+        assert!(Arc::ptr_eq(&p, &q), "{padded:?} is the same token");
+    }
+    let (head, tail) = t.split_at(t.len() / 2);
+    for bad in [
+        format!("{head} {tail}"),
+        format!("{head}\n{tail}"),
+        // Only ASCII whitespace is dropped.
+        format!("\u{a0}{t}"),
+        " \r\n".to_owned(),
+    ] {
+        assert_eq!(reason(&f.v, &bad).await, Reason::TokenMalformed, "{bad:?}");
+    }
+    // The size limit applies to the input as given, whitespace included.
+    let padded = format!("{t}{}", " ".repeat(4097 - t.len()));
+    assert_eq!(reason(&f.v, &padded).await, Reason::TokenTooLarge);
+}
+
+#[tokio::test]
 async fn unusable_jwks_entries_are_skipped() {
     install_provider();
     let ec = TestKey::ec("enc-key");
