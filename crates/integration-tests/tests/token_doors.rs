@@ -1,6 +1,6 @@
 //! One token, one verdict, on every door: the HTTP API and the PostgreSQL door treat
-//! whitespace around a token and the leeway after its `exp` alike, because both hand the
-//! token to the same validator.
+//! whitespace around a token, the leeway after its `exp`, and the log level alike, because
+//! both hand the token to the same validator.
 //!
 //! Needs `target/<profile>/portcullis` (`cargo build -p portcullis`), PostgreSQL binaries
 //! and, for the leeway test, `node` (the real OpenID provider).
@@ -17,7 +17,7 @@ use anyhow::Result;
 use portcullis_integration_tests::clients::{self, PgConn};
 use portcullis_integration_tests::gateway::IssuerSpec;
 use portcullis_integration_tests::postgres::PgServer;
-use portcullis_integration_tests::{Gateway, GatewayBuilder, Idp, Reply, http, now_unix};
+use portcullis_integration_tests::{Gateway, GatewayBuilder, Idp, Reply, http, jwt, now_unix};
 use serde_json::{Value, json};
 
 async fn gateway(pg: &PgServer, builder: GatewayBuilder) -> Result<Gateway> {
@@ -187,5 +187,53 @@ async fn a_session_lives_until_exp_plus_the_leeway_as_a_request_would() -> Resul
         .unwrap();
     assert_eq!(open["data"]["token_expires_at"], exp, "{open}");
     assert_eq!(open["data"]["valid_until"], valid_until, "{open}");
+    Ok(())
+}
+
+/// `RUST_LOG` sets the log level (`PORTCULLIS_LOG` is unset here), and even at `trace` no
+/// token, accepted or refused, reaches the logs of the gateway or of the CLI that minted it.
+#[tokio::test]
+async fn rust_log_is_honoured_and_trace_logs_hold_no_token() -> Result<()> {
+    let pg = PgServer::start().await?;
+    let gw = gateway(&pg, GatewayBuilder::new().env("RUST_LOG", "trace")).await?;
+    let out = gw.cli([
+        "token",
+        "mint",
+        "--subject",
+        "log-agent",
+        "--groups",
+        "agents",
+    ])?;
+    assert!(out.status.success(), "{}", clients::describe(&out));
+    let token = String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::trim)
+        .find(|l| l.split('.').count() == 3 && !l.contains(' '))
+        .unwrap()
+        .to_owned();
+    let cli_logs = String::from_utf8_lossy(&out.stderr).into_owned();
+
+    assert_eq!(whoami(&gw, &token).await.status, 200);
+    assert_eq!(
+        pg_login(&gw.pg_conn("appdb", &format!("{token}\n"))?).await,
+        Ok(())
+    );
+    let forged = jwt::with_flipped_signature(&token)?;
+    assert_eq!(whoami(&gw, &forged).await.status, 401);
+    assert!(pg_login(&gw.pg_conn("appdb", &forged)?).await.is_err());
+
+    let logs = gw.output();
+    assert!(
+        logs.contains("TRACE"),
+        "RUST_LOG=trace was not honoured:\n{}",
+        gw.logs_tail()
+    );
+    for (name, text) in [("gateway", &logs), ("token mint", &cli_logs)] {
+        for t in [&token, &forged] {
+            for part in jwt::segments(t)? {
+                assert!(!text.contains(part), "the {name} logs hold a token part");
+            }
+        }
+    }
     Ok(())
 }
