@@ -43,6 +43,7 @@ fn principal(i: usize) -> Principal {
         delegation: vec![],
         token_id: Some("jti".into()),
         expires_at: i64::MAX,
+        valid_until: i64::MAX,
         issued_at: None,
     }
 }

@@ -52,7 +52,7 @@ pub(crate) fn spec() -> Value {
                 },
                 "Principal": {
                     "type": "object",
-                    "required": ["subject", "issuer", "groups", "kind", "expires_at"],
+                    "required": ["subject", "issuer", "groups", "kind", "expires_at", "valid_until"],
                     "properties": {
                         "subject": {"type": "string"}, "issuer": {"type": "string"},
                         "client_id": {"type": "string"},
@@ -60,7 +60,9 @@ pub(crate) fn spec() -> Value {
                         "kind": {"enum": ["machine", "human"]},
                         "delegation": {"type": "array", "items": {"type": "object"}},
                         "token_id": {"type": "string"},
-                        "expires_at": {"type": "integer"}, "issued_at": {"type": "integer"}
+                        "expires_at": {"type": "integer", "description": "the token's exp (Unix seconds)"},
+                        "valid_until": {"type": "integer", "description": "exp plus the issuer's leeway: when the principal's authority ends on every door (Unix seconds)"},
+                        "issued_at": {"type": "integer"}
                     }
                 },
                 "Review": {

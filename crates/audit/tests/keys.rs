@@ -67,6 +67,7 @@ fn who_copies_the_principal() {
         }],
         token_id: Some("jti-1".to_owned()),
         expires_at: 2_000_000_000,
+        valid_until: 2_000_000_000,
         issued_at: None,
     };
     let who = Who::from(&principal);

@@ -1,8 +1,12 @@
-//! The verified-token cache: SHA-256 of the token bytes to the principal it proved.
+//! The verified-token cache: SHA-256 of the token's canonical form ([`crate::canonical`]) to
+//! the principal it proved. Keyed on the canonical form, the two strings of an ECDSA token
+//! (`s` and `n - s`) are one entry: rewriting a signature yields neither a second entry nor a
+//! token the gateway could tell apart from the original.
 //!
-//! A hit skips parsing and the signature check, which is what makes a warm validation cost a
-//! hash and a map lookup. Entries are never served at or past the token's `exp` (no leeway),
-//! and revocations are checked by the caller on every hit, so caching never extends access.
+//! A hit skips the claims and the signature check, which is what makes a warm validation cost
+//! a hash and a map lookup (plus, for ES256/ES384, reading the header's `alg`). Entries are
+//! never served at or past the token's `exp` (no leeway), and revocations are checked by the
+//! caller on every hit, so caching never extends access.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -28,6 +32,7 @@ impl TokenCache {
     }
 
     /// Hashing rather than storing the token keeps bearer secrets out of memory we hold on to.
+    /// `token` is the canonical form: the caller makes it so.
     pub fn key(token: &str) -> CacheKey {
         let mut key = [0u8; 32];
         key.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());

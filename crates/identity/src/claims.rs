@@ -52,7 +52,7 @@ impl Claims {
 
     /// The checks from `exp_missing` to `sub_missing`, in that order.
     pub fn check(&self, s: &IssuerSettings, now: i64) -> Result<(), Rejection> {
-        let leeway = i64::try_from(s.leeway.as_secs()).unwrap_or(i64::MAX);
+        let leeway = leeway_secs(s);
         let fail = |r: Reason, d: &str| Err(Rejection::new(r, d));
         let Some(exp) = self.exp else {
             return fail(Reason::ExpMissing, "the token has no 'exp'");
@@ -117,9 +117,16 @@ impl Claims {
             delegation: self.delegation,
             token_id: self.jti,
             expires_at: self.exp.unwrap_or_default(),
+            // The same sum `check` refuses the token at.
+            valid_until: self.exp.unwrap_or_default().saturating_add(leeway_secs(s)),
             issued_at: self.iat,
         })
     }
+}
+
+/// The issuer's clock-skew allowance in whole seconds.
+fn leeway_secs(s: &IssuerSettings) -> i64 {
+    i64::try_from(s.leeway.as_secs()).unwrap_or(i64::MAX)
 }
 
 fn string(map: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {

@@ -21,6 +21,7 @@ use jsonwebtoken::jwk::{
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Map, Value, json};
 
+use crate::canonical::canonical;
 use crate::error::IdentityError;
 use crate::settings::{IssuerSettings, KeySource};
 
@@ -215,7 +216,11 @@ impl DevIssuer {
         }
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.signing).map_err(IdentityError::Signing)
+        let token = jsonwebtoken::encode(&header, &claims, &self.signing)
+            .map_err(IdentityError::Signing)?;
+        // ECDSA signing picks `s` or `n - s` at random; the issuer hands out only the low-S
+        // form, the one the validator works on, so a minted token is already canonical.
+        Ok(canonical(&token).into_owned())
     }
 }
 

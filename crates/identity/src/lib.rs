@@ -46,6 +46,7 @@
 //! [OpenID Connect Discovery]: https://openid.net/specs/openid-connect-discovery-1_0.html
 
 mod cache;
+mod canonical;
 mod claims;
 mod dev_issuer;
 mod error;

@@ -38,8 +38,12 @@ pub struct Principal {
     /// The token's `jti`, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
-    /// Unix seconds.
+    /// Unix seconds: the token's `exp`.
     pub expires_at: i64,
+    /// Unix seconds: when this principal's authority ends, on every door. It is `exp` plus
+    /// the issuer's leeway, the instant from which the validator refuses the token, so a
+    /// session held open (PostgreSQL) ends when a new request with the token would be refused.
+    pub valid_until: i64,
     /// Unix seconds, when the token says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<i64>,

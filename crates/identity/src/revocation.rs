@@ -183,6 +183,7 @@ mod tests {
             }],
             token_id: Some("t1".into()),
             expires_at: 0,
+            valid_until: 0,
             issued_at: None,
         }
     }

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+    RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -48,6 +49,17 @@ impl TestKey {
         TestKey::Ec(Arc::new(pair), kid.to_owned())
     }
 
+    /// A P-384 key, for ES384.
+    pub fn ec384(kid: &str) -> TestKey {
+        let pair = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+        TestKey::Ec(Arc::new(pair), kid.to_owned())
+    }
+
+    /// Whether this is a P-384 key (its uncompressed point is 97 bytes).
+    fn is_p384(pair: &EcdsaKeyPair) -> bool {
+        pair.public_key().as_ref().len() == 97
+    }
+
     pub fn kid(&self) -> &str {
         match self {
             TestKey::Rsa(_, k) | TestKey::Ec(_, k) => k,
@@ -57,6 +69,7 @@ impl TestKey {
     pub fn alg(&self) -> &'static str {
         match self {
             TestKey::Rsa(..) => "RS256",
+            TestKey::Ec(pair, _) if Self::is_p384(pair) => "ES384",
             TestKey::Ec(..) => "ES256",
         }
     }
@@ -69,8 +82,14 @@ impl TestKey {
             }
             TestKey::Ec(pair, kid) => {
                 let point = pair.public_key().as_ref();
-                json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
-                       "x": b64(&point[1..33]), "y": b64(&point[33..])})
+                let (x, y) = point[1..].split_at((point.len() - 1) / 2);
+                let crv = if Self::is_p384(pair) {
+                    "P-384"
+                } else {
+                    "P-256"
+                };
+                json!({"kty": "EC", "crv": crv, "kid": kid, "use": "sig",
+                       "x": b64(x), "y": b64(y)})
             }
         }
     }

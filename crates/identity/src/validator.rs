@@ -1,8 +1,10 @@
 //! The validation pipeline: bearer token in, [`Principal`] or [`Rejection`] out.
 //!
-//! Order (each step its own [`Reason`]): size, shape, header, issuer-independent algorithm
-//! checks, claim types, issuer selection by exact `iss`, the issuer's algorithm allow-list,
-//! key lookup, signature, then time, audience, lifetime and subject, and finally revocation.
+//! Order (each step its own [`Reason`]): size (of the input as given); then ASCII whitespace
+//! at both ends is dropped and the token brought to its canonical form ([`crate::canonical`]);
+//! then shape, header, issuer-independent algorithm checks, claim types, issuer selection by
+//! exact `iss`, the issuer's algorithm allow-list, key lookup, signature, then time, audience,
+//! lifetime and subject, and finally revocation.
 //! Nothing but `iss` is read before the signature is verified, and `iss` only picks the keys.
 
 use std::collections::HashMap;
@@ -12,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::Algorithm;
 
 use crate::cache::TokenCache;
+use crate::canonical::canonical;
 use crate::error::IdentityError;
 use crate::issuer::Issuer;
 use crate::principal::Principal;
@@ -105,11 +108,18 @@ impl Validator {
             let d = format!("the token is longer than {} bytes", inner.max_token_bytes);
             return Err(Rejection::new(Reason::TokenTooLarge, d));
         }
-        let key = TokenCache::key(token);
+        // Every door hands its token over as it came (an HTTP header, a PostgreSQL password, a
+        // token file read with its newline), so surrounding whitespace is dropped here, once,
+        // for all of them. Whitespace inside is not base64url, so `split` refuses it.
+        let token = token.trim_ascii();
+        // Keyed on, and verified in, its canonical form: the two strings of an ECDSA token
+        // are one cache entry, and the string that is verified is the string that is cached.
+        let token = canonical(token);
+        let key = TokenCache::key(&token);
         let principal = match inner.cache.get(&key, now_unix) {
             Some(hit) => hit,
             None => {
-                let fresh = Arc::new(self.verify(token, now_unix).await?);
+                let fresh = Arc::new(self.verify(&token, now_unix).await?);
                 // Cached even if revoked below: revocation is checked on every hit, and this
                 // spares a signature check on each retry of a revoked token.
                 inner.cache.insert(key, fresh.clone(), now_unix);

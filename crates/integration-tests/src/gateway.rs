@@ -368,7 +368,8 @@ impl Gateway {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        if std::env::var_os("RUST_LOG").is_none() {
+        if std::env::var_os("RUST_LOG").is_none() && !self.env.iter().any(|(k, _)| k == "RUST_LOG")
+        {
             cmd.env("RUST_LOG", "info");
         }
         let name = format!("gateway-{}", self.runs);
@@ -560,6 +561,15 @@ impl Gateway {
         }
         self.proc = None;
         self.spawn().await
+    }
+
+    /// Everything the current run has written to stdout and stderr (stderr holds the logs).
+    pub fn output(&self) -> String {
+        let read = |stream: &str| {
+            let file = format!("gateway-{}.{stream}.log", self.runs);
+            std::fs::read_to_string(self.dir.path().join(file)).unwrap_or_default()
+        };
+        format!("{}{}", read("stdout"), read("stderr"))
     }
 
     /// The stdout/stderr tails of the current run.

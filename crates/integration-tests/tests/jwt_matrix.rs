@@ -221,6 +221,43 @@ async fn valid_es256_from_real_client_credentials_grant() {
     assert_eq!(v["subject"], "forged-agent", "{v}");
 }
 
+/// ECDSA malleability: `(r, n - s)` verifies whenever `(r, s)` does. The gateway takes both
+/// strings as the same token (one cache entry, one principal, one verdict) rather than refusing
+/// high-S signatures, which the real provider emits about half the time.
+#[tokio::test]
+async fn es256_with_s_or_n_minus_s_is_one_token() {
+    let s = shared().await;
+    let token = s
+        .idp
+        .client_credentials("agent-2", CLIENT_SECRET)
+        .await
+        .unwrap();
+    let twin = jwt::with_negated_s(&token).unwrap();
+    assert_ne!(token, twin);
+    let a = expect_accepted(&s.gw, "ES256 as issued", &token).await;
+    let b = expect_accepted(&s.gw, "ES256 with n - s", &twin).await;
+    assert_eq!(a, b);
+
+    let now = now_unix();
+    let c = with(
+        claims(s.idp.issuer()),
+        json!({"iat": now - 4000, "exp": now - 3600}),
+    );
+    let expired = s.idp.sign(json!({}), c, "es").await.unwrap();
+    let twin = jwt::with_negated_s(&expired).unwrap();
+    expect_rejected(&s.gw, "expired ES256", &expired, "expired").await;
+    expect_rejected(&s.gw, "expired ES256 with n - s", &twin, "expired").await;
+
+    // The dev issuer hands out the low-S form only.
+    for _ in 0..4 {
+        let minted = s.gw.mint("dev-agent", &["agents"], "5m").unwrap();
+        assert!(
+            jwt::is_low_s(&minted).unwrap(),
+            "high-S from the dev issuer"
+        );
+    }
+}
+
 #[tokio::test]
 async fn skew_inside_leeway_is_accepted() {
     let s = shared().await;

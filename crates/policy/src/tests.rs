@@ -23,6 +23,7 @@ fn principal() -> Principal {
         }],
         token_id: None,
         expires_at: 2_000_000_000,
+        valid_until: 2_000_000_000,
         issued_at: None,
     }
 }

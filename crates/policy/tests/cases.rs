@@ -124,6 +124,7 @@ impl PrincipalSpec {
                 .collect(),
             token_id: self.token_id.clone(),
             expires_at: default_now() + 300,
+            valid_until: default_now() + 300,
             issued_at: None,
         }
     }

@@ -75,6 +75,7 @@ fn decisions_per_second() {
         delegation: Vec::new(),
         token_id: Some("jti".into()),
         expires_at: 1_700_000_300,
+        valid_until: 1_700_000_300,
         issued_at: None,
     };
     let conn = ConnectionInfo {

@@ -9,7 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "portcullis",
     version,
-    about = "Layer 7 access gateway for AI agents"
+    about = "Layer 7 access gateway for AI agents",
+    after_help = "Logging: logs go to stderr. The filter is PORTCULLIS_LOG, else RUST_LOG, \
+        else \"warn,portcullis=info\", in tracing's EnvFilter syntax (e.g. RUST_LOG=debug, or \
+        PORTCULLIS_LOG=portcullis_proxy_postgres=debug,info). Tokens are never logged, at any level."
 )]
 pub struct Cli {
     #[command(flatten)]

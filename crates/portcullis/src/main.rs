@@ -63,12 +63,74 @@ fn install_crypto_providers() {
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
 }
 
-/// Logs go to stderr (stdout is for command output); `PORTCULLIS_LOG` sets the filter.
+/// The log filter when neither `PORTCULLIS_LOG` nor `RUST_LOG` is set (`cli.rs` quotes it).
+const DEFAULT_LOG: &str = "warn,portcullis=info";
+
+/// Logs go to stderr (stdout is for command output). The filter is `PORTCULLIS_LOG`, else
+/// `RUST_LOG` (what Rust users reach for), else [`DEFAULT_LOG`]. No level logs a token: the
+/// gateway's own events never carry one, and the libraries' debug and trace output reports
+/// header counts and byte counts, not values (`token_doors.rs` checks this at `trace`).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,portcullis=info"));
+    let (source, directives) = log_filter(|var| std::env::var(var).ok());
+    let (filter, invalid) = match tracing_subscriber::EnvFilter::try_new(&directives) {
+        Ok(filter) => (filter, None),
+        Err(e) => (tracing_subscriber::EnvFilter::new(DEFAULT_LOG), Some(e)),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    // Said once logging works, rather than silently running with another filter.
+    if let Some(e) = invalid {
+        tracing::warn!("{source} is not a valid log filter ({e}); using `{DEFAULT_LOG}`");
+    }
+}
+
+/// Which variable sets the log filter, and its directives: the first of `PORTCULLIS_LOG` and
+/// `RUST_LOG` that is set and not blank, else the default.
+fn log_filter(var: impl Fn(&str) -> Option<String>) -> (&'static str, String) {
+    ["PORTCULLIS_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|name| {
+            var(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (name, v))
+        })
+        .unwrap_or(("the default", DEFAULT_LOG.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portcullis_log_wins_over_rust_log_which_wins_over_the_default() {
+        fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+            move |k| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        }
+        let both = [("PORTCULLIS_LOG", "debug"), ("RUST_LOG", "trace")];
+        assert_eq!(log_filter(env(&both)), ("PORTCULLIS_LOG", "debug".into()));
+        let rust = [("RUST_LOG", "portcullis_identity=trace")];
+        assert_eq!(
+            log_filter(env(&rust)),
+            ("RUST_LOG", "portcullis_identity=trace".into())
+        );
+        let blank = [("PORTCULLIS_LOG", " "), ("RUST_LOG", "info")];
+        assert_eq!(log_filter(env(&blank)), ("RUST_LOG", "info".into()));
+        assert_eq!(log_filter(env(&[])), ("the default", DEFAULT_LOG.into()));
+    }
+
+    #[test]
+    fn the_help_names_the_variables_and_the_default() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for needle in ["PORTCULLIS_LOG", "RUST_LOG", DEFAULT_LOG] {
+            assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+        }
+    }
 }

@@ -64,6 +64,7 @@ fn principal(a: &PolicyCheckArgs) -> Principal {
         delegation: Vec::new(),
         token_id: None,
         expires_at: i64::MAX,
+        valid_until: i64::MAX,
         issued_at: None,
     }
 }

@@ -21,7 +21,8 @@ pub(crate) enum Ended {
     Shutdown,
     /// The identity was revoked while the session was open.
     Revoked,
-    /// The session's token expired.
+    /// The session's authority ended: its token's `exp` plus the issuer's leeway
+    /// (`Principal::valid_until`) has passed.
     TokenExpired,
     /// A limit of the door's ended it; the reason code.
     Limit(&'static str),
@@ -77,10 +78,16 @@ fn base(kind: &str, s: &Subject<'_>) -> Event {
     }
 }
 
+/// Records the token's `exp` and the end of the session's validity (`exp` plus the issuer's
+/// leeway), both Unix seconds: an auditor can see when the session would have been closed.
 pub(crate) fn open(s: &Subject<'_>, user: &str) -> Event {
     Event {
         outcome: Some("ok".into()),
-        data: Some(serde_json::json!({ "client_user": user })),
+        data: Some(serde_json::json!({
+            "client_user": user,
+            "token_expires_at": s.principal.expires_at,
+            "valid_until": s.principal.valid_until,
+        })),
         ..base("session.open", s)
     }
 }
@@ -101,25 +108,30 @@ pub(crate) fn close(s: &Subject<'_>, stats: &Stats, c: &Closing<'_>) -> Event {
         c.ended,
         Ended::ClientTerminate | Ended::ClientGone | Ended::Shutdown
     );
+    let mut data = serde_json::json!({
+        "ended": c.ended.as_str(),
+        "in_transaction": c.in_transaction,
+        "duration_ms": u64::try_from(c.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "statements": Stats::get(&stats.statements),
+        "denied": Stats::get(&stats.denied),
+        "rows": Stats::get(&stats.rows),
+        "bytes_from_client": Stats::get(&stats.bytes_from_client),
+        "bytes_to_client": Stats::get(&stats.bytes_to_client),
+        "recording": c.recording.map(|r| serde_json::json!({
+            "file": r.path.file_name().map(|f| f.to_string_lossy().into_owned()),
+            "sha256": r.sha256,
+            "bytes": r.bytes,
+            "entries": r.entries,
+        })),
+    });
+    // A session ended by expiry ended at this instant, not at the token's `exp`.
+    if c.ended == Ended::TokenExpired {
+        data["valid_until"] = s.principal.valid_until.into();
+    }
     Event {
         outcome: Some(if ok { "ok" } else { "error" }.into()),
         detail: c.error.map(str::to_owned),
-        data: Some(serde_json::json!({
-            "ended": c.ended.as_str(),
-            "in_transaction": c.in_transaction,
-            "duration_ms": u64::try_from(c.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "statements": Stats::get(&stats.statements),
-            "denied": Stats::get(&stats.denied),
-            "rows": Stats::get(&stats.rows),
-            "bytes_from_client": Stats::get(&stats.bytes_from_client),
-            "bytes_to_client": Stats::get(&stats.bytes_to_client),
-            "recording": c.recording.map(|r| serde_json::json!({
-                "file": r.path.file_name().map(|f| f.to_string_lossy().into_owned()),
-                "sha256": r.sha256,
-                "bytes": r.bytes,
-                "entries": r.entries,
-            })),
-        })),
+        data: Some(data),
         ..base("session.close", s)
     }
 }

@@ -145,7 +145,7 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
         code = revoked(relay.enforcer.pipeline, relay.enforcer.principal) => {
             Err(PgError::Revoked(code))
         }
-        () = expiry(relay.enforcer.principal.expires_at) => Err(PgError::TokenExpired),
+        () = expiry(relay.enforcer.principal) => Err(PgError::TokenExpired),
     };
     let (ended, error) = outcome(result, relay.stats);
     if let Some(e) = error
@@ -200,13 +200,14 @@ async fn revoked(pipeline: &Pipeline, principal: &Principal) -> &'static str {
     }
 }
 
-/// Resolves when the session's token expires: its authority ends with the token (the client
-/// reconnects with a fresh one), as short-lived identities mean.
-async fn expiry(expires_at: i64) {
+/// Resolves when the session's authority ends: at the principal's `valid_until`, the token's
+/// `exp` plus the issuer's leeway, the instant from which the validator refuses the token on
+/// every door. The client then reconnects with a fresh token, as short-lived identities mean.
+async fn expiry(principal: &Principal) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    let left = (expires_at as f64 - now).max(0.0);
+    let left = (principal.valid_until as f64 - now).max(0.0);
     tokio::time::sleep(Duration::from_secs_f64(left)).await;
 }
 

@@ -144,6 +144,24 @@ async fn mint_then_validate_round_trip() {
 }
 
 #[tokio::test]
+async fn minted_tokens_are_low_s_and_their_twins_are_the_same_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = DevIssuer::load_or_create(dir.path(), ISSUER).unwrap();
+    let v = validator(&dev);
+    // Half of raw ECDSA signatures are high-S: 32 low-S in a row by chance is 1 in 2^32.
+    for _ in 0..32 {
+        let token = dev.mint(&request(), NOW).unwrap();
+        assert_eq!(canonical(&token), token.as_str(), "minted high-S");
+        let high = crate::canonical::tests::twin(&token);
+        let (p, q) = (
+            v.validate_at(&token, NOW).await.unwrap(),
+            v.validate_at(&high, NOW).await.unwrap(),
+        );
+        assert!(std::sync::Arc::ptr_eq(&p, &q), "one cache entry");
+    }
+}
+
+#[tokio::test]
 async fn another_dev_key_is_not_trusted() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let trusted = DevIssuer::load_or_create(a.path(), ISSUER).unwrap();

@@ -6,9 +6,12 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::tests::{NOW, claims, fixture, fixture_with, reason, set};
+use super::tests::{ISS, NOW, claims, fixture, fixture_with, reason, set};
+use crate::canonical::tests::twin;
 use crate::reason::Reason;
 use crate::revocation::Revocation;
+use crate::settings::{IdentitySettings, IssuerSettings, KeySource};
+use crate::test_support::{TestKey, b64, jwks};
 use crate::validator::Validator;
 
 #[tokio::test]
@@ -26,6 +29,51 @@ async fn cache_hit_and_revocation_on_hit() {
         feed.recv().await.unwrap(),
         Revocation::TokenId("j-1".into())
     );
+}
+
+/// `s` and `n - s` (ECDSA malleability): two strings, one cache entry, one verdict.
+#[tokio::test]
+async fn an_ecdsa_token_and_its_twin_are_one_entry() {
+    let f = fixture();
+    let p384 = TestKey::ec384("ec-384");
+    let mut s = IssuerSettings::new(ISS, vec!["portcullis".into()]);
+    s.algorithms = vec![jsonwebtoken::Algorithm::ES384];
+    s.keys = KeySource::Static(jwks(&[&p384]));
+    let v384 = Validator::new(IdentitySettings {
+        issuers: vec![s],
+        ..IdentitySettings::default()
+    })
+    .unwrap();
+    for (v, key) in [(&f.v, &f.ec), (&v384, &p384)] {
+        let t = key.sign(&claims());
+        let other = twin(&t);
+        assert_ne!(t, other);
+        let p1 = v.validate_at(&t, NOW).await.unwrap();
+        let p2 = v.validate_at(&other, NOW + 1).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&p1, &p2),
+            "{}: the twin is a cache hit",
+            key.alg()
+        );
+        assert_eq!(v.cached_tokens(), 1, "{}", key.alg());
+
+        // Refused alike: expired, signature over other claims, revoked.
+        let expired = key.sign(&set(claims(), "exp", json!(NOW - 60)));
+        let (h, sig) = (t.split('.').next().unwrap(), t.rsplit('.').next().unwrap());
+        let admin = set(claims(), "sub", json!("admin")).to_string();
+        let forged = format!("{h}.{}.{sig}", b64(admin.as_bytes()));
+        for (bad, want) in [
+            (expired, Reason::Expired),
+            (forged, Reason::SignatureInvalid),
+        ] {
+            assert_eq!(reason(v, &bad).await, want);
+            assert_eq!(reason(v, &twin(&bad)).await, want);
+        }
+        v.revocations().add(Revocation::TokenId("j-1".into()));
+        assert_eq!(reason(v, &t).await, Reason::RevokedToken);
+        assert_eq!(reason(v, &other).await, Reason::RevokedToken);
+        assert_eq!(v.cached_tokens(), 1, "{}", key.alg());
+    }
 }
 
 #[tokio::test]

@@ -311,6 +311,7 @@ async fn principal_from_claims() {
     assert_eq!(p.kind, PrincipalKind::Human);
     assert_eq!(p.token_id.as_deref(), Some("j-1"));
     assert_eq!((p.expires_at, p.issued_at), (NOW + 600, Some(NOW)));
+    assert_eq!(p.valid_until, NOW + 600 + 30, "exp plus the default leeway");
     let chain: Vec<_> = p
         .delegation
         .iter()
@@ -359,6 +360,58 @@ async fn leeway_and_kid_less_tokens() {
         &set(claims(), "jti", json!("k2")).to_string(),
     );
     assert!(f.v.validate_at(&t, NOW).await.is_ok());
+}
+
+#[tokio::test]
+async fn authority_ends_at_exp_plus_the_issuers_leeway() {
+    let f = fixture();
+    let mut short = IssuerSettings::new(ISS, vec!["portcullis".into()]);
+    short.keys = KeySource::Static(jwks(&[&f.rsa]));
+    short.leeway = std::time::Duration::from_secs(3);
+    let short = Validator::new(IdentitySettings {
+        issuers: vec![short],
+        ..Default::default()
+    })
+    .unwrap();
+    let t = f.rsa.sign(&set(claims(), "exp", json!(NOW + 10)));
+    for (v, leeway) in [(&f.v, 30), (&short, 3)] {
+        let p = v.validate_at(&t, NOW).await.unwrap();
+        assert_eq!((p.expires_at, p.valid_until), (NOW + 10, NOW + 10 + leeway));
+        // Accepted up to `valid_until` and refused from it: the instant a door that holds a
+        // session open ends it.
+        assert!(v.validate_at(&t, p.valid_until - 1).await.is_ok());
+        let r = v.validate_at(&t, p.valid_until).await.unwrap_err();
+        assert_eq!(r.reason, Reason::Expired);
+    }
+}
+
+#[tokio::test]
+async fn whitespace_at_the_ends_is_dropped_and_inside_is_malformed() {
+    let f = fixture();
+    let t = f.rsa.sign(&claims());
+    let p = f.v.validate_at(&t, NOW).await.unwrap();
+    for padded in [
+        format!(" {t}"),
+        format!("{t}\n"),
+        format!("\t{t} \r\n"),
+        format!("{t}\x0c"),
+    ] {
+        let q = f.v.validate_at(&padded, NOW).await.unwrap();
+        assert!(Arc::ptr_eq(&p, &q), "{padded:?} is the same token");
+    }
+    let (head, tail) = t.split_at(t.len() / 2);
+    for bad in [
+        format!("{head} {tail}"),
+        format!("{head}\n{tail}"),
+        // Only ASCII whitespace is dropped.
+        format!("\u{a0}{t}"),
+        " \r\n".to_owned(),
+    ] {
+        assert_eq!(reason(&f.v, &bad).await, Reason::TokenMalformed, "{bad:?}");
+    }
+    // The size limit applies to the input as given, whitespace included.
+    let padded = format!("{t}{}", " ".repeat(4097 - t.len()));
+    assert_eq!(reason(&f.v, &padded).await, Reason::TokenTooLarge);
 }
 
 #[tokio::test]

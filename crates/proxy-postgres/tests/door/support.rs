@@ -94,8 +94,11 @@ pub async fn start_full(tune: impl FnOnce(&mut PgDoorSettings), target: PgTarget
         .await
         .unwrap();
     let dev = DevIssuer::load_or_create(dir.path(), "http://127.0.0.1:1/dev").unwrap();
+    let mut issuer = dev.issuer_settings(vec![AUDIENCE.into()]);
+    // A session lives until `exp` plus the leeway: short, so that expiry tests stay fast.
+    issuer.leeway = Duration::from_secs(1);
     let validator = Validator::new(IdentitySettings {
-        issuers: vec![dev.issuer_settings(vec![AUDIENCE.into()])],
+        issuers: vec![issuer],
         static_groups: Vec::new(),
         max_token_bytes: 16 * 1024,
         cache_capacity: 1000,
