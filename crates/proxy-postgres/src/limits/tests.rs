@@ -14,6 +14,7 @@ use crate::respond;
 fn principal(issuer: &str, subject: &str) -> Principal {
     serde_json::from_value(serde_json::json!({
         "subject": subject, "issuer": issuer, "groups": [], "kind": "machine", "expires_at": 0,
+        "valid_until": 0,
     }))
     .unwrap()
 }
