@@ -32,7 +32,11 @@ async fn end(gw: &support::Gateway, c: tokio_postgres::Client, closed_before: us
 #[tokio::test]
 async fn a_reused_connection_keeps_nothing_of_the_last_session() {
     let gw = support::start().await;
-    let a = gw.client().await;
+    // An advisory lock is a side effect (sql.admin), which only "dbas" may take.
+    let a = gw
+        .connect("test", &gw.token(&["agents", "dbas"]))
+        .await
+        .unwrap();
     let pid = backend_pid(&a).await;
     a.batch_execute(
         "CREATE TEMP TABLE pool_leftover (x int); \
@@ -96,7 +100,11 @@ async fn a_reused_connection_keeps_nothing_of_the_last_session() {
 #[tokio::test]
 async fn a_session_that_ends_inside_a_transaction_is_not_reused() {
     let gw = support::start().await;
-    let a = gw.client().await;
+    // An advisory lock is a side effect (sql.admin), which only "dbas" may take.
+    let a = gw
+        .connect("test", &gw.token(&["agents", "dbas"]))
+        .await
+        .unwrap();
     let pid = backend_pid(&a).await;
     a.batch_execute("BEGIN; SELECT 1").await.unwrap();
     end(&gw, a, 0).await;

@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 pub const AUDIENCE: &str = "portcullis";
 
-/// Agents may connect, read, write with WHERE, use transactions, settings and DDL; the
-/// quickstart's forbids for unbounded writes and unparsed SQL apply.
+/// Agents may connect, read, write with WHERE, use transactions, settings and DDL, and
+/// "dbas" may also run `sql.admin`; the quickstart's forbids for unbounded writes and
+/// unparsed SQL apply.
 pub const POLICY: &str = r#"
 @id("agents-connect")
 permit (principal in Group::"agents", action == Action::"connect", resource is Connection);
@@ -28,6 +29,10 @@ permit (principal in Group::"agents",
         action in [Action::"sql.read", Action::"sql.write", Action::"sql.transaction",
                    Action::"sql.session", Action::"sql.ddl"],
         resource is Connection);
+
+// Locks, sequences and other side effects are sql.admin: the group "dbas" may run them.
+@id("dbas-admin")
+permit (principal in Group::"dbas", action == Action::"sql.admin", resource is Connection);
 
 @id("no-unbounded-writes")
 @reason("UPDATE or DELETE without a WHERE clause would change every row of the table")
