@@ -10,6 +10,7 @@ use crate::model::{Classification, SettingChange, Statement};
 use crate::options::Options;
 use crate::pg;
 use crate::restrict;
+use crate::system::{self, SystemTarget};
 use crate::walk::{Facts, walk};
 
 /// Classifies `sql`; see the crate documentation for the rules.
@@ -63,6 +64,7 @@ fn build(
 ) -> Statement {
     let head = head(node);
     facts.functions = functions(&facts, opts);
+    facts.system_write = facts.system_write.max(system::truncated_or_copied(node));
     let action = action(&head, &facts, opts);
     let has_where = has_where(action, node, &head, &facts);
     let client_encoding = client_encoding(&head, &facts);
@@ -104,28 +106,38 @@ fn functions(facts: &Facts, opts: &Options) -> Vec<String> {
     functions
 }
 
-/// The top-level statement's effect on `client_encoding` followed by its `set_config` calls;
-/// plain EXPLAIN runs nothing.
+/// The top-level statement's effect on `client_encoding` followed by its `set_config` calls
+/// (a write to `pg_settings` is such a call, on a setting the text does not tell); plain
+/// EXPLAIN runs nothing.
 fn client_encoding(head: &Head, facts: &Facts) -> Option<SettingChange> {
     if head.action == Action::Explain {
         return None;
     }
-    match (head.client_encoding.clone(), facts.client_encoding.clone()) {
+    let previous = match (head.client_encoding.clone(), facts.client_encoding.clone()) {
         (previous, Some(calls)) => Some(SettingChange::then(previous, calls)),
         (previous, None) => previous,
+    };
+    if facts.system_write == Some(SystemTarget::Settings) {
+        Some(SettingChange::then(previous, SettingChange::Unknown))
+    } else {
+        previous
     }
 }
 
-/// The statement's action: a side-effecting call anywhere wins; then nested writes raise a
-/// read or a weaker write to the strongest write; EXPLAIN without ANALYZE runs nothing.
+/// The statement's action: a side-effecting call or a write to a system relation
+/// ([`system`]) anywhere wins; then nested writes raise a read or a weaker write to the
+/// strongest write; EXPLAIN without ANALYZE runs nothing.
 fn action(head: &Head, facts: &Facts, opts: &Options) -> Action {
     use Action as A;
-    if facts
-        .functions
-        .iter()
-        .any(|function| opts.is_side_effect(function))
-    {
+    let settings = settings_only(head, facts);
+    let side_effect = facts.functions.iter().any(|function| {
+        opts.is_side_effect(function) && !(settings.is_some() && is_set_config(function))
+    });
+    if side_effect || facts.system_write.is_some() {
         return A::Admin;
+    }
+    if let Some(action) = settings {
+        return action;
     }
     let strongest = facts.writes.iter().copied().max();
     let reads_or_writes = matches!(
@@ -144,6 +156,42 @@ fn action(head: &Head, facts: &Facts, opts: &Options) -> Action {
         (A::Select | A::CopyTo, None, true) => A::Ddl,
         (action, None, _) => action,
     }
+}
+
+/// A SELECT that reads no relation and whose only side effects are `set_config` calls with
+/// a constant setting and value (`SELECT set_config('jit', 'off', false)`, as asyncpg sends
+/// around its type introspection) is the `SET` those calls spell: `sql.session`, or
+/// `sql.admin` for the settings a SET of them would make `sql.admin` (role, read-only mode,
+/// `standard_conforming_strings` off). Anything else with `set_config` in it stays
+/// `sql.admin` (a computed name or value, or a read of tables next to it, which a policy on
+/// reads must see).
+fn settings_only(head: &Head, facts: &Facts) -> Option<Action> {
+    let constant: Option<Vec<&(String, String)>> =
+        facts.settings.iter().map(Option::as_ref).collect();
+    let constant = constant.filter(|c| !c.is_empty())?;
+    let plain_select = head.action == Action::Select
+        && facts.tables.is_empty()
+        && facts.writes.is_empty()
+        && !facts.into
+        && !facts.execute;
+    if !plain_select {
+        return None;
+    }
+    let admin = constant
+        .iter()
+        .any(|(name, value)| crate::session::set_config(name, value) == Action::Admin);
+    Some(if admin {
+        Action::Admin
+    } else {
+        Action::Session
+    })
+}
+
+fn is_set_config(function: &str) -> bool {
+    function
+        .rsplit('.')
+        .next()
+        .is_some_and(|bare| bare == "set_config")
 }
 
 /// For UPDATE/DELETE: every UPDATE/DELETE in the tree (upserts included) has a WHERE that

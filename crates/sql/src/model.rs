@@ -26,6 +26,12 @@ pub struct Statement {
     /// "Bounded writes"): `WHERE true`, `WHERE id = id`, `WHERE id IS NOT NULL`,
     /// `WHERE true OR id = 1` or a join condition alone do not count, and neither does a
     /// WHERE whose meaning the text cannot settle (fail closed); `WHERE CURRENT OF c` does.
+    /// Inside an OR only positive restrictions count (`id = 1 OR id <> 1` and `id < 5 OR
+    /// id > 5` do not, `a = 1 OR b = 2` does); IN, ANY/ALL and patterns must test the column
+    /// side against values (`1 IN (1, id)` does not count); orders and other non-equalities
+    /// need a bare column (`greatest(id, 0) >= 0` does not count); `IN (subquery)` is a join
+    /// with the subquery's relations, bounded only when those are restricted
+    /// (`customer_id IN (SELECT id FROM customers)` does not count).
     /// `TRUNCATE` has none. For other statements (SELECT, INSERT, MERGE, EXPLAIN, ...): the
     /// top-level statement has a WHERE clause at all, as written.
     pub has_where: bool,
@@ -50,8 +56,9 @@ pub struct Statement {
     /// `SET [SESSION|LOCAL] client_encoding`, `SET NAMES` and `set_config('client_encoding',
     /// 'x', ...)` give the value as written (encoding names are the door's to normalise);
     /// `RESET client_encoding`, `RESET ALL` and `DISCARD ALL` give `Default`; a `set_config`
-    /// whose setting name or value is not a string constant, `DO`, `CALL` and `EXECUTE` (code
-    /// that may run `SET`) give `Unknown`, and so does input that could not be parsed. With
+    /// whose setting name or value is not a string constant, a write to `pg_settings` (whose
+    /// rules call `set_config`), `DO`, `CALL` and `EXECUTE` (code that may run `SET`) give
+    /// `Unknown`, and so does input that could not be parsed. With
     /// several effects the last one counts, but `Unknown` wins over all. Plain `EXPLAIN` runs
     /// nothing, so it has none; `PREPARE` and `DECLARE` carry what their query does when it
     /// runs, as they carry its action. Functions and triggers that run `SET` themselves need

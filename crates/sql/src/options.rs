@@ -45,9 +45,9 @@ impl Options {
 /// sequence advanced (`nextval`), no lock that blocks other sessions (advisory locks), no
 /// signal to another backend, no file read or written on the server, no remote connection,
 /// no setting changed. Functions that run a query given as text (`query_to_xml`, `ts_stat`,
-/// ...) are in because the gateway cannot see the tables or calls of that text.
-/// `txid_current`/`pg_current_xact_id` (which assign a transaction id) and `pg_sleep` are
-/// left out: they change nothing another session can see.
+/// tablefunc's `crosstab` and `connectby`, ...) are in because the gateway cannot see the
+/// tables or calls of that text. `txid_current`/`pg_current_xact_id` (which assign a
+/// transaction id) and `pg_sleep` are left out: they change nothing another session can see.
 pub const DEFAULT_SIDE_EFFECT_FUNCTIONS: &[&str] = &[
     // Other backends and the server process.
     "pg_terminate_backend",
@@ -108,6 +108,11 @@ pub const DEFAULT_SIDE_EFFECT_FUNCTIONS: &[&str] = &[
     "database_to_xml*",
     "ts_stat",
     "ts_rewrite",
+    // The tablefunc extension runs its text arguments as queries: `crosstab` in every arity
+    // (`crosstab2`, `crosstab3`, `crosstab4`, `crosstab_hash`, and those a later release or a
+    // user wrapper adds under the same prefix) and `connectby`.
+    "crosstab*",
+    "connectby",
     // Index and storage maintenance that writes outside the statement's rows
     // (pg_visibility's and pg_surgery's too).
     "brin_summarize_*",

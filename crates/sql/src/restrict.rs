@@ -7,15 +7,18 @@
 //! finds as many as the serde walk saw, so a write the analysis misses counts as unbounded.
 //! Each WHERE is then read by [`filter`] (AND/OR/NOT, tests, subqueries) and [`atom`]
 //! (comparisons), over the relations of [`scope`], with [`side`] reading each side of a
-//! comparison, [`pattern`] judging LIKE and regular expressions, and [`cover`] catching
-//! disjunctions of complementary conditions.
+//! comparison, [`node`] single nodes, [`pattern`] judging LIKE and regular expressions, and
+//! [`cover`] catching positive conditions that cover both values of a boolean.
 
 mod atom;
 mod cover;
 mod filter;
+mod node;
 mod pattern;
 mod scope;
 mod side;
+
+use std::collections::BTreeSet;
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::{
@@ -62,8 +65,10 @@ struct Write<'a> {
 
 #[derive(Default)]
 struct Finder<'a> {
-    /// The CTEs of the WITH clauses around the node being visited.
-    ctes: Vec<&'a CommonTableExpr>,
+    /// The CTEs of the WITH clauses around the node being visited, each with whether its
+    /// name is visible there: to the CTEs after it in its WITH (to all of them under
+    /// RECURSIVE) and to the query body.
+    ctes: Vec<(&'a CommonTableExpr, bool)>,
     found: Vec<bool>,
 }
 
@@ -153,26 +158,39 @@ impl<'a> Finder<'a> {
                 _ => None,
             })
             .collect();
-        self.ctes.extend(ctes.iter().copied());
-        for cte in ctes {
+        let recursive = with.is_some_and(|with| with.recursive);
+        self.ctes.extend(ctes.iter().map(|cte| (*cte, recursive)));
+        for (i, cte) in ctes.iter().enumerate() {
             self.node(cte.ctequery.as_deref());
+            if let Some(entry) = self.ctes.get_mut(mark + i) {
+                entry.1 = true;
+            }
         }
         mark
     }
 
     fn judge(&mut self, write: &Write<'_>) {
+        let restricted = self.restricted_ctes();
         let bounded = write
             .target
-            .is_some_and(|target| self.bounded(target, write));
+            .is_some_and(|target| self.bounded(target, write, restricted));
         self.found.push(bounded);
     }
 
-    fn bounded(&self, relation: &RangeVar, write: &Write<'_>) -> bool {
+    /// Whether the write's WHERE bounds its target, with `restricted` the names of the CTEs
+    /// that restrict what they are linked to.
+    fn bounded(
+        &self,
+        relation: &RangeVar,
+        write: &Write<'_>,
+        restricted: BTreeSet<String>,
+    ) -> bool {
         let Some(condition) = write.filter else {
             return false;
         };
         let target = self.target(relation);
         let mut scopes = Scopes::new(relation, write.upsert);
+        scopes.set_restricted_ctes(restricted);
         let mut quals = Vec::new();
         for item in write.others {
             scopes.add_from_item(item, &mut quals);
@@ -181,6 +199,7 @@ impl<'a> Finder<'a> {
             scopes,
             target: &target,
             upsert: write.upsert,
+            positive: false,
         };
         let mut bound = Bound::default();
         quals.push(condition);
@@ -190,7 +209,56 @@ impl<'a> Finder<'a> {
         bound.closure(filter.scopes.preset()).contains(&TARGET)
     }
 
-    /// The target and the visible CTEs that read it, directly or through one another.
+    /// The names of the visible CTEs whose rows are a restricted subset of one relation's
+    /// (`WITH x AS (SELECT id FROM customers WHERE email = $1)`) or a list of constants: in
+    /// FROM, such a CTE restricts what it is linked to. Of two CTEs of one name, the
+    /// innermost hides the other.
+    fn restricted_ctes(&self) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut restricted = BTreeSet::new();
+        let visible = self.ctes.iter().rev().filter(|(_, visible)| *visible);
+        for (cte, _) in visible {
+            if seen.insert(cte.ctename.as_str()) && self.restricts_its_rows(cte) {
+                restricted.insert(cte.ctename.clone());
+            }
+        }
+        restricted
+    }
+
+    /// A CTE body that is `VALUES` of constants, or a plain SELECT (see [`filter::mergeable`])
+    /// over one relation whose WHERE bounds it as it would bound a write to it. CTEs read
+    /// inside the body count as unrestricted there, since which ones it sees differs.
+    fn restricts_its_rows(&self, cte: &CommonTableExpr) -> bool {
+        let Some(body) = cte.ctequery.as_deref() else {
+            return false;
+        };
+        if scope::is_constant_values(body) {
+            return true;
+        }
+        let Some(NodeEnum::SelectStmt(select)) = body.node.as_ref() else {
+            return false;
+        };
+        let Some(NodeEnum::RangeVar(relation)) = select
+            .from_clause
+            .first()
+            .filter(|_| select.from_clause.len() == 1)
+            .and_then(|item| item.node.as_ref())
+        else {
+            return false;
+        };
+        let read = Write {
+            target: Some(relation),
+            others: &[],
+            filter: select.where_clause.as_deref(),
+            upsert: false,
+        };
+        filter::mergeable(select)
+            && select.into_clause.is_none()
+            && self.bounded(relation, &read, BTreeSet::new())
+    }
+
+    /// The target and the CTEs that read it, directly or through one another. Every CTE
+    /// around the write counts, visible or not (fail closed).
     fn target(&self, relation: &RangeVar) -> Target {
         let mut target = Target {
             schema: relation.schemaname.clone(),
@@ -201,6 +269,7 @@ impl<'a> Finder<'a> {
             let reading: Vec<String> = self
                 .ctes
                 .iter()
+                .map(|(cte, _)| cte)
                 .filter(|cte| !target.ctes.contains(&cte.ctename))
                 .filter(|cte| side::reads(cte.ctequery.as_deref(), relation, &target))
                 .map(|cte| cte.ctename.clone())

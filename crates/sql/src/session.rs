@@ -100,6 +100,19 @@ pub(crate) fn discard_all(stmt: &DiscardStmt) -> bool {
     DiscardMode::try_from(stmt.target) == Ok(DiscardMode::DiscardAll)
 }
 
+/// `set_config('name', 'value', is_local)` with both constant is `SET [LOCAL] name = value`:
+/// the same action as that SET would have.
+pub(crate) fn set_config(name: &str, value: &str) -> Action {
+    let name = name.to_ascii_lowercase();
+    if GUARDED_SETTINGS.contains(&name.as_str()) {
+        return Action::Admin;
+    }
+    if STAY_ON_SETTINGS.contains(&name.as_str()) && parse_bool(value) != Some(true) {
+        return Action::Admin;
+    }
+    Action::Session
+}
+
 /// DISCARD ALL runs RESET ALL (see [`set`]); the other forms only drop caches and temp tables.
 pub(crate) fn discard(stmt: &DiscardStmt) -> Action {
     match DiscardMode::try_from(stmt.target) {
@@ -149,7 +162,7 @@ fn int_bool(value: i32) -> Option<bool> {
 
 /// PostgreSQL's `parse_bool_with_len`: prefixes of true/false/yes/no, but "on" and "off"
 /// only in full, since "o" and "of" are ambiguous there.
-fn parse_bool(text: &str) -> Option<bool> {
+pub(crate) fn parse_bool(text: &str) -> Option<bool> {
     let lower = text.to_ascii_lowercase();
     let is_prefix_of = |word: &str| !lower.is_empty() && word.starts_with(lower.as_str());
     if is_prefix_of("true") || is_prefix_of("yes") || lower == "1" || lower == "on" {

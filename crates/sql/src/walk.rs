@@ -19,6 +19,7 @@ use pg_query::protobuf::OnConflictAction;
 
 use crate::action::WriteKind;
 use crate::model::SettingChange;
+use crate::system::{SystemTarget, system_target};
 use crate::visit::{Hooks, VisitError, visit};
 use calls::Calls;
 use scope::Scopes;
@@ -42,6 +43,11 @@ pub(crate) struct Facts {
     pub execute: bool,
     /// What the `set_config` calls in the tree do to `client_encoding`.
     pub client_encoding: Option<SettingChange>,
+    /// Every `set_config` call's setting and value, when both are string constants.
+    pub settings: Vec<Option<(String, String)>>,
+    /// The strongest system relation an INSERT/UPDATE/DELETE/MERGE in the tree writes
+    /// ([`crate::system`]).
+    pub system_write: Option<SystemTarget>,
 }
 
 /// Walks `node` (a top-level statement) and returns its facts.
@@ -50,7 +56,7 @@ pub(crate) fn walk(node: &impl Serialize) -> Result<Facts, VisitError> {
 }
 
 /// One struct being serialized: its type name, the field being visited, and a per-kind slot
-/// (CTE counter, name parts of a ColumnRef, or whether a RangeVar is a DML target).
+/// (CTE counter, name parts of a ColumnRef, or what a RangeVar is: see [`RangeVarRole`]).
 #[derive(Debug)]
 struct Frame {
     name: &'static str,
@@ -72,6 +78,18 @@ pub(crate) struct Walker {
     range_var: RangeVarParts,
     calls: Calls,
     facts: Facts,
+}
+
+/// What a RangeVar names, kept in its frame's slot.
+struct RangeVarRole;
+
+impl RangeVarRole {
+    /// A relation read (or a CTE name).
+    const READ: usize = 0;
+    /// The target of INSERT/UPDATE/DELETE/MERGE.
+    const WRITTEN: usize = 1;
+    /// The new table of SELECT INTO.
+    const CREATED: usize = 2;
 }
 
 const QUERY_STATEMENTS: &[&str] = &[
@@ -130,7 +148,7 @@ impl Hooks for Walker {
         match frame.name {
             name if QUERY_STATEMENTS.contains(&name) => self.scopes.exit(),
             "CommonTableExpr" => self.scopes.exit_cte(),
-            "RangeVar" => self.finish_range_var(frame.slot == 1),
+            "RangeVar" => self.finish_range_var(frame.slot),
             "FuncCall" => self.calls.end_call(),
             _ => {}
         }
@@ -260,26 +278,31 @@ impl Walker {
         self.range_var.catalog.clear();
         self.range_var.schema.clear();
         self.range_var.relation.clear();
-        let target = matches!(
-            self.frames.last(),
+        match self.frames.last() {
             Some(Frame {
                 name: "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt",
                 field: "relation",
                 ..
-            }) | Some(Frame {
+            }) => RangeVarRole::WRITTEN,
+            Some(Frame {
                 name: "IntoClause",
                 field: "rel",
                 ..
-            })
-        );
-        usize::from(target)
+            }) => RangeVarRole::CREATED,
+            _ => RangeVarRole::READ,
+        }
     }
 
-    fn finish_range_var(&mut self, target: bool) {
+    fn finish_range_var(&mut self, role: usize) {
         let parts = &self.range_var;
         if parts.relation.is_empty() {
             return;
         }
+        if role == RangeVarRole::WRITTEN {
+            let system = system_target(&parts.schema, &parts.relation);
+            self.facts.system_write = self.facts.system_write.max(system);
+        }
+        let target = role != RangeVarRole::READ;
         if parts.schema.is_empty() && parts.catalog.is_empty() {
             if !target && !self.scopes.is_empty() {
                 self.scopes.reference(parts.relation.clone());
@@ -306,6 +329,7 @@ impl Walker {
         facts.fields.sort_unstable();
         facts.fields.dedup();
         facts.client_encoding = self.calls.client_encoding;
+        facts.settings = self.calls.settings;
         facts.tables.extend(self.scopes.into_tables());
         facts.tables.sort_unstable();
         facts.tables.dedup();

@@ -1,17 +1,30 @@
 //! Comparisons: what one predicate atom restricts.
 //!
 //! An atom restricts a relation when it compares an expression over that relation's columns
-//! with a value that depends on no column (a constant, a parameter, an independent
-//! subquery), or two disjoint sets of its columns (`a = b`). Overlapping sides (`id = id`,
+//! with a value that depends on no column (a constant, a parameter, an independent scalar
+//! subquery), or two disjoint sets of its columns (`a = b`). `IN (subquery)` is a join
+//! instead ([`Filter::merged`]). Overlapping sides (`id = id`,
 //! `coalesce(id, 0) = coalesce(id, 0)`) restrict nothing; an atom over columns of two
 //! relations links them (a join condition).
+//!
+//! Equality in effect (once NOT is pushed down) may compare an expression of the columns
+//! (`lower(email) = 'x'`). The other comparisons are open-ended or negative: each operand
+//! that reads columns must be a bare column, since all of an expression's values may lie on
+//! one side of the constant (`greatest(id, 0) >= 0`, `abs(id) <> -1`), and they restrict
+//! nothing inside an OR ([`Filter::positive`]). IN, `op ANY|ALL` and patterns test their
+//! left operand against values: a column among the values restricts nothing (`1 IN (1,
+//! id)` holds for every row).
 
 use std::collections::BTreeSet;
 
 use pg_query::NodeEnum;
-use pg_query::protobuf::{AExpr, AExprKind, ColumnRef, SubLink, SubLinkType};
+use pg_query::protobuf::{AExpr, AExprKind, SubLink, SubLinkType};
 
 use super::filter::{Bound, Filter};
+use super::node::{
+    is_literal, is_not_equal, is_null, is_param, is_value, items, literal_array, negate, operator,
+    ordered_bounds, plain_column, similar_pattern, string_constant, unwrapped,
+};
 use super::pattern::{self, Pattern};
 use super::scope::{Owner, RelId, WHOLE_ROW};
 use super::side::{Side, side};
@@ -39,19 +52,11 @@ impl Filter<'_> {
                 Some(pattern) => self.pattern(left, pattern, op, Some(Pattern::Similar), negated),
                 None => Bound::default(),
             },
-            // Comparisons, IN lists (whose list is never empty) and BETWEEN SYMMETRIC
-            // restrict in either polarity: `NOT (a = 1)` is `a <> 1`.
-            K::AexprOp | K::AexprIn | K::AexprBetweenSym | K::AexprNotBetweenSym => {
-                self.compare_nodes(left, right)
-            }
-            // `x NOT BETWEEN a AND b` is `x < a OR x > b`: every value when a > b.
-            K::AexprBetween | K::AexprNotBetween => {
-                let outside = (kind == K::AexprNotBetween) != negated;
-                if outside && !ordered_bounds(right) {
-                    Bound::default()
-                } else {
-                    self.compare_nodes(left, right)
-                }
+            K::AexprOp => self.comparison(left, right, op, negated),
+            // `IN` is `= ANY` over its list (never empty), `NOT IN` is `<> ALL`.
+            K::AexprIn => self.against_values(left, right, (op == "=") != negated),
+            K::AexprBetween | K::AexprNotBetween | K::AexprBetweenSym | K::AexprNotBetweenSym => {
+                self.between(left, right, kind, negated)
             }
             K::AexprOpAny | K::AexprOpAll => {
                 self.quantified(left, right, op, kind == K::AexprOpAll, negated)
@@ -63,9 +68,50 @@ impl Filter<'_> {
         }
     }
 
+    /// `a op b`: equality in effect restricts through expressions, `<>` and the orders only
+    /// as open atoms ([`Filter::open`]). Other operators (`@>`, `&&`, ...) restrict as
+    /// written, in either polarity, but not inside an OR.
+    fn comparison(
+        &mut self,
+        left: &pg_query::Node,
+        right: &pg_query::Node,
+        op: &str,
+        negated: bool,
+    ) -> Bound {
+        let effective = match (negate(op), negated) {
+            (None, _) if self.positive => return Bound::default(),
+            (None, _) => return self.compare_nodes(left, right),
+            (Some(opposite), true) => opposite,
+            (Some(_), false) => op,
+        };
+        if effective == "=" || self.open(&[left, right]) {
+            self.compare_nodes(left, right)
+        } else {
+            Bound::default()
+        }
+    }
+
+    /// Whether an open-ended or negative atom over `operands` may restrict: outside an OR,
+    /// with bare operands ([`Filter::bare`]).
+    fn open(&self, operands: &[&pg_query::Node]) -> bool {
+        !self.positive && self.bare(operands)
+    }
+
+    /// Whether every operand (every bound of a BETWEEN) that reads columns is a bare column
+    /// (through casts).
+    fn bare(&self, operands: &[&pg_query::Node]) -> bool {
+        let bare = |node: &pg_query::Node| {
+            plain_column(node.node.as_ref()).is_some() || self.side_of(node).columns.is_empty()
+        };
+        operands
+            .iter()
+            .all(|operand| items(operand).iter().all(bare))
+    }
+
     /// `x LIKE 'a%'`, `x ~ '^a'`, `x SIMILAR TO 'a%'`: a restriction unless the pattern,
     /// when rows that match it pass, matches everything (`'%'`, `'.*'`), or is an expression
-    /// whose value the text does not give (`'%' || ''`). A parameter counts as a value.
+    /// whose value the text does not give (`'%' || ''`). A parameter counts as a value. The
+    /// negated forms (`NOT LIKE`) are open atoms.
     fn pattern(
         &mut self,
         left: &pg_query::Node,
@@ -75,6 +121,9 @@ impl Filter<'_> {
         negated: bool,
     ) -> Bound {
         let matching = op.starts_with('!') == negated;
+        if !matching && !self.open(&[left]) {
+            return Bound::default();
+        }
         match (kind, string_constant(pattern)) {
             (Some(kind), Some(text)) if matching && !pattern::restricts(kind, text) => {
                 Bound::default()
@@ -85,10 +134,52 @@ impl Filter<'_> {
         }
     }
 
+    /// `tested IN (values)`, `tested op ANY|ALL (values)`: the tested side must read columns
+    /// and the values none, or the atom may hold whatever the columns (`1 IN (1, id)`, `1 =
+    /// ANY (ARRAY[1, id])`). Unless `equal`, it is an open atom.
+    fn against_values(
+        &mut self,
+        tested: &pg_query::Node,
+        values: &pg_query::Node,
+        equal: bool,
+    ) -> Bound {
+        if !equal && !self.open(&[tested]) {
+            return Bound::default();
+        }
+        let (tested, values) = (self.side_of(tested), self.side_of(values));
+        if tested.columns.is_empty() || !values.columns.is_empty() {
+            return Bound::default();
+        }
+        self.compare(&tested, &values)
+    }
+
+    /// BETWEEN is an order, so an open atom: `x NOT BETWEEN a AND b` is `x < a OR x > b`,
+    /// which holds for every value when a > b (known only for ordered number bounds). Inside
+    /// an OR, `BETWEEN` two values is positive (a closed interval); the negated forms are not.
+    fn between(
+        &mut self,
+        left: &pg_query::Node,
+        right: &pg_query::Node,
+        kind: AExprKind,
+        negated: bool,
+    ) -> Bound {
+        use AExprKind as K;
+        let symmetric = matches!(kind, K::AexprBetweenSym | K::AexprNotBetweenSym);
+        let outside = matches!(kind, K::AexprNotBetween | K::AexprNotBetweenSym) != negated;
+        let closed = !outside && items(right).iter().all(is_value);
+        let reversed = outside && !symmetric && !ordered_bounds(right);
+        if !self.bare(&[left, right]) || (self.positive && !closed) || reversed {
+            return Bound::default();
+        }
+        self.compare_nodes(left, right)
+    }
+
     /// `x op ANY (array)` / `x op ALL (array)`. Negation swaps the quantifier and the
     /// operator. ALL over an empty array is true for every row, so it restricts only over
-    /// a literal array with elements; `x <> ANY (array)` is true for every row as soon as the
-    /// array has two distinct values, so it restricts nothing.
+    /// a written array with elements; `x <> ANY (array)` is true for every row as soon as the
+    /// array has two distinct values, and a pattern may match every string, so they restrict
+    /// nothing. `= ANY (ARRAY(SELECT ...))` is `IN (SELECT ...)`; any other array a subquery
+    /// computes may hold every row's value, so it restricts nothing.
     fn quantified(
         &mut self,
         left: &pg_query::Node,
@@ -99,24 +190,35 @@ impl Filter<'_> {
     ) -> Bound {
         let all = all != negated;
         let op = if negated { negate(op) } else { Some(op) };
-        if all {
-            return if literal_array(right) {
-                self.compare_nodes(left, right)
-            } else {
-                Bound::default()
-            };
+        let Some(op) = op.filter(|op| !PATTERN_OPERATORS.contains(op)) else {
+            return Bound::default();
+        };
+        if let Some(NodeEnum::SubLink(link)) = unwrapped(right.node.as_ref())
+            && link.sub_link_type == SubLinkType::ArraySublink as i32
+            && op == "="
+            && !all
+        {
+            return self.merged(link, Some(left));
         }
-        match op {
-            Some(op) if is_not_equal(op) || PATTERN_OPERATORS.contains(&op) => Bound::default(),
-            Some(_) => self.compare_nodes(left, right),
-            None => Bound::default(),
+        let usable = if all {
+            literal_array(right)
+        } else {
+            !is_not_equal(op)
+        };
+        if !usable || self.side_of(right).subquery {
+            return Bound::default();
         }
+        self.against_values(left, right, op == "=")
     }
 
     /// `a IS [NOT] DISTINCT FROM b` treats NULL as a value: against NULL it is a null test,
     /// and against a value that may be NULL at run time (a parameter, a subquery) `IS
-    /// DISTINCT FROM` may be `IS NOT NULL`, which keeps every row.
+    /// DISTINCT FROM` may be `IS NOT NULL`, which keeps every row. `IS DISTINCT FROM` is an
+    /// open atom, `IS NOT DISTINCT FROM` an equality.
     fn distinct(&mut self, left: &pg_query::Node, right: &pg_query::Node, distinct: bool) -> Bound {
+        if distinct && !self.open(&[left, right]) {
+            return Bound::default();
+        }
         let null_other = match (is_null(left), is_null(right)) {
             (true, true) => return Bound::default(),
             (true, false) => Some(right),
@@ -145,10 +247,12 @@ impl Filter<'_> {
         self.compare(&l, &r)
     }
 
-    /// `x IN (SELECT ...)`, `x op ANY|ALL (SELECT ...)`. A subquery that neither depends on
-    /// the tested row nor reads the target is a set of values: `= ANY` restricts like IN. One
-    /// that does is read as a join (see [`Filter::merged`]). ALL may face an empty set (true
-    /// for every row), so it restricts nothing; nor does `<> ANY`.
+    /// `x IN (SELECT ...)`, `x op ANY|ALL (SELECT ...)`. Only `= ANY` (IN) restricts, read as
+    /// a join with the subquery's relations ([`Filter::merged`]), as the same semi-join
+    /// written with EXISTS is: a subquery over another table may hold every row's partner
+    /// (`customer_id IN (SELECT id FROM customers)`). ALL may face an empty set (true for
+    /// every row), `<> ANY` two values, and the orders compare with a set the text does not
+    /// give, so they restrict nothing.
     pub(super) fn quantified_sublink(
         &mut self,
         link: &SubLink,
@@ -166,22 +270,13 @@ impl Filter<'_> {
         } else {
             Some(written)
         };
-        let (Some(tested), Some(subquery), false) =
-            (link.testexpr.as_deref(), link.subselect.as_deref(), all)
-        else {
-            return Bound::default();
-        };
-        let tested = self.side_of(tested);
-        let values = side(subquery, &self.scopes, self.target);
-        match op {
-            Some(op) if is_not_equal(op) || PATTERN_OPERATORS.contains(&op) => Bound::default(),
-            Some(_) if values.trusted() => self.compare(&tested, &values),
-            Some("=") => self.merged(link, Some(tested)),
+        match (link.testexpr.as_deref(), all, op) {
+            (Some(tested), false, Some("=")) => self.merged(link, Some(tested)),
             _ => Bound::default(),
         }
     }
 
-    fn side_of(&self, node: &pg_query::Node) -> Side {
+    pub(super) fn side_of(&self, node: &pg_query::Node) -> Side {
         side(node, &self.scopes, self.target)
     }
 
@@ -298,127 +393,4 @@ fn shares_inner_name(subquery: &Side, other: &Side) -> bool {
         .inner_names
         .iter()
         .any(|name| names.contains(name.as_str()))
-}
-
-fn operator(name: &[pg_query::Node]) -> &str {
-    match name.last().and_then(|part| part.node.as_ref()) {
-        Some(NodeEnum::String(part)) => part.sval.as_str(),
-        _ => "",
-    }
-}
-
-/// The operator that is true exactly when `op` is false (NULLs aside).
-fn negate(op: &str) -> Option<&'static str> {
-    Some(match op {
-        "=" => "<>",
-        "<>" | "!=" => "=",
-        "<" => ">=",
-        ">=" => "<",
-        ">" => "<=",
-        "<=" => ">",
-        _ => return None,
-    })
-}
-
-fn is_not_equal(op: &str) -> bool {
-    matches!(op, "<>" | "!=")
-}
-
-/// `SIMILAR TO p` arrives as `~ similar_to_escape(p)`; with an ESCAPE clause the pattern is
-/// not read (fail closed).
-fn similar_pattern(node: &pg_query::Node) -> Option<&pg_query::Node> {
-    match node.node.as_ref()? {
-        NodeEnum::FuncCall(call) => match call.args.as_slice() {
-            [pattern] => Some(pattern),
-            _ => None,
-        },
-        _ => Some(node),
-    }
-}
-
-/// The node under type casts and COLLATE.
-fn unwrapped(node: Option<&NodeEnum>) -> Option<&NodeEnum> {
-    match node? {
-        NodeEnum::TypeCast(cast) => unwrapped(cast.arg.as_deref()?.node.as_ref()),
-        NodeEnum::CollateClause(collate) => unwrapped(collate.arg.as_deref()?.node.as_ref()),
-        other => Some(other),
-    }
-}
-
-/// A column reference alone (through casts), not a whole row.
-pub(super) fn plain_column(node: Option<&NodeEnum>) -> Option<&ColumnRef> {
-    match unwrapped(node)? {
-        NodeEnum::ColumnRef(column)
-            if matches!(
-                column.fields.last().and_then(|f| f.node.as_ref()),
-                Some(NodeEnum::String(_))
-            ) =>
-        {
-            Some(column)
-        }
-        _ => None,
-    }
-}
-
-/// A constant or a parameter (through casts): a value fixed before the statement runs.
-pub(super) fn is_value(node: &pg_query::Node) -> bool {
-    matches!(
-        unwrapped(node.node.as_ref()),
-        Some(NodeEnum::AConst(_) | NodeEnum::ParamRef(_))
-    )
-}
-
-fn is_param(node: &pg_query::Node) -> bool {
-    matches!(unwrapped(node.node.as_ref()), Some(NodeEnum::ParamRef(_)))
-}
-
-fn is_null(node: &pg_query::Node) -> bool {
-    matches!(unwrapped(node.node.as_ref()), Some(NodeEnum::AConst(c)) if c.isnull)
-}
-
-fn is_literal(node: &pg_query::Node) -> bool {
-    matches!(unwrapped(node.node.as_ref()), Some(NodeEnum::AConst(c)) if !c.isnull)
-}
-
-fn string_constant(node: &pg_query::Node) -> Option<&str> {
-    use pg_query::protobuf::a_const::Val;
-    match unwrapped(node.node.as_ref())? {
-        NodeEnum::AConst(constant) => match constant.val.as_ref()? {
-            Val::Sval(string) => Some(string.sval.as_str()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// BETWEEN bounds that are number constants, the lower one first.
-fn ordered_bounds(bounds: &pg_query::Node) -> bool {
-    use pg_query::protobuf::a_const::Val;
-    let number = |node: &pg_query::Node| match unwrapped(node.node.as_ref()) {
-        Some(NodeEnum::AConst(constant)) => match constant.val.as_ref() {
-            Some(Val::Ival(integer)) => Some(f64::from(integer.ival)),
-            Some(Val::Fval(float)) => float.fval.parse::<f64>().ok(),
-            _ => None,
-        },
-        _ => None,
-    };
-    match bounds.node.as_ref() {
-        Some(NodeEnum::List(list)) => match list.items.as_slice() {
-            [low, high] => matches!((number(low), number(high)), (Some(l), Some(h)) if l <= h),
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-/// `ARRAY[1, 2]` or `'{1,2}'`: an array written out, with at least one element.
-fn literal_array(node: &pg_query::Node) -> bool {
-    match unwrapped(node.node.as_ref()) {
-        Some(NodeEnum::AArrayExpr(array)) => !array.elements.is_empty(),
-        Some(NodeEnum::AConst(_)) => string_constant(node).is_some_and(|text| {
-            let inner = text.trim().trim_start_matches('{').trim_end_matches('}');
-            text.trim().starts_with('{') && !inner.trim().is_empty()
-        }),
-        _ => false,
-    }
 }

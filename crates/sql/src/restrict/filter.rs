@@ -1,5 +1,10 @@
 //! The boolean structure of a WHERE: which relations a filter restricts, read through
 //! AND, OR and NOT (pushed down by De Morgan), null and boolean tests, and subqueries.
+//!
+//! Inside a disjunction only positive restrictions count ([`Filter::positive`]): whether two
+//! parts of an OR together keep every row cannot be told in general (`id = 1 OR id <> '1'`,
+//! `id + 0 = 1 OR id <> 1`), but parts that each pick rows by equality cannot, so the
+//! reading fails closed on everything else there.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,8 +15,8 @@ use pg_query::protobuf::{
 };
 
 use super::Target;
-use super::atom::plain_column;
 use super::cover;
+use super::node::plain_column;
 use super::scope::{Owner, RelId, Scopes, TARGET};
 use super::side::{Side, side};
 use crate::walk::walk;
@@ -72,6 +77,13 @@ pub(super) struct Filter<'a> {
     pub target: &'a Target,
     /// `ON CONFLICT DO UPDATE`: only comparisons with values restrict.
     pub upsert: bool,
+    /// Inside a part of an OR: only positive atoms restrict, those that pick rows by equality
+    /// (`=`, `IN` a list of values, `= ANY`, `IS NULL`, `IS TRUE|FALSE|UNKNOWN`, a bare boolean
+    /// column, `IS NOT DISTINCT FROM`, a matching pattern, `BETWEEN` two values, a merged
+    /// subquery). Negative and open-ended ones (`<>`, `NOT IN`, `<`, `>=`, `IS DISTINCT
+    /// FROM`, `NOT LIKE`, `NOT BETWEEN`, `NOT active`, `IS NOT TRUE`, other operators) may
+    /// complete another part to every row, and restrict nothing there.
+    pub positive: bool,
 }
 
 impl Filter<'_> {
@@ -99,12 +111,16 @@ impl Filter<'_> {
             }
             NodeEnum::NullTest(test) => self.null_test(test, negated),
             NodeEnum::BooleanTest(test) => self.boolean_test(test, negated),
+            // `active IN (true, false)`: both values of a boolean.
+            NodeEnum::AExpr(expr) if cover::covers_alone(expr, negated) => Bound::default(),
             NodeEnum::AExpr(expr) => self.a_expr(expr, negated),
             NodeEnum::SubLink(link) => self.sublink(link, negated),
             // The row under the cursor: one row, whatever the cursor read.
             NodeEnum::CurrentOfExpr(_) => Bound::restrict(TARGET),
-            // A boolean column, `WHERE active` or `WHERE NOT active`.
-            NodeEnum::ColumnRef(_) | NodeEnum::TypeCast(_) => self.plain(Some(node)),
+            // A boolean column, `WHERE active` or `WHERE NOT active` (negative in an OR).
+            NodeEnum::ColumnRef(_) | NodeEnum::TypeCast(_) if !(negated && self.positive) => {
+                self.plain(Some(node))
+            }
             // Constants, function calls, CASE, COALESCE, ...: nothing the text can bound.
             _ => Bound::default(),
         }
@@ -119,12 +135,15 @@ impl Filter<'_> {
         bound
     }
 
-    /// A disjunction restricts a relation only when each of its parts does, and nothing when
-    /// its parts together cover every value (`a = 1 OR a <> 1`, `active OR NOT active`).
+    /// A disjunction restricts a relation only when each of its parts does by a positive
+    /// restriction, and nothing when its parts together cover both values of a boolean
+    /// (`active OR active = false`, see [`cover`]).
     fn any(&mut self, args: &[pg_query::Node], negated: bool) -> Bound {
         if cover::covers_all(args, negated) {
             return Bound::default();
         }
+        let outer = self.positive;
+        self.positive |= args.len() > 1;
         let mut common: Option<BTreeSet<RelId>> = None;
         for arg in args {
             let restricted = self.filter(arg, negated).closure(self.scopes.preset());
@@ -133,6 +152,7 @@ impl Filter<'_> {
                 Some(common) => common.intersection(&restricted).copied().collect(),
             });
         }
+        self.positive = outer;
         Bound {
             restricted: common.unwrap_or_default(),
             links: Vec::new(),
@@ -150,16 +170,18 @@ impl Filter<'_> {
     }
 
     /// `IS [NOT] TRUE/FALSE` and `IS UNKNOWN` over a column restrict; `IS NOT UNKNOWN` is
-    /// `IS NOT NULL`. Over anything but a column (`(id = id) IS NOT FALSE`), nothing.
+    /// `IS NOT NULL`. Over anything but a column (`(id = id) IS NOT FALSE`), nothing. In an
+    /// OR, `IS NOT TRUE|FALSE` are negative.
     fn boolean_test(&mut self, test: &BooleanTest, negated: bool) -> Bound {
-        let kind = BoolTestType::try_from(test.booltesttype).unwrap_or(BoolTestType::Undefined);
+        use BoolTestType as T;
+        let kind = T::try_from(test.booltesttype).unwrap_or(T::Undefined);
         let not_null = matches!(
             (kind, negated),
-            (BoolTestType::IsNotUnknown, false)
-                | (BoolTestType::IsUnknown, true)
-                | (BoolTestType::Undefined, _)
+            (T::IsNotUnknown, false) | (T::IsUnknown, true) | (T::Undefined, _)
         );
+        let negative = matches!(kind, T::IsNotTrue | T::IsNotFalse | T::IsNotUnknown) != negated;
         match test.arg.as_deref() {
+            Some(_) if negative && self.positive => Bound::default(),
             Some(arg) if !not_null => self.plain(arg.node.as_ref()),
             _ => Bound::default(),
         }
@@ -194,15 +216,24 @@ impl Filter<'_> {
         }
     }
 
-    /// A correlated subquery in a conjunction joins its relations to the outer row: its
-    /// FROM items become relations of a new level and its WHERE (and for IN, the equality
-    /// of the tested value with its output) joins the conjunction. `EXISTS (SELECT 1 FROM
-    /// items i WHERE i.order_id = orders.id AND i.qty > 5)` restricts orders; without the
-    /// `i.qty > 5` it is a join condition alone and restricts nothing.
-    pub(super) fn merged(&mut self, link: &SubLink, tested: Option<Side>) -> Bound {
+    /// A subquery in a conjunction joins its relations to the outer row: its FROM items
+    /// become relations of a new level and its WHERE (and for `IN`/`= ANY`, the equality of
+    /// each tested value with the output column at its place) joins the conjunction.
+    /// `EXISTS (SELECT 1 FROM items i WHERE i.order_id = orders.id AND i.qty > 5)` and
+    /// `customer_id IN (SELECT c.id FROM customers c WHERE c.email = 'x')` restrict orders;
+    /// without `i.qty > 5` or `c.email = 'x'` they are join conditions alone and restrict
+    /// nothing.
+    pub(super) fn merged(&mut self, link: &SubLink, tested: Option<&pg_query::Node>) -> Bound {
         let Some(select) = subselect(link).filter(|select| mergeable(select)) else {
             return Bound::default();
         };
+        // The tested values belong to the outer level: read them before the subquery's.
+        let tested: Option<Vec<Side>> = tested.map(|node| {
+            row_items(node)
+                .iter()
+                .map(|item| self.side_of(item))
+                .collect()
+        });
         self.scopes.push();
         let mut quals = Vec::new();
         for item in &select.from_clause {
@@ -210,18 +241,13 @@ impl Filter<'_> {
         }
         let mut bound = Bound::default();
         if let Some(tested) = tested {
-            // The output must be a column of the subquery's rows; an expression could fall
-            // back on the tested value itself (`coalesce(..., orders.id)`).
-            let output = match select.target_list.as_slice() {
-                [output] => output_column(output),
-                _ => None,
-            };
-            let Some(output) = output else {
-                self.scopes.pop();
-                return Bound::default();
-            };
-            let output = side(output, &self.scopes, self.target);
-            bound.and(self.compare(&tested, &output));
+            match self.outputs(&tested, &select.target_list) {
+                Some(links) => bound.and(links),
+                None => {
+                    self.scopes.pop();
+                    return Bound::default();
+                }
+            }
         }
         quals.extend(select.where_clause.as_deref());
         for qual in quals {
@@ -229,6 +255,46 @@ impl Filter<'_> {
         }
         self.scopes.pop();
         bound
+    }
+
+    /// The equalities of the tested values with the subquery's outputs, read in the
+    /// subquery's level. Each output must be a column of the subquery's rows; an expression
+    /// could fall back on the tested value itself (`coalesce(..., orders.id)`). An output
+    /// named without a qualifier may be the target's own column when the subquery's tables
+    /// lack it: under a name the tested side also reads (`id IN (SELECT id FROM other)`), that
+    /// is `id = id`, so nothing is known; under another name it is a link either way (or a
+    /// restriction of the target by two of its columns, which is stronger).
+    fn outputs(&self, tested: &[Side], outputs: &[pg_query::Node]) -> Option<Bound> {
+        if tested.len() != outputs.len() {
+            return None;
+        }
+        let names: BTreeSet<&str> = tested
+            .iter()
+            .flat_map(|side| side.columns.iter().map(|column| column.name.as_str()))
+            .collect();
+        let mut bound = Bound::default();
+        for (tested, output) in tested.iter().zip(outputs) {
+            let mut output = side(output_column(output)?, &self.scopes, self.target);
+            for column in &mut output.columns {
+                if let Owner::Ambiguous(rel) = column.owner {
+                    if names.contains(column.name.as_str()) {
+                        return None;
+                    }
+                    column.owner = Owner::Rel(rel);
+                }
+            }
+            bound.and(self.compare(tested, &output));
+        }
+        Some(bound)
+    }
+}
+
+/// The values a tested expression of `IN (subquery)` holds: the items of a row, `(a, b)`,
+/// or the expression itself.
+fn row_items(node: &pg_query::Node) -> &[pg_query::Node] {
+    match node.node.as_ref() {
+        Some(NodeEnum::RowExpr(row)) => &row.args,
+        _ => std::slice::from_ref(node),
     }
 }
 
@@ -258,10 +324,14 @@ const ROW_AGGREGATES: &[&str] = &[
     "any_value",
 ];
 
-/// A subquery whose rows are its FROM rows that pass its WHERE: no set operation, no
+/// A subquery whose rows are some of its FROM rows that pass its WHERE: no set operation, no
 /// grouping, and no aggregate, which would make it return one row whatever its WHERE (any
-/// function call in its output, ORDER BY or DISTINCT is taken for one).
-fn mergeable(select: &SelectStmt) -> bool {
+/// function call in its output, ORDER BY or DISTINCT is taken for one). LIMIT and OFFSET are
+/// accepted: they only drop rows, so a subquery its WHERE restricts stays restricted (the
+/// batch delete `id IN (SELECT id FROM t WHERE ... LIMIT 100)`) and one it does not is not
+/// made restricted by them. A WITH of its own is refused, whose names would hide the CTEs
+/// around the write.
+pub(super) fn mergeable(select: &SelectStmt) -> bool {
     let no_calls = |nodes: &Vec<pg_query::Node>| {
         walk(nodes).is_ok_and(|facts| {
             facts.functions.is_empty()
@@ -272,6 +342,7 @@ fn mergeable(select: &SelectStmt) -> bool {
         })
     };
     select.op == SetOperation::SetopNone as i32
+        && select.with_clause.is_none()
         && select.values_lists.is_empty()
         && select.group_clause.is_empty()
         && select.having_clause.is_none()

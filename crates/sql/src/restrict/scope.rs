@@ -20,8 +20,10 @@ pub(super) const TARGET: RelId = 0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Owner {
     Rel(RelId),
-    /// An unqualified column in a merged subquery with one relation: that relation's, or one
-    /// of an outer level's. Compared with a value, it restricts one of them either way.
+    /// An unqualified column in a merged subquery with one relation, the target being the
+    /// only relation outside it: that relation's, or the target's. Compared with a value, it
+    /// restricts one of them either way, and the target is restricted directly or through
+    /// whatever links the subquery's relation to it.
     Ambiguous(RelId),
     /// Any relation's, the target's included.
     Unknown,
@@ -50,6 +52,8 @@ pub(super) struct Scopes {
     next: RelId,
     /// Relations restricted by what they are: a `VALUES` list of constants is a fixed set.
     preset: BTreeSet<RelId>,
+    /// The CTEs visible from the write whose rows are a restricted subset of a relation's.
+    restricted_ctes: BTreeSet<String>,
 }
 
 impl Scopes {
@@ -71,7 +75,13 @@ impl Scopes {
             levels: vec![level],
             next: TARGET + 1,
             preset: BTreeSet::new(),
+            restricted_ctes: BTreeSet::new(),
         }
+    }
+
+    /// Names the CTEs that, read in FROM, are restricted by what they are.
+    pub(super) fn set_restricted_ctes(&mut self, names: BTreeSet<String>) {
+        self.restricted_ctes = names;
     }
 
     pub(super) fn push(&mut self) {
@@ -117,7 +127,9 @@ impl Scopes {
         };
         match node {
             NodeEnum::RangeVar(range_var) => {
-                self.add(qualifiers(range_var), false);
+                let restricted = range_var.schemaname.is_empty()
+                    && self.restricted_ctes.contains(&range_var.relname);
+                self.add(qualifiers(range_var), restricted);
             }
             NodeEnum::RangeSubselect(sub) => {
                 let values = sub.subquery.as_deref().is_some_and(is_constant_values);
@@ -205,7 +217,9 @@ impl Scopes {
     /// The owner of an unqualified column: the innermost level with relations. With the
     /// target alone it is the target's; with other relations beside it, it could be any of
     /// theirs, so it is never counted as the target's (multi-relation writes must qualify
-    /// their columns to count as bounded).
+    /// their columns to count as bounded). In a merged subquery with one relation it is that
+    /// relation's or, when the subquery's tables lack it, an outer one's: [`Owner::Ambiguous`]
+    /// only when the target is the one outer relation, else anyone's.
     fn unqualified(&self) -> Owner {
         let Some((depth, level)) = self
             .levels
@@ -216,9 +230,14 @@ impl Scopes {
         else {
             return Owner::Unknown;
         };
+        let target_alone_outside = self
+            .levels
+            .iter()
+            .take(depth)
+            .all(|outer| outer.rels.iter().all(|&rel| rel == TARGET));
         match level.rels.as_slice() {
             [TARGET] if depth == 0 => Owner::Rel(TARGET),
-            [rel] if depth > 0 => Owner::Ambiguous(*rel),
+            [rel] if depth > 0 && target_alone_outside => Owner::Ambiguous(*rel),
             _ => Owner::Unknown,
         }
     }
@@ -254,14 +273,14 @@ fn alias(alias: Option<&pg_query::protobuf::Alias>) -> Vec<Vec<String>> {
 }
 
 /// `(VALUES (1, 'a'), ($1, 'b')) v`: a fixed set of rows, which restricts what it is joined to.
-fn is_constant_values(node: &pg_query::Node) -> bool {
+pub(super) fn is_constant_values(node: &pg_query::Node) -> bool {
     let Some(NodeEnum::SelectStmt(select)) = node.node.as_ref() else {
         return false;
     };
     let SelectStmt { values_lists, .. } = select.as_ref();
     !values_lists.is_empty()
         && values_lists.iter().all(|row| match row.node.as_ref() {
-            Some(NodeEnum::List(list)) => list.items.iter().all(super::atom::is_value),
+            Some(NodeEnum::List(list)) => list.items.iter().all(super::node::is_value),
             _ => false,
         })
 }

@@ -32,6 +32,8 @@ pub(super) struct Side {
     pub correlated: bool,
     /// A subquery reads the target table, or a CTE that does.
     pub reads_target: bool,
+    /// The side holds a subquery (whose rows the text does not give).
+    pub subquery: bool,
     /// Unqualified column names inside subqueries: PostgreSQL takes such a name from the
     /// outer row when the subquery's tables have no such column, so `id IN (SELECT id FROM
     /// other)` may be `id = id`.
@@ -350,6 +352,7 @@ impl Collector<'_> {
             }
         }
         self.side.untrusted |= repeats(&self.side.columns);
+        self.side.subquery = !self.levels.is_empty();
         self.side
     }
 

@@ -36,6 +36,9 @@ pub(super) struct Calls {
     pub fields: Vec<String>,
     /// What the `set_config` calls do to `client_encoding`, in the order they end.
     pub client_encoding: Option<SettingChange>,
+    /// Every `set_config` call: its setting name and value when both are string constants
+    /// (then it is exactly `SET name = value`), `None` otherwise.
+    pub settings: Vec<Option<(String, String)>>,
 }
 
 impl Calls {
@@ -76,8 +79,12 @@ impl Calls {
             return;
         };
         if is_set_config(&call.name) {
-            let change = set_config(call.args.as_deref().unwrap_or_default());
-            self.change_encoding(change);
+            let args = call.args.as_deref().unwrap_or_default();
+            self.change_encoding(set_config(args));
+            self.settings.push(match args {
+                [Some(name), Some(value), ..] => Some((name.clone(), value.clone())),
+                _ => None,
+            });
         }
         self.functions.push(call.name.to_lowercase());
     }
@@ -88,6 +95,7 @@ impl Calls {
         if is_set_config(&name) {
             // Its arguments are not visible in this notation.
             self.change_encoding(Some(SettingChange::Unknown));
+            self.settings.push(None);
         }
         self.functions.push(name);
     }
@@ -97,6 +105,7 @@ impl Calls {
         let name = name.to_lowercase();
         if is_set_config(&name) {
             self.change_encoding(Some(SettingChange::Unknown));
+            self.settings.push(None);
         }
         self.fields.push(name);
     }
