@@ -53,6 +53,70 @@ pub(crate) struct Admitted {
     pub(crate) review: Option<Need>,
 }
 
+/// What each statement's `EXECUTE name` or `FETCH`/`MOVE ... name` refers to, following the
+/// statements of the same message in order: `DEALLOCATE q; PREPARE q AS DELETE ...; EXECUTE
+/// q` runs the DELETE, not the statement `q` named before the message, and a cursor declared
+/// earlier in the message is the one a FETCH reads. Names the message does not touch are
+/// resolved with `resolve` (the session's map).
+pub(crate) fn resolve_in_order(
+    statements: &[Statement],
+    resolve: impl Fn(Named<'_>) -> Option<Arc<Classified>>,
+) -> Vec<Option<Arc<Classified>>> {
+    use portcullis_sql::CursorOp;
+    use std::collections::HashMap;
+    // Changes made by earlier statements of the message: `None` is a name dropped.
+    let mut prepared: HashMap<&str, Option<Arc<Classified>>> = HashMap::new();
+    let mut cursors: HashMap<&str, Option<Arc<Classified>>> = HashMap::new();
+    let (mut all_prepared_gone, mut all_cursors_gone) = (false, false);
+    let mut out = Vec::with_capacity(statements.len());
+    for s in statements {
+        let lookup = |changed: &HashMap<&str, Option<Arc<Classified>>>, gone: bool, named| {
+            let name = match named {
+                Named::Prepared(n) | Named::Cursor(n) => n,
+            };
+            match changed.get(name) {
+                Some(now) => now.clone(),
+                None if gone => None,
+                None => resolve(named),
+            }
+        };
+        out.push(match (&s.execute_name, &s.cursor) {
+            (Some(name), _) => lookup(&prepared, all_prepared_gone, Named::Prepared(name)),
+            (None, Some(CursorOp::Fetch { name } | CursorOp::Move { name })) => {
+                lookup(&cursors, all_cursors_gone, Named::Cursor(name))
+            }
+            _ => None,
+        });
+        let this = || Some(Arc::new(Classified::single(s.clone())));
+        if let Some(name) = &s.prepare_name {
+            prepared.insert(name, this());
+        }
+        if let Some(name) = &s.deallocate_name {
+            prepared.insert(name, None);
+        }
+        let resets_all = s.action == portcullis_sql::ids::ADMIN
+            && s.client_encoding == Some(portcullis_sql::SettingChange::Default);
+        if s.deallocate_all || resets_all {
+            prepared.clear();
+            all_prepared_gone = true;
+        }
+        match &s.cursor {
+            Some(CursorOp::Declare { name, .. }) => {
+                cursors.insert(name, this());
+            }
+            Some(CursorOp::Close { name: Some(name) }) => {
+                cursors.insert(name, None);
+            }
+            Some(CursorOp::Close { name: None }) => {
+                cursors.clear();
+                all_cursors_gone = true;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// A name a statement refers to that the session defined earlier.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Named<'a> {
@@ -116,18 +180,8 @@ impl Enforcer<'_> {
         resolve: impl Fn(Named<'_>) -> Option<Arc<Classified>>,
         mode: Mode<'_>,
     ) -> Checked {
-        use portcullis_sql::CursorOp;
         let statements = &classified.classification.statements;
-        let resolved: Vec<Option<Arc<Classified>>> = statements
-            .iter()
-            .map(|s| match (&s.execute_name, &s.cursor) {
-                (Some(name), _) => resolve(Named::Prepared(name)),
-                (None, Some(CursorOp::Fetch { name } | CursorOp::Move { name })) => {
-                    resolve(Named::Cursor(name))
-                }
-                _ => None,
-            })
-            .collect();
+        let resolved = resolve_in_order(statements, resolve);
         let mut decided = 0;
         let mut admitted = Vec::with_capacity(statements.len());
         for (i, (statement, prepared)) in statements.iter().zip(resolved).enumerate() {

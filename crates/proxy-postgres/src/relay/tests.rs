@@ -322,3 +322,37 @@ fn bind(portal: &Bytes) -> portcullis_pgwire::Bind {
         result_formats: Vec::new(),
     }
 }
+
+/// EXECUTE and FETCH resolve to what the same message defined before them, not to the
+/// session's map as it was when the message arrived.
+#[test]
+fn names_redefined_earlier_in_a_message_are_what_runs() {
+    use crate::enforce::{Named, resolve_in_order};
+    let old = classify("SELECT 1");
+    let lookup = |named: Named<'_>| match named {
+        Named::Prepared("q") | Named::Cursor("c") => Some(old.clone()),
+        _ => None,
+    };
+    let message = classify(
+        "DEALLOCATE q; PREPARE q AS DELETE FROM orders WHERE id > $1; EXECUTE q(0); \
+         EXECUTE r; DECLARE c CURSOR FOR SELECT email FROM customers; FETCH c; \
+         CLOSE c; FETCH c",
+    );
+    let got = resolve_in_order(&message.classification.statements, lookup);
+    let action = |i: usize| {
+        got[i]
+            .as_ref()
+            .map(|c| c.classification.statements[0].action)
+    };
+    assert_eq!(
+        action(2),
+        Some("sql.delete"),
+        "the DELETE prepared just before"
+    );
+    assert_eq!(action(3), None, "a name nobody prepared");
+    let fetched = got[5].as_ref().expect("the cursor declared just before");
+    assert_eq!(fetched.classification.statements[0].tables, ["customers"]);
+    assert!(got[7].is_none(), "a cursor closed earlier in the message");
+    let all = classify("DEALLOCATE ALL; EXECUTE q");
+    assert!(resolve_in_order(&all.classification.statements, lookup)[1].is_none());
+}
