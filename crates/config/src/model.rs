@@ -367,9 +367,10 @@ pub struct PostgresConfig {
     /// `idle_in_transaction_timeout`).
     #[serde(deserialize_with = "bounded::duration::<_, 1_000, 86_400_000>")]
     pub idle_in_transaction_timeout: Duration,
-    /// Response cycles (a simple Query, or extended-protocol messages up to a Sync) a client
-    /// may have sent without their answers having come back; one more ends the session
-    /// (54000, `pipeline_limit`).
+    /// Answers a client may be owed (response cycles: a simple Query, or extended-protocol
+    /// messages up to a Sync; and each extended message not yet answered) before the door
+    /// reads no more of it until the server's answers come back. Bounds the door's memory
+    /// per session without refusing any pipeline.
     #[serde(deserialize_with = "bounded::count::<_, 1, 1_000_000>")]
     pub max_pipeline_depth: usize,
 }

@@ -429,7 +429,7 @@ fn assert_fatal(f: &HashMap<u8, String>, sqlstate: &str, code: &str) {
 }
 
 #[tokio::test]
-async fn stalls_idle_sessions_and_deep_pipelines_end_the_session() -> Result<()> {
+async fn stalls_and_idle_sessions_end_the_session_deep_pipelines_do_not() -> Result<()> {
     let (pg, gw) = setup(&[
         ("message_timeout", "\"1s\""),
         ("idle_session_timeout", "\"2s\""),
@@ -460,18 +460,16 @@ async fn stalls_idle_sessions_and_deep_pipelines_end_the_session() -> Result<()>
     raw.send(&[0, 0]).await?;
     assert_fatal(&raw.fatal().await?, "08P01", "client_stalled");
 
-    // Pipelining: five statements in flight are fine, more end the session.
+    // Pipelining deeper than the bound is not refused: the door reads ahead of the server
+    // by at most five answers, and every statement is answered.
     let mut raw = Raw::login(&gw, &token).await?;
-    let five: Vec<u8> = (0..5).flat_map(|i| query(&format!("SELECT {i}"))).collect();
-    raw.send(&five).await?;
-    for _ in 0..5 {
-        raw.expect(b'Z').await?;
-    }
     let ten: Vec<u8> = (0..10)
-        .flat_map(|_| query("SELECT pg_sleep(0.2)"))
+        .flat_map(|_| query("SELECT pg_sleep(0.1)"))
         .collect();
     raw.send(&ten).await?;
-    assert_fatal(&raw.fatal().await?, "54000", "pipeline_limit");
+    for _ in 0..10 {
+        raw.expect(b'Z').await?;
+    }
 
     // Idle outside and inside a transaction; the transaction is rolled back. A statement
     // that runs longer than the timeouts is not idling.
@@ -519,7 +517,6 @@ async fn stalls_idle_sessions_and_deep_pipelines_end_the_session() -> Result<()>
     // Each end is audited with its reason and what the client was told.
     for (ended, sqlstate, n) in [
         ("client_stalled", "08P01", 1),
-        ("pipeline_limit", "54000", 1),
         ("idle_timeout", "57P05", 1),
         ("idle_in_transaction_timeout", "25P03", 1),
     ] {

@@ -1,7 +1,10 @@
-//! Query cancellation. Clients get the gateway's own random (pid, secret) in BackendKeyData;
-//! a CancelRequest carrying it is turned into a CancelRequest with the server's key, sent on
-//! a new connection to that session's server
+//! Query cancellation. Clients get the server's real backend pid (so that notifications,
+//! `pg_backend_pid()`, `pg_stat_activity` and lock views agree with it) with the gateway's
+//! own random secret in BackendKeyData; a CancelRequest carrying that pair is turned into a
+//! CancelRequest with the server's key, sent on a new connection to that session's server
 //! (<https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS>).
+//! The server's secret never reaches the client, so a cancel always passes the gateway.
+//! Pids of different servers may coincide; the pair is unique among live sessions.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -51,11 +54,11 @@ impl CancelMap {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Gives `target` a fresh random key (pids are positive, like PostgreSQL's).
+    /// Gives `target` its server's pid and a fresh random secret, unique as a pair.
     pub(crate) fn register(self: &Arc<Self>, target: CancelTarget) -> CancelKey {
         let mut entries = self.entries();
+        let pid = target.pid;
         loop {
-            let pid = rand::random_range(1..i32::MAX);
             let secret: i32 = rand::random();
             let key = (pid, secret.to_be_bytes());
             if let std::collections::hash_map::Entry::Vacant(slot) = entries.entry(key) {

@@ -29,10 +29,6 @@ pub enum PgError {
     ClientIo(#[source] std::io::Error),
     #[error("the client sent {0:?} at a point where it is not allowed")]
     Unexpected(char),
-    #[error(
-        "a simple Query or FunctionCall arrived inside an unfinished extended-protocol sequence"
-    )]
-    QueryInExtended,
     #[error("TLS handshake with the client failed: {0}")]
     ClientTls(#[source] std::io::Error),
     #[error("a password over plaintext from a non-loopback client")]
@@ -96,10 +92,8 @@ impl PgError {
     pub fn kind(&self) -> ErrorKind {
         use PgError::*;
         match self {
-            Protocol(_) | ClientIo(_) | Unexpected(_) | QueryInExtended | ClientTls(_)
-            | TlsRequired | NoUser | Replication | Encoding(_) | UnknownDatabase(_) => {
-                ErrorKind::Client
-            }
+            Protocol(_) | ClientIo(_) | Unexpected(_) | ClientTls(_) | TlsRequired | NoUser
+            | Replication | Encoding(_) | UnknownDatabase(_) => ErrorKind::Client,
             Token { .. }
             | ConnectDenied { .. }
             | Revoked(_)

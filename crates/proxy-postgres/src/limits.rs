@@ -1,7 +1,8 @@
 //! The door's limits (`[postgres]` in `portcullis.toml`; the defaults are justified in
 //! `portcullis-config`'s `PostgresConfig`): sessions per principal and per connection,
-//! counted here and refused at start-up; the idle timeouts and the pipeline depth, watched
-//! around the relay's read of the client's next message ([`watch`]). The server-connection
+//! counted here and refused at start-up; the idle timeouts, watched around the relay's read
+//! of the client's next message ([`watch`]); the pipeline depth, up to which the relay reads
+//! ahead of the server's answers ([`crate::relay::frontend`]). The server-connection
 //! budget is the pool's ([`crate::pool`]); the mid-message deadline is the codec's
 //! ([`portcullis_pgwire::Limits::message_timeout`]). Each limit that ends or refuses a
 //! session is an [`Exceeded`], which [`crate::respond`] turns into its ErrorResponse.
@@ -35,7 +36,8 @@ pub struct SessionLimits {
     pub idle_session_timeout: Duration,
     /// The same inside a transaction block.
     pub idle_in_transaction_timeout: Duration,
-    /// Response cycles in flight beyond which a session ends.
+    /// Answers owed (response cycles and extended messages in flight) beyond which the
+    /// door reads no more of the client until the server's answers come back.
     pub max_pipeline_depth: usize,
 }
 
@@ -68,7 +70,6 @@ pub enum Exceeded {
     ClientStalled(Duration),
     IdleSession(Duration),
     IdleInTransaction(Duration),
-    Pipeline(usize),
 }
 
 impl Exceeded {
@@ -81,7 +82,6 @@ impl Exceeded {
             Exceeded::ClientStalled(_) => "client_stalled",
             Exceeded::IdleSession(_) => "idle_timeout",
             Exceeded::IdleInTransaction(_) => "idle_in_transaction_timeout",
-            Exceeded::Pipeline(_) => "pipeline_limit",
         }
     }
 }
@@ -199,18 +199,12 @@ pub(crate) fn idle_deadline(
     Some((since.checked_add(after)?, exceeded))
 }
 
-/// Waits for `read` (the relay's read of the client's next message) unless the session has
-/// more response cycles in flight than allowed, or stays idle past its timeout. `read` is
+/// Waits for `read` (the relay's read of the client's next message) unless the session stays
+/// idle past its timeout. `read` is
 /// polled to its end or dropped with the session, never restarted, so the codec's
 /// mid-message deadline keeps its clock.
 pub(crate) async fn watch<F: Future>(relay: &Relay<'_>, read: F) -> Result<F::Output, PgError> {
     let limits = relay.limits;
-    let (cycles, _) = relay.tracker().quiet();
-    if cycles > limits.max_pipeline_depth {
-        return Err(PgError::Limit(Exceeded::Pipeline(
-            limits.max_pipeline_depth,
-        )));
-    }
     let read_since = Instant::now();
     // While something is in flight, look again this often: the deadline, counted from the
     // answer that ended it, is then never found already passed.
@@ -219,7 +213,7 @@ pub(crate) async fn watch<F: Future>(relay: &Relay<'_>, read: F) -> Result<F::Ou
         .min(limits.idle_in_transaction_timeout);
     tokio::pin!(read);
     loop {
-        let (_, quiet) = relay.tracker().quiet();
+        let quiet = relay.tracker().quiet();
         let deadline = idle_deadline(quiet, read_since, limits);
         let wake = deadline.map_or_else(|| Instant::now() + recheck, |(at, _)| at);
         tokio::select! {

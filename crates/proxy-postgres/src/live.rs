@@ -99,6 +99,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         tracker,
         stats,
         answered: tokio::sync::Notify::new(),
+        draining: std::sync::atomic::AtomicBool::new(false),
     };
     relay_until_end(&relay, conn, upstream, shutdown, &cancel, notices_rx, a).await
 }

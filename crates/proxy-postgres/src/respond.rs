@@ -30,13 +30,6 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
             format!("unexpected message type {t:?}").into(),
             None,
         ),
-        QueryInExtended => (
-            "08P01",
-            s(
-                "portcullis: a simple Query or FunctionCall inside an unfinished extended-protocol sequence is not supported",
-            ),
-            Some(s("send Sync before a simple Query")),
-        ),
         TlsRequired => (
             "28000",
             s("portcullis: the token must be sent over TLS"),
@@ -290,12 +283,6 @@ fn limit(l: Exceeded) -> (&'static str, Cow<'static, str>, Option<Cow<'static, s
                 human(after)
             )
             .into(),
-        ),
-        Pipeline(n) => (
-            "54000",
-            format!("portcullis: more than {n} statements sent without reading their results")
-                .into(),
-            "read the results before sending more, or pipeline in smaller batches".into(),
         ),
     };
     (code, message, Some(hint))

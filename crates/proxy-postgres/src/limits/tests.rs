@@ -160,12 +160,6 @@ fn each_limit_has_its_sqlstate_reason_code_and_hint() {
             "idle_in_transaction_timeout",
             "idle-in-transaction timeout",
         ),
-        (
-            Exceeded::Pipeline(10_000),
-            "54000",
-            "pipeline_limit",
-            "more than 10000 statements",
-        ),
     ] {
         assert_eq!(exceeded.code(), code);
         let bytes = respond::fatal(&PgError::Limit(exceeded));

@@ -56,6 +56,9 @@ where
             }
         };
         let (out, finished) = inspect(relay, frame, &mut fatal_relayed, &mut result)?;
+        if relay.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            relay.answered.notify_waiters();
+        }
         if let Some(out) = out {
             Stats::add(&relay.stats.bytes_to_client, out.len() as u64);
             client.push_bytes(out);
@@ -175,13 +178,15 @@ fn inspect(
             return Ok((Some(frame.as_bytes().clone()), None));
         }
         tag::EMPTY_QUERY_RESPONSE | tag::PORTAL_SUSPENDED => {
+            relay.tracker().command_complete();
             let done = cur.finish(relay, None, None);
             return Ok((Some(frame.as_bytes().clone()), done));
         }
-        tag::BIND_COMPLETE
-        | tag::PARAMETER_DESCRIPTION
-        | tag::COPY_BOTH_RESPONSE
-        | tag::FUNCTION_CALL_RESPONSE => {
+        tag::BIND_COMPLETE => {
+            relay.tracker().bind_complete();
+            return Ok((Some(frame.as_bytes().clone()), None));
+        }
+        tag::PARAMETER_DESCRIPTION | tag::COPY_BOTH_RESPONSE | tag::FUNCTION_CALL_RESPONSE => {
             return Ok((Some(frame.as_bytes().clone()), None));
         }
         tag::NOTICE_RESPONSE => {

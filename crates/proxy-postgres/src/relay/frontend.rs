@@ -32,6 +32,7 @@ where
     // gateway, so that nothing after the denial is decided or forwarded in vain.
     let mut discarding = false;
     loop {
+        drain(relay, upstream).await?;
         let frame = match crate::limits::watch(relay, client.next_frame()).await? {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(End::ClientGone),
@@ -52,6 +53,35 @@ where
             return Ok(end);
         }
     }
+}
+
+/// Reads no further ahead of the server than the session's pipeline bound: while more
+/// answers are owed, what is queued goes out and the client waits, as it would on a server
+/// whose output it does not read. Memory stays bounded and no depth is refused.
+async fn drain<W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    upstream: &mut FrameWriter<W>,
+) -> Result<(), PgError> {
+    use std::sync::atomic::Ordering;
+    if relay.tracker().queued() <= relay.limits.max_pipeline_depth {
+        return Ok(());
+    }
+    // Set before looking again, so that no answer that lowers the count goes unsignalled.
+    relay.draining.store(true, Ordering::SeqCst);
+    let drained = loop {
+        let answered = relay.answered.notified();
+        tokio::pin!(answered);
+        answered.as_mut().enable();
+        if relay.tracker().queued() <= relay.limits.max_pipeline_depth {
+            break Ok(());
+        }
+        if upstream.flush().await.is_err() {
+            break Err(PgError::UpstreamGone);
+        }
+        answered.await;
+    };
+    relay.draining.store(false, Ordering::SeqCst);
+    drained
 }
 
 async fn step<W: AsyncWrite + Unpin>(
@@ -78,10 +108,8 @@ async fn step<W: AsyncWrite + Unpin>(
                 .describe(kind == ObjectKind::Statement, &name);
             up.push(frame);
         }
-        Frontend::Flush => {
-            relay.tracker().extended_message();
-            up.push(frame);
-        }
+        // Answers nothing and opens nothing: it only makes the server send what it has.
+        Frontend::Flush => up.push(frame),
         Frontend::Close { kind, name } => {
             relay.tracker().close(kind == ObjectKind::Statement, &name);
             up.push(frame);
@@ -136,11 +164,6 @@ async fn query<W: AsyncWrite + Unpin>(
     sql: &Bytes,
     up: &mut FrameWriter<W>,
 ) -> Result<(), PgError> {
-    // The server would fold a Query sent before Sync into the pending extended cycle (and
-    // skip it after an error there), which the cycle bookkeeping cannot follow.
-    if relay.tracker().extended_open() {
-        return Err(PgError::QueryInExtended);
-    }
     let (text, classified) = match read_sql(relay, sql, up).await? {
         Ok(read) => read,
         Err(denial) => {
@@ -382,9 +405,6 @@ async fn function_call<W: AsyncWrite + Unpin>(
     oid: u32,
     up: &mut FrameWriter<W>,
 ) -> Result<(), PgError> {
-    if relay.tracker().extended_open() {
-        return Err(PgError::QueryInExtended);
-    }
     let denial = relay.enforcer.function_call(oid).await;
     Stats::add(&relay.stats.statements, 1);
     Stats::add(&relay.stats.denied, 1);

@@ -61,8 +61,11 @@ pub(crate) struct Relay<'a> {
     pub(crate) tracker: &'a Mutex<Tracker>,
     pub(crate) stats: &'a Stats,
     /// Woken at every ReadyForQuery, for SQL waiting to learn the encoding it will be read
-    /// in ([`state::SqlEncoding::Wait`]).
+    /// in ([`state::SqlEncoding::Wait`]), and at every server message while `draining`.
     pub(crate) answered: tokio::sync::Notify,
+    /// The client direction waits for the server's answers to bring the pipeline under its
+    /// bound ([`frontend`]'s `drain`).
+    pub(crate) draining: std::sync::atomic::AtomicBool,
 }
 
 impl Relay<'_> {

@@ -6,6 +6,28 @@
 //! cycles in the order it forwards messages; the server direction consumes them in the order
 //! responses arrive, so pipelined clients are matched correctly.
 //!
+//! # The message sequences the door follows
+//!
+//! Every sequence PostgreSQL accepts, with the server's own meaning:
+//!
+//! - Parse, Bind, Describe (of a statement or a portal), Execute and Close in any order and
+//!   number, ended by Sync; a Sync with nothing before it (an empty cycle) answers just
+//!   ReadyForQuery.
+//! - Flush anywhere: it asks the server to send what it has, answers nothing and opens
+//!   nothing (libpq sends it after a pipeline's Sync).
+//! - Pipelines of any depth: cycles are matched to answers in order; the client is read
+//!   no further while [`Tracker::queued`] passes the session's bound, until the server's
+//!   answers drain it (backpressure, as the server's own full output buffer would apply).
+//! - A simple Query (or FunctionCall) inside an unfinished extended sequence: the server
+//!   runs it after the extended messages and its ReadyForQuery ends both, unless one of the
+//!   extended messages failed, in which case the server skips the Query as it skips
+//!   everything up to the next Sync, and that Sync's ReadyForQuery ends it all. Which one
+//!   happened is known from the server's answers: an ErrorResponse that arrives before every
+//!   extended message was answered (each has exactly one final answer: ParseComplete,
+//!   BindComplete, CloseComplete, RowDescription or NoData for a Describe, CommandComplete,
+//!   EmptyQueryResponse or PortalSuspended for an Execute) comes from the extended part.
+//! - A Sync sent during COPY FROM STDIN, which the server ignores in copy-in mode.
+//!
 //! Statement names are updated optimistically when a Parse, Close, PREPARE or DEALLOCATE is
 //! forwarded (a pipelined Bind may follow before the server answers) and the change is kept
 //! until the server confirms it (ParseComplete, CloseComplete, CommandComplete). If the
@@ -64,6 +86,15 @@ enum Describing {
 #[derive(Default)]
 struct Cycle {
     simple: bool,
+    /// Extended-protocol messages followed, before any Sync, by a simple Query: the Query's
+    /// ReadyForQuery ends the cycle unless the extended part fails (see the module docs).
+    then_query: bool,
+    /// Extended messages of the cycle whose final answer has not arrived.
+    unanswered: usize,
+    /// An extended message of this cycle failed while a simple Query followed it: the
+    /// server skips everything up to the next Sync, so the cycles up to the one that Sync
+    /// closes end at this cycle's ReadyForQuery.
+    skips_to_sync: bool,
     denial: Option<Denial>,
     /// Closed by a Sync sent while a COPY FROM STDIN may have been running, which the server
     /// ignores in copy-in mode ("The backend will ignore Flush and Sync messages received
@@ -179,6 +210,9 @@ impl Stats {
 
 pub(crate) struct Tracker {
     cycles: VecDeque<Cycle>,
+    /// The cycles in flight plus their extended messages not yet answered: what the
+    /// session's pipeline bound counts.
+    queued: usize,
     /// The last cycle is extended-protocol and has not seen its Sync.
     open_extended: bool,
     statements: HashMap<Bytes, Arc<Prepared>>,
@@ -209,6 +243,7 @@ impl Tracker {
     pub(crate) fn new() -> Self {
         Self {
             cycles: VecDeque::new(),
+            queued: 0,
             open_extended: false,
             statements: HashMap::new(),
             portals: HashMap::new(),
@@ -291,29 +326,31 @@ impl Tracker {
         self.statements.len()
     }
 
-    pub(crate) fn extended_open(&self) -> bool {
-        self.open_extended
-    }
-
     /// Whether the server still owes answers (a query may be running).
     pub(crate) fn in_flight(&self) -> bool {
         !self.cycles.is_empty()
     }
 
-    /// The cycles in flight, and what the idle timeouts need ([`crate::limits::watch`]).
-    pub(crate) fn quiet(&self) -> (usize, crate::limits::Quiet) {
-        let quiet = crate::limits::Quiet {
+    /// What the idle timeouts need ([`crate::limits::watch`]).
+    pub(crate) fn quiet(&self) -> crate::limits::Quiet {
+        crate::limits::Quiet {
             in_flight: self.in_flight(),
             status: self.status,
             since: self.quiet_since,
-        };
-        (self.cycles.len(), quiet)
+        }
+    }
+
+    /// The answers the server owes: cycles in flight and their extended messages not yet
+    /// answered (the pipeline's depth).
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
     }
 
     // ---- client direction -------------------------------------------------------------
 
     /// A simple Query (or an injected one) was forwarded. `allowed` carries its
-    /// classification when it runs, so PREPARE and DEALLOCATE update the names.
+    /// classification when it runs, so PREPARE and DEALLOCATE update the names. Inside an
+    /// unfinished extended sequence it joins that cycle (see the module docs).
     pub(crate) fn simple(
         &mut self,
         denial: Option<Denial>,
@@ -325,31 +362,46 @@ impl Tracker {
                 self.cursor_effect(s, admitted.get(i));
             }
         }
-        let started = Instant::now();
-        let mut cycle = Cycle {
-            simple: true,
-            denial,
-            results: admitted
-                .into_iter()
-                .map(|a| Pending {
-                    admitted: Some(a),
-                    portal: None,
-                    started,
-                })
-                .collect(),
-            ..Cycle::default()
-        };
+        let mut commands = VecDeque::new();
+        let mut changes_encoding = false;
         if let Some(c) = allowed {
             for s in &c.classification.statements {
-                let change = self.sql_effect(s);
-                cycle.commands.push_back(change);
+                commands.push_back(self.sql_effect(s));
             }
             // The whole Query was converted with the encoding in effect when it arrived, so
             // only what comes after it is read in a new one.
-            cycle.changes_encoding = self.encoding_effect(&c.classification.statements).is_some();
-            self.encoding_touched |= cycle.changes_encoding;
+            changes_encoding = self.encoding_effect(&c.classification.statements).is_some();
+            self.encoding_touched |= changes_encoding;
         }
-        self.cycles.push_back(cycle);
+        let started = Instant::now();
+        let results = admitted.into_iter().map(|a| Pending {
+            admitted: Some(a),
+            portal: None,
+            started,
+        });
+        if self.open_extended && !self.cycles.is_empty() {
+            let last = self.cycles.len() - 1;
+            let cycle = &mut self.cycles[last];
+            cycle.then_query = true;
+            // One cycle holds one denial: after a denied extended message the rest of the
+            // cycle is dropped by the door, so a Query never reaches a cycle that has one.
+            if denial.is_some() {
+                cycle.denial = denial;
+            }
+            cycle.results.extend(results);
+            cycle.commands.extend(commands);
+            cycle.changes_encoding |= changes_encoding;
+        } else {
+            self.queued += 1;
+            self.cycles.push_back(Cycle {
+                simple: true,
+                denial,
+                results: results.collect(),
+                commands,
+                changes_encoding,
+                ..Cycle::default()
+            });
+        }
         self.open_extended = false;
     }
 
@@ -428,18 +480,19 @@ impl Tracker {
         vec![(name, old)]
     }
 
-    fn extended(&mut self) -> &mut Cycle {
+    /// The open extended cycle, opened if need be, counting one more message in it;
+    /// `answered`: the message has a final answer of its own (all but Sync).
+    fn extended(&mut self, answered: bool) -> &mut Cycle {
         if !self.open_extended || self.cycles.is_empty() {
             self.cycles.push_back(Cycle::default());
             self.open_extended = true;
+            self.queued += 1;
         }
+        self.queued += usize::from(answered);
         let last = self.cycles.len() - 1;
-        &mut self.cycles[last]
-    }
-
-    /// Flush was forwarded: it belongs to the open extended cycle.
-    pub(crate) fn extended_message(&mut self) {
-        self.extended();
+        let cycle = &mut self.cycles[last];
+        cycle.unanswered += usize::from(answered);
+        cycle
     }
 
     /// A Describe was forwarded; its RowDescription or NoData will describe this target.
@@ -449,7 +502,7 @@ impl Tracker {
         } else {
             Describing::Portal(self.portals.get(name).cloned())
         };
-        self.extended().describes.push_back(target);
+        self.extended(true).describes.push_back(target);
     }
 
     /// An Execute of `portal` was forwarded. A COPY FROM STDIN makes the server ignore the
@@ -472,15 +525,15 @@ impl Tracker {
             self.cursor_effect(s, admitted.as_ref());
         }
         self.copy_in_pending |= copy_in;
+        self.encoding_touched |= effect.is_some();
+        let cycle = self.extended(true);
         if let Some(effect) = effect {
-            self.encoding_touched = true;
-            let cycle = self.extended();
             cycle.changes_encoding = true;
             if cycle.predicted != Some(Predicted::Unknown) {
                 cycle.predicted = Some(effect);
             }
         }
-        self.extended().results.push_back(Pending {
+        cycle.results.push_back(Pending {
             admitted,
             portal,
             started: Instant::now(),
@@ -517,7 +570,7 @@ impl Tracker {
         }
         // The unnamed statement is kept too (under the empty name), for portal tracking.
         let change = self.set(name.clone(), Some(Prepared::new(classified.clone())));
-        self.extended().parses.push_back(Some(change));
+        self.extended(true).parses.push_back(Some(change));
     }
 
     /// An allowed Bind was forwarded.
@@ -538,7 +591,7 @@ impl Tracker {
             described: OnceLock::new(),
         };
         self.portals.insert(b.portal.clone(), Arc::new(bound));
-        self.extended();
+        self.extended(true);
     }
 
     /// A Close was forwarded.
@@ -549,7 +602,7 @@ impl Tracker {
             self.portals.remove(name);
             None
         };
-        self.extended().closes.push_back(change);
+        self.extended(true).closes.push_back(change);
     }
 
     /// A denied Parse or Bind was replaced by the injected Parse, which (failing) leaves
@@ -557,33 +610,53 @@ impl Tracker {
     pub(crate) fn deny_extended(&mut self, denial: Denial) {
         self.statements.remove(&b""[..]);
         self.unnamed = None;
-        self.extended().denial = Some(denial);
+        self.extended(true).denial = Some(denial);
     }
 
     /// A Sync was forwarded: it ends the open extended cycle, or is a cycle of its own.
     pub(crate) fn sync(&mut self) {
         let swallowable = self.copy_in_pending;
-        self.extended().swallowable = swallowable;
+        self.extended(false).swallowable = swallowable;
         self.open_extended = false;
     }
 
     // ---- server direction -------------------------------------------------------------
 
+    /// The final answer to one extended message of the front cycle arrived. (Answers of the
+    /// simple-query part of a cycle come after every extended message was answered.)
+    fn answered(&mut self) -> Option<&mut Cycle> {
+        let c = self.cycles.front_mut()?;
+        if c.unanswered > 0 {
+            c.unanswered -= 1;
+            self.queued = self.queued.saturating_sub(1);
+        }
+        Some(c)
+    }
+
     pub(crate) fn parse_complete(&mut self) {
-        if let Some(c) = self.cycles.front_mut() {
+        if let Some(c) = self.answered() {
             c.parses.pop_front();
         }
     }
 
+    pub(crate) fn bind_complete(&mut self) {
+        self.answered();
+    }
+
     pub(crate) fn close_complete(&mut self) {
-        if let Some(c) = self.cycles.front_mut() {
+        if let Some(c) = self.answered() {
             c.closes.pop_front();
         }
     }
 
+    /// CommandComplete, EmptyQueryResponse or PortalSuspended: a statement ended.
     pub(crate) fn command_complete(&mut self) {
-        if let Some(c) = self.cycles.front_mut().filter(|c| c.simple) {
-            c.commands.pop_front();
+        if self.front_is_simple() {
+            if let Some(c) = self.cycles.front_mut() {
+                c.commands.pop_front();
+            }
+        } else {
+            self.answered();
         }
     }
 
@@ -611,7 +684,9 @@ impl Tracker {
     /// Whether the response stream is in a simple-query cycle (where RowDescription belongs
     /// to the running statement, not to a Describe).
     pub(crate) fn front_is_simple(&self) -> bool {
-        self.cycles.front().is_some_and(|c| c.simple)
+        self.cycles
+            .front()
+            .is_some_and(|c| c.simple || (c.then_query && c.unanswered == 0))
     }
 
     /// Whether the statement at the front of the response stream may be masked: it has a
@@ -635,11 +710,7 @@ impl Tracker {
 
     /// A RowDescription (`Some`) or NoData (`None`) answered the front Describe.
     pub(crate) fn described(&mut self, fields: Option<Arc<[FieldDescription]>>) {
-        let Some(target) = self
-            .cycles
-            .front_mut()
-            .and_then(|c| c.describes.pop_front())
-        else {
+        let Some(target) = self.answered().and_then(|c| c.describes.pop_front()) else {
             return;
         };
         let Some(fields) = fields else { return };
@@ -702,6 +773,8 @@ impl Tracker {
     pub(crate) fn error(&mut self, fields: &ErrorFields) -> Option<Denial> {
         let mut cycle = self.cycles.pop_front()?;
         self.undo(&mut cycle);
+        // An extended message failed before the Query that followed it could run.
+        cycle.skips_to_sync |= cycle.then_query && cycle.unanswered > 0;
         let denial = if is_marker(fields) {
             cycle.denial.take()
         } else {
@@ -720,14 +793,22 @@ impl Tracker {
 
     /// ReadyForQuery ends the front cycle. If the server was in copy-in mode there, the Syncs
     /// the client sent meanwhile were swallowed, so the cycles they seemed to close are part
-    /// of this one and end here too.
+    /// of this one and end here too. If it was skipping to a Sync (an extended message failed
+    /// before a Query), the cycles up to the one that Sync closes were skipped and end here.
     pub(crate) fn ready(&mut self, status: TransactionStatus) {
         self.status = status;
         let mut in_copy = false;
+        let mut skipping = false;
         while let Some(mut cycle) = self.cycles.pop_front() {
+            self.queued = self.queued.saturating_sub(1 + cycle.unanswered);
             self.undo(&mut cycle);
             in_copy |= cycle.copy_in_seen;
-            if !(in_copy && cycle.swallowable) {
+            skipping |= cycle.skips_to_sync;
+            let closed_by_sync = !cycle.simple && !cycle.then_query;
+            let more = (in_copy && cycle.swallowable) || (skipping && !closed_by_sync);
+            // The open extended cycle has not sent its Sync: nothing of it was answered.
+            let next_open = self.open_extended && self.cycles.len() == 1;
+            if !more || next_open {
                 break;
             }
         }

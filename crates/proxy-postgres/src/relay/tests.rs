@@ -356,3 +356,142 @@ fn names_redefined_earlier_in_a_message_are_what_runs() {
     let all = classify("DEALLOCATE ALL; EXECUTE q");
     assert!(resolve_in_order(&all.classification.statements, lookup)[1].is_none());
 }
+
+/// A Sync, then a Flush (libpq ends a pipeline so), then a simple Query: the Flush opened
+/// nothing, so the Query is a cycle of its own and nothing is left in flight.
+#[test]
+fn a_flush_after_sync_opens_no_cycle() {
+    let mut t = Tracker::new();
+    let portal = Bytes::from_static(b"");
+    t.parse(&portal, &classify("SELECT 1"), None);
+    t.bind(&bind(&portal), Some(classify("SELECT 1")), None);
+    t.execute(&portal);
+    t.sync();
+    // Flush is forwarded without touching the tracker.
+    t.simple(None, Some(&classify("COMMIT")), Vec::new());
+    assert_eq!(
+        t.queued(),
+        5,
+        "two cycles, three extended messages unanswered"
+    );
+    t.parse_complete();
+    t.bind_complete();
+    t.command_complete();
+    t.ready(IDLE);
+    assert_eq!(t.queued(), 1);
+    t.command_complete();
+    t.ready(IDLE);
+    assert!(!t.in_flight());
+    assert_eq!(t.queued(), 0);
+}
+
+/// A Query inside an unfinished extended sequence runs after it, and its ReadyForQuery ends
+/// both; what follows is a cycle of its own.
+#[test]
+fn a_query_inside_an_extended_sequence_ends_it_when_all_went_well() {
+    let mut t = Tracker::new();
+    let portal = Bytes::from_static(b"");
+    t.parse(&portal, &classify("SELECT 1"), None);
+    t.bind(&bind(&portal), Some(classify("SELECT 1")), None);
+    t.describe(false, &portal);
+    t.execute(&portal);
+    t.simple(None, Some(&classify("PREPARE p AS SELECT 2")), Vec::new());
+    t.parse(&Bytes::from_static(b"s2"), &classify("SELECT 3"), None);
+    t.sync();
+    t.parse_complete();
+    t.bind_complete();
+    assert!(!t.front_is_simple(), "the Describe is still unanswered");
+    t.described(None);
+    t.command_complete();
+    // Now the Query's own answers: its CommandComplete confirms the PREPARE.
+    assert!(t.front_is_simple());
+    t.command_complete();
+    t.ready(IDLE);
+    assert!(t.statement(b"p").is_some());
+    assert!(t.in_flight(), "the Parse after the Query is its own cycle");
+    t.parse_complete();
+    t.ready(IDLE);
+    assert!(!t.in_flight());
+    assert!(t.statement(b"s2").is_some());
+    assert_eq!(t.queued(), 0);
+}
+
+/// When an extended message before the Query fails, the server skips the Query and
+/// everything up to the next Sync; that Sync's ReadyForQuery ends it all, and what was
+/// skipped is undone.
+#[test]
+fn a_failed_extended_message_makes_the_server_skip_the_query_to_the_next_sync() {
+    let mut t = Tracker::new();
+    let portal = Bytes::from_static(b"");
+    t.parse(&portal, &classify("SELECT 1/0"), None);
+    t.bind(&bind(&portal), Some(classify("SELECT 1/0")), None);
+    t.execute(&portal);
+    t.simple(None, Some(&classify("PREPARE p AS SELECT 2")), Vec::new());
+    t.simple(Some(denial("skipped too")), None, Vec::new());
+    t.parse(&Bytes::from_static(b"s2"), &classify("SELECT 3"), None);
+    t.sync();
+    t.simple(Some(denial("after the sync")), None, Vec::new());
+    t.parse_complete();
+    t.bind_complete();
+    assert_eq!(t.error(&error("22012", "division by zero")), None);
+    t.ready(IDLE);
+    assert!(t.statement(b"p").is_none(), "the skipped PREPARE is undone");
+    assert!(t.statement(b"s2").is_none(), "the skipped Parse is undone");
+    assert_eq!(
+        t.error(&marker()).map(|d| d.message),
+        Some("after the sync".into())
+    );
+    t.ready(IDLE);
+    assert!(!t.in_flight());
+    assert_eq!(t.queued(), 0);
+}
+
+/// A failure of the Query itself (after every extended message was answered) ends the
+/// cycle at the Query's ReadyForQuery, as a simple Query's error does.
+#[test]
+fn a_failed_query_inside_an_extended_sequence_ends_only_its_cycle() {
+    let mut t = Tracker::new();
+    let s1 = Bytes::from_static(b"s1");
+    t.parse(&s1, &classify("SELECT 1"), None);
+    t.simple(Some(denial("the query")), None, Vec::new());
+    t.parse(&Bytes::from_static(b"s2"), &classify("SELECT 3"), None);
+    t.sync();
+    t.parse_complete();
+    assert_eq!(
+        t.error(&marker()).map(|d| d.message),
+        Some("the query".into())
+    );
+    t.ready(IDLE);
+    assert!(t.statement(b"s1").is_some(), "confirmed before the error");
+    assert!(t.in_flight());
+    t.parse_complete();
+    t.ready(IDLE);
+    assert!(t.statement(b"s2").is_some());
+    assert_eq!(t.queued(), 0);
+}
+
+/// The pipeline bound counts cycles and unanswered extended messages; answers lower it as
+/// they arrive, also inside a cycle whose Sync has not come yet.
+#[test]
+fn the_pipeline_depth_falls_as_answers_arrive() {
+    let mut t = Tracker::new();
+    let portal = Bytes::from_static(b"");
+    t.bind(&bind(&portal), Some(classify("SELECT 1")), None);
+    for _ in 0..3 {
+        t.execute(&portal);
+    }
+    assert_eq!(t.queued(), 5);
+    t.bind_complete();
+    t.command_complete();
+    t.command_complete();
+    assert_eq!(t.queued(), 2);
+    t.sync();
+    t.command_complete();
+    t.ready(IDLE);
+    assert_eq!(t.queued(), 0);
+    // An empty Sync is a cycle of its own.
+    t.sync();
+    assert_eq!(t.queued(), 1);
+    t.ready(IDLE);
+    assert_eq!(t.queued(), 0);
+}

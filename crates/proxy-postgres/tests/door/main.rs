@@ -8,6 +8,7 @@ mod extended;
 mod pool;
 mod raw;
 mod robust;
+mod sequences;
 mod simple;
 mod support;
 mod upstream;

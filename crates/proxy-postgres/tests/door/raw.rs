@@ -45,6 +45,11 @@ pub fn sync() -> Vec<u8> {
 
 impl Raw {
     pub async fn connect(gw: &Gateway) -> Raw {
+        Self::connect_hello(gw).await.0
+    }
+
+    /// A session and what the gateway said up to its first ReadyForQuery.
+    pub async fn connect_hello(gw: &Gateway) -> (Raw, Vec<Frame>) {
         let stream = TcpStream::connect(gw.addr).await.unwrap();
         let (r, w) = stream.into_split();
         let mut raw = Raw {
@@ -61,7 +66,7 @@ impl Raw {
         raw.send(&b).await;
         let hello = raw.until_ready().await;
         assert!(hello.iter().any(|f| f.tag() == tag::BACKEND_KEY_DATA));
-        raw
+        (raw, hello)
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {

@@ -127,21 +127,6 @@ async fn an_oversized_message_gets_08p01_and_a_closed_connection() {
 }
 
 #[tokio::test]
-async fn a_simple_query_inside_an_unsynced_extended_sequence_is_refused() {
-    let gw = support::start().await;
-    let mut raw = Raw::connect(&gw).await;
-    let mut batch = raw::parse("", "SELECT 1");
-    batch.extend(raw::query("SELECT 2"));
-    raw.send(&batch).await;
-    let answer = raw.until_ready().await;
-    assert!(
-        errors(&answer).contains(&"08P01".to_owned()),
-        "{}",
-        tags(&answer)
-    );
-}
-
-#[tokio::test]
 async fn the_upstream_going_away_ends_the_session_cleanly() {
     let gw = support::start().await;
     let client = gw.client().await;
