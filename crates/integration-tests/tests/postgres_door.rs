@@ -210,6 +210,32 @@ async fn psycopg_extended_protocol_denial_keeps_the_session_consistent() -> Resu
     Ok(())
 }
 
+/// psycopg's executemany runs in pipeline mode, which libpq ends with Sync then Flush; the
+/// commit that follows is a simple Query. Through the door the rows must be saved and the
+/// session kept, as directly (psycopg's own suite found the door killing the session here).
+#[tokio::test]
+async fn psycopg_executemany_then_commit_saves_every_row() -> Result<()> {
+    let (pg, gw, token) = setup().await?;
+    let conn = gw.pg_conn("appdb", &token)?;
+    let before = count(&pg, "orders").await?;
+    let rows: Vec<Value> = (0..50).map(|i| json!([1, i, "pipelined"])).collect();
+    let spec = json!({
+        "autocommit": false,
+        "statements": [
+            {"sql": "INSERT INTO orders (customer_id, amount, status) VALUES (%s, %s, %s)",
+             "many": rows},
+            {"sql": "SELECT count(*) FROM orders WHERE status = 'pipelined'", "mode": "simple"}
+        ],
+        "end": "commit"
+    });
+    let r = clients::psycopg_run(&conn, &spec).await?;
+    assert_eq!(r["connected"], true, "{r}");
+    let res = r["results"].as_array().expect("results");
+    assert!(res.iter().all(|x| x["ok"] == true), "{r}");
+    assert_eq!(count(&pg, "orders").await?, before + 50, "{r}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn asyncpg_binary_prepared_statements() -> Result<()> {
     let (_pg, gw, token) = setup().await?;
