@@ -21,5 +21,8 @@ cargo build --workspace --all-targets --locked
 step "tests"
 cargo test --workspace --locked -- --test-threads=4
 
+step "driver suites: asyncpg's own protocol-heavy tests, directly and through the door"
+PORTCULLIS_BIN="$PWD/target/debug/portcullis" compat/run.sh asyncpg --ci
+
 step "README walkthrough"
 scripts/walkthrough.sh
