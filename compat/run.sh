@@ -225,7 +225,8 @@ gateway_health() {
 
 # --- The suites ---------------------------------------------------------------------------
 
-# run_pytest SUITE direct|door: runs pytest, writes $OUT/SUITE-TAG.xml and .log
+# run_pytest SUITE direct|door|rerun [NODE-ID...]: runs pytest, writes $OUT/SUITE-TAG.xml
+# and .log; `rerun` runs the given tests through the door.
 run_pytest() {
   local suite=$1 where=$2 tag
   shift 2
@@ -289,10 +290,12 @@ for suite in "${SUITES[@]}"; do
     for ((pass = 1; pass < REPEAT; pass++)); do
       run_pytest "$suite" door
       REPORT+=("gateway RSS after $suite, pass $pass of $REPEAT: $(rss_kib) KiB (peak $(hwm_kib) KiB)")
+      say "compat: ${REPORT[-1]}"
     done
     run_pytest "$suite" door
     health=$(gateway_health 2>&1) || { STATUS=1; REPORT+=("gateway after $suite: $health"); }
     REPORT+=("gateway RSS after $suite: $(rss_kib) KiB (peak $(hwm_kib) KiB)")
+    say "compat: ${REPORT[-1]}"
     excl=(--exclude "$HERE/excluded.txt" --flaky "$HERE/flaky.txt")
     ((MASKING)) && excl+=(--exclude "$HERE/excluded-masking.txt")
     ((RECORDING)) && excl+=(--exclude "$HERE/excluded-recording.txt")
@@ -304,7 +307,7 @@ for suite in "${SUITES[@]}"; do
     fi
     cmp=("$PY" "$HERE/compare.py" --suite "$suite" --label "$MODE, $SEL" "${excl[@]}"
       "${subset[@]}" --direct "$direct" --door "$OUT/$suite-$MODE-$SEL.xml")
-    # The lost tests run once more through the door, in one session, to tell a flaky or
+    # The lost tests run once more through the door, in one pytest run, to tell a flaky or
     # order-dependent failure from a deterministic one (both still count).
     lost=$OUT/$suite-$MODE-$SEL.lost rerun=$OUT/$suite-$MODE-$SEL.rerun.xml
     rm -f "$rerun"
