@@ -154,7 +154,7 @@ def main() -> int:
         for t, r in excused:
             print(f"     ~ {t}  # {r}")
     if flaked:
-        print("   known flaky (they fail directly too, now and then), not counted:")
+        print("   known flaky (timing-dependent, see compat/flaky.txt), not counted:")
         for t, r in flaked:
             print(f"     ? {t}  # {r}")
     if unexplained:
