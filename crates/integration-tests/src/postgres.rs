@@ -84,9 +84,10 @@ SELECT 1 + (g * 7) % 20, 10 * g + (g % 3), (ARRAY['new','paid','shipped','cancel
 FROM generate_series(1, 40) AS g;
 "#;
 
-/// See [`PgServer::fingerprint`]. Table contents are read generically with `query_to_xml`,
-/// each table's rows ordered by their text.
-const FINGERPRINT_SQL: &str = r#"
+/// See [`PgServer::fingerprint`]; one text column, for a test that runs it on a session of
+/// its own. Table contents are read generically with `query_to_xml`, each table's rows
+/// ordered by their text.
+pub const FINGERPRINT_SQL: &str = r#"
 SELECT concat_ws(E'\n',
   (SELECT coalesce(string_agg(format('%I.%I', table_schema, table_name) || ' ' || md5(
             query_to_xml(format('SELECT * FROM %I.%I AS t ORDER BY t::text', table_schema,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use portcullis_integration_tests::clients::{self, PgConn};
-use portcullis_integration_tests::postgres::PgServer;
+use portcullis_integration_tests::postgres::{self, PgServer};
 use portcullis_integration_tests::{Gateway, GatewayBuilder};
 use serde::Deserialize;
 use serde_json::Value;
@@ -98,34 +98,6 @@ fn load_corpus() -> Result<Vec<Case>> {
     Ok(corpus.case)
 }
 
-/// Everything a denied (or allowed) statement could have changed in `appdb` and the cluster.
-const FINGERPRINT: &str = r#"
-SELECT concat_ws(E'\n',
-  (SELECT count(*) || ' ' || md5(coalesce(string_agg(c::text, ',' ORDER BY c.id), '')) FROM customers c),
-  (SELECT count(*) || ' ' || md5(coalesce(string_agg(o::text, ',' ORDER BY o.id), '')) FROM orders o),
-  (SELECT string_agg(concat_ws(':', n.nspname, c.relname, c.relkind, c.relowner::regrole, c.relacl,
-                             c.relrowsecurity), ',' ORDER BY n.nspname, c.relname)
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')),
-  (SELECT coalesce(string_agg(n.nspname || '.' || p.proname, ',' ORDER BY n.nspname, p.proname), '')
-     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')),
-  (SELECT string_agg(concat_ws(':', nspname, nspacl), ',' ORDER BY nspname) FROM pg_namespace),
-  (SELECT string_agg(concat_ws(':', rolname, rolsuper, rolcreaterole, rolcreatedb, rolcanlogin),
-          ',' ORDER BY rolname) FROM pg_roles),
-  (SELECT string_agg(r.rolname || '>' || m.rolname, ',' ORDER BY r.rolname, m.rolname)
-     FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member),
-  (SELECT string_agg(extname, ',' ORDER BY extname) FROM pg_extension),
-  (SELECT count(*) FROM pg_largeobject_metadata),
-  (SELECT coalesce(string_agg(concat_ws('=', name, setting), ',' ORDER BY name), '')
-     FROM pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf'),
-  (SELECT coalesce(string_agg(concat_ws(':', setdatabase, setrole, setconfig), ','), '')
-     FROM pg_db_role_setting),
-  (SELECT string_agg(concat_ws(':', datname, datacl), ',' ORDER BY datname) FROM pg_database),
-  (SELECT string_agg(concat_ws(':', sequencename, last_value), ',' ORDER BY sequencename) FROM pg_sequences)
-)
-"#;
-
 /// Takes fingerprints as superuser over the server's (trusted) unix socket, on one session
 /// kept for the whole run (a psql process per fingerprint cost about 20 s of the run).
 struct Fingerprinter<'a> {
@@ -152,7 +124,7 @@ impl Fingerprinter<'_> {
             let Some((client, _)) = &self.session else {
                 continue;
             };
-            match client.query_one(FINGERPRINT, &[]).await {
+            match client.query_one(postgres::FINGERPRINT_SQL, &[]).await {
                 Ok(row) => return Ok(row.try_get::<_, String>(0)?),
                 Err(e) if !client.is_closed() => return Err(e).context("fingerprint"),
                 Err(_) => {}

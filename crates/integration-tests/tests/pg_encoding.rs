@@ -14,12 +14,6 @@ use portcullis_integration_tests::postgres::PgServer;
 use portcullis_integration_tests::rawpg::{self, Message, RawSession, msg};
 use portcullis_integration_tests::{Gateway, GatewayBuilder};
 
-/// What a denied write could change: the rows of both fixture tables and the role settings.
-const FINGERPRINT: &str = "SELECT concat_ws(' ', \
-    (SELECT count(*) || md5(string_agg(o::text, ',' ORDER BY o.id)) FROM orders o), \
-    (SELECT count(*) || md5(string_agg(c::text, ',' ORDER BY c.id)) FROM customers c), \
-    (SELECT coalesce(string_agg(array_to_string(setconfig, ','), ';'), '') FROM pg_db_role_setting))";
-
 /// The SJIS attack's SELECT: harmless as UTF-8, a DELETE as SJIS.
 fn sjis_attack() -> Vec<u8> {
     b"SELECT E'\xc4\x81\\' ; DELETE FROM orders; --'".to_vec()
@@ -50,7 +44,7 @@ impl Fixture {
             .await?;
         let agent = gw.mint("enc-agent", &["agents"], "15m")?;
         let dba = gw.mint("enc-dba", &["agents", "dbas"], "15m")?;
-        let baseline = pg.superuser_sql("appdb", FINGERPRINT).await?;
+        let baseline = pg.fingerprint("appdb").await?;
         Ok(Self {
             pg,
             gw,
@@ -77,7 +71,7 @@ impl Fixture {
     }
 
     async fn assert_unchanged(&self, case: &str) -> Result<()> {
-        let now = self.pg.superuser_sql("appdb", FINGERPRINT).await?;
+        let now = self.pg.fingerprint("appdb").await?;
         assert_eq!(now, self.baseline, "{case}: the database changed");
         Ok(())
     }
