@@ -34,6 +34,32 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or(manifest)
 }
 
+/// A TOML file of this crate's tests (`crates/integration-tests/tests/<name>`) as JSON, read
+/// with Python's `tomllib` (this crate has no TOML parser).
+pub fn test_toml<T: serde::de::DeserializeOwned>(name: &str) -> anyhow::Result<T> {
+    use anyhow::Context as _;
+    let path = repo_root()
+        .join("crates/integration-tests/tests")
+        .join(name);
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, tomllib\n\
+             print(json.dumps(tomllib.load(open(sys.argv[1], 'rb'))))",
+        ])
+        .arg(&path)
+        .output()
+        .with_context(|| format!("python3 (tomllib) to read {}", path.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "reading {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> i64 {
     std::time::SystemTime::now()

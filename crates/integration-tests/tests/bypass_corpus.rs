@@ -8,7 +8,6 @@
 //! into JSON first.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -76,25 +75,7 @@ fn outcome<T>(r: std::result::Result<T, tokio_postgres::Error>) -> Outcome {
 }
 
 fn load_corpus() -> Result<Vec<Case>> {
-    let path = portcullis_integration_tests::repo_root()
-        .join("crates/integration-tests/tests/bypass_corpus.toml");
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, tomllib\n\
-             print(json.dumps(tomllib.load(open(sys.argv[1], 'rb'))))",
-        ])
-        .arg(&path)
-        .output()
-        .context("python3 (tomllib) to read the corpus")?;
-    if !out.status.success() {
-        bail!(
-            "reading {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let corpus: Corpus = serde_json::from_slice(&out.stdout)?;
+    let corpus: Corpus = portcullis_integration_tests::test_toml("bypass_corpus.toml")?;
     Ok(corpus.case)
 }
 

@@ -2,7 +2,6 @@
 //! cases, the transports that can run them, and the fixture built from the rows.
 
 use std::fmt;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
@@ -352,28 +351,9 @@ pub struct Data {
     pub cases: Vec<Case>,
 }
 
-/// Reads `masking_bypass.toml` (through Python's `tomllib`, as the bypass corpus does: this
-/// crate has no TOML parser).
+/// Reads `masking_bypass.toml`.
 pub fn load() -> Result<Data> {
-    let path = portcullis_integration_tests::repo_root()
-        .join("crates/integration-tests/tests/masking_bypass.toml");
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, tomllib\n\
-             print(json.dumps(tomllib.load(open(sys.argv[1], 'rb'))))",
-        ])
-        .arg(&path)
-        .output()
-        .context("python3 (tomllib) to read the cases")?;
-    if !out.status.success() {
-        bail!(
-            "reading {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let mut file: File = serde_json::from_slice(&out.stdout)?;
+    let mut file: File = portcullis_integration_tests::test_toml("masking_bypass.toml")?;
     // Vendor-format keys are split with ‹› in the file so that secret scanners pass it.
     for m in &mut file.member {
         for v in [
