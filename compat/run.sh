@@ -106,6 +106,9 @@ setup_python() {
   if [[ " ${SUITES[*]} " == *" asyncpg "* ]]; then
     reqs+=("asyncpg==$ASYNCPG_VERSION" distro)
   fi
+  # The script's own helpers (database reset, readiness, health) talk through psycopg, so
+  # it is there even when only asyncpg's suite runs.
+  ((${#drivers[@]})) || reqs+=("psycopg[binary]")
   local stamp=$VENV/.compat-reqs want="${reqs[*]} ${drivers[*]}"
   grep -qxF "$want" "$stamp" 2>/dev/null && return 0
   say "compat: installing $want"
