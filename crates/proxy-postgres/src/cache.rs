@@ -79,6 +79,8 @@ impl Classified {
             deallocate_all: false,
             // What it would run is unknown, a change of encoding included (like EXECUTE).
             client_encoding: Some(portcullis_sql::SettingChange::Unknown),
+            conforming_strings_off: false,
+            database_wide: false,
             cursor: None,
         };
         Arc::new(Self::new(Classification {

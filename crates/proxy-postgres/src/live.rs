@@ -18,6 +18,7 @@ use crate::enforce::{Enforcer, Masking};
 use crate::error::{ErrorKind, PgError};
 use crate::hold::Holder;
 use crate::record::Recorder;
+use crate::relay::Neighbours;
 use crate::relay::state::{Stats, Tracker};
 use crate::relay::{End, Relay, backend, frontend};
 use crate::respond;
@@ -95,11 +96,16 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             },
         },
         cache: &door.cache,
+        neighbours: Neighbours {
+            targets: &door.targets,
+            upstream: &a.target.target.upstream,
+        },
         limits: &door.settings.limits,
         tracker,
         stats,
         answered: tokio::sync::Notify::new(),
         draining: std::sync::atomic::AtomicBool::new(false),
+        terminated: std::sync::atomic::AtomicBool::new(false),
     };
     relay_until_end(&relay, conn, upstream, shutdown, &cancel, notices_rx, a).await
 }
@@ -148,7 +154,8 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
         }
         () = expiry(relay.enforcer.principal) => Err(PgError::TokenExpired),
     };
-    let (ended, error) = outcome(result, relay.stats);
+    let upstream_closed = matches!(result, Ok(End::UpstreamGone { .. }));
+    let (ended, error) = outcome(result, relay);
     if let Some(e) = error
         .as_ref()
         .filter(|e| !matches!(e, PgError::ClientIo(_)))
@@ -178,6 +185,12 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
         };
         a.target.pool.give_back(a.forward, up).await;
     } else {
+        // A server that closed (after the client's Terminate, too) only needs its socket shut.
+        let ended = if upstream_closed {
+            Ended::UpstreamGone
+        } else {
+            ended
+        };
         stop_upstream(relay, &mut uw, ended, cancel).await;
     }
     (ended, error)
@@ -247,9 +260,13 @@ fn hello(upstream: &Upstream, pid: i32, secret: i32, session_id: Option<&str>) -
 }
 
 /// How the relay's result reads for the audit, and what (if anything) the client is told.
-fn outcome(result: Result<End, PgError>, stats: &Stats) -> (Ended, Option<PgError>) {
+fn outcome(result: Result<End, PgError>, relay: &Relay<'_>) -> (Ended, Option<PgError>) {
+    let stats = relay.stats;
+    let terminated = relay.terminated.load(std::sync::atomic::Ordering::SeqCst);
     let (ended, error) = match result {
         Ok(End::ClientTerminate) => (Ended::ClientTerminate, None),
+        // The client's Terminate was forwarded; the server closed once it had read it.
+        Ok(End::UpstreamGone { .. }) if terminated => (Ended::ClientTerminate, None),
         Ok(End::ClientGone) => (Ended::ClientGone, None),
         // The server said why it is closing; the client has that message already.
         Ok(End::UpstreamGone {

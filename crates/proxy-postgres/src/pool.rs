@@ -143,6 +143,17 @@ impl Pool {
         }
     }
 
+    /// Closes every idle connection, waiting until the server has been told.
+    pub(crate) async fn close_idle(&self) {
+        let idle: Vec<Idle> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.drain(..).collect()
+        };
+        for i in idle {
+            terminate(i.up).await;
+        }
+    }
+
     pub(crate) fn enabled(&self) -> bool {
         self.size > 0
     }

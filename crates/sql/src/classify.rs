@@ -68,6 +68,13 @@ fn build(
     let action = action(&head, &facts, opts);
     let has_where = has_where(action, node, &head, &facts);
     let client_encoding = client_encoding(&head, &facts);
+    let conforming_strings_off = head.action != Action::Explain
+        && (head.conforming_strings_off
+            || facts
+                .settings
+                .iter()
+                .flatten()
+                .any(|(name, value)| crate::session::set_config_strings_off(name, value)));
     let mut tables = facts.tables;
     if !head.tables.is_empty() {
         tables.extend(head.tables);
@@ -87,7 +94,19 @@ fn build(
         deallocate_name: head.deallocate_name,
         deallocate_all: head.deallocate_all,
         client_encoding,
+        conforming_strings_off,
+        database_wide: database_wide(node),
         cursor: head.cursor,
+    }
+}
+
+/// See [`Statement::database_wide`].
+fn database_wide(node: &NodeEnum) -> bool {
+    use pg_query::protobuf::ObjectType;
+    match node {
+        NodeEnum::CreatedbStmt(_) | NodeEnum::DropdbStmt(_) => true,
+        NodeEnum::RenameStmt(r) => r.rename_type == ObjectType::ObjectDatabase as i32,
+        _ => false,
     }
 }
 
@@ -228,6 +247,8 @@ fn bare(action: Action, text: &str, normalized: String) -> Statement {
         // Input that could not be read may be anything the server runs (a tree too deep to
         // decode still parses there).
         client_encoding: Some(SettingChange::Unknown),
+        conforming_strings_off: false,
+        database_wide: false,
         cursor: None,
     }
 }

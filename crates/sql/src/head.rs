@@ -29,6 +29,8 @@ pub(crate) struct Head {
     /// What the top-level statement does to `client_encoding` (SET, RESET, DISCARD, and the
     /// statements that run code the text does not show).
     pub client_encoding: Option<SettingChange>,
+    /// A SET that turns `standard_conforming_strings` off.
+    pub conforming_strings_off: bool,
     pub cursor: Option<CursorOp>,
 }
 
@@ -43,6 +45,7 @@ impl Head {
             deallocate_name: None,
             deallocate_all: false,
             client_encoding: None,
+            conforming_strings_off: false,
             cursor: None,
         }
     }
@@ -81,6 +84,7 @@ pub(crate) fn head(node: &NodeEnum) -> Head {
         N::TransactionStmt(s) => Head::new(session::transaction(s)),
         N::VariableSetStmt(s) => Head {
             client_encoding: session::client_encoding(s),
+            conforming_strings_off: session::conforming_strings_off(s),
             ..Head::new(session::set(s))
         },
         N::DiscardStmt(s) => Head {

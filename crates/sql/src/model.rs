@@ -64,6 +64,16 @@ pub struct Statement {
     /// runs, as they carry its action. Functions and triggers that run `SET` themselves need
     /// the catalog and are not seen (DESIGN.md §5).
     pub client_encoding: Option<SettingChange>,
+    /// The statement turns `standard_conforming_strings` off: a `SET [SESSION|LOCAL]` of it,
+    /// or a `set_config` of it with constant arguments, to anything but a clear `on`. The
+    /// parser here reads `'\'` as PostgreSQL does only while it is on, so the door refuses
+    /// these before the server sees them (a change it does not see coming, through code the
+    /// text does not show, still ends the session when the server reports it).
+    pub conforming_strings_off: bool,
+    /// `CREATE DATABASE`, `DROP DATABASE`, `ALTER DATABASE ... RENAME`: statements the server
+    /// refuses while other sessions use the database involved (a CREATE's template), so the
+    /// door closes its idle pooled server connections before forwarding one.
+    pub database_wide: bool,
     /// The SQL cursor the statement declares, reads, moves or closes, so that the door can
     /// follow it (a client may also run a cursor as a portal at the protocol level).
     pub cursor: Option<CursorOp>,

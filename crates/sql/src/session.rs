@@ -59,6 +59,22 @@ pub(crate) fn set(stmt: &VariableSetStmt) -> Action {
     }
 }
 
+/// A SET of `standard_conforming_strings` to anything but a clear `on`. RESET and DEFAULT
+/// restore the session's starting value, which the door has seen to be on.
+pub(crate) fn conforming_strings_off(stmt: &VariableSetStmt) -> bool {
+    use protobuf::VariableSetKind as Kind;
+    stmt.name
+        .eq_ignore_ascii_case("standard_conforming_strings")
+        && Kind::try_from(stmt.kind) == Ok(Kind::VarSetValue)
+        && !(stmt.args.len() == 1 && stmt.args.first().and_then(bool_value) == Some(true))
+}
+
+/// A `set_config` of `standard_conforming_strings` (constant name and value) to anything
+/// but a clear `on`.
+pub(crate) fn set_config_strings_off(name: &str, value: &str) -> bool {
+    name.eq_ignore_ascii_case("standard_conforming_strings") && parse_bool(value) != Some(true)
+}
+
 /// What SET/RESET does to `client_encoding`. `SET NAMES` arrives here as `client_encoding`
 /// (the grammar rewrites it), and setting names are compared as PostgreSQL does, without case.
 pub(crate) fn client_encoding(stmt: &VariableSetStmt) -> Option<SettingChange> {

@@ -32,6 +32,10 @@ struct Case {
     execute_name: Option<String>,
     deallocate_name: Option<String>,
     deallocate_all: Option<bool>,
+    /// `database_wide`, per statement.
+    database_wide: Option<Vec<bool>>,
+    /// `conforming_strings_off`, per statement.
+    conforming_strings_off: Option<Vec<bool>>,
     /// `client_encoding`: the value, `<default>`, `<unknown>` or `<none>`.
     client_encoding: Option<String>,
     /// `cursor`: `declare c`, `declare-hold c`, `fetch c`, `move c`, `close c`, `close-all`
@@ -159,6 +163,22 @@ fn check_statements(case: &Case, got: &Classification, expect: &mut Expect) {
             let want = (want != "<none>").then_some(want);
             expect(what, format!("{:?}", [want]), have);
         }
+    }
+    if let Some(want) = &case.database_wide {
+        let have: Vec<bool> = got.statements.iter().map(|s| s.database_wide).collect();
+        expect("database_wide", format!("{want:?}"), format!("{have:?}"));
+    }
+    if let Some(want) = &case.conforming_strings_off {
+        let have: Vec<bool> = got
+            .statements
+            .iter()
+            .map(|s| s.conforming_strings_off)
+            .collect();
+        expect(
+            "conforming_strings_off",
+            format!("{want:?}"),
+            format!("{have:?}"),
+        );
     }
     if let Some(want) = case.deallocate_all {
         let have: Vec<bool> = got.statements.iter().map(|s| s.deallocate_all).collect();

@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use portcullis_masking::{Counts, Masker};
+use portcullis_masking::{Counts, Masked, Masker};
 
 use super::types;
 
@@ -204,13 +204,46 @@ fn mask_field<'a>(
             Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
         });
     }
-    match types::sensitive_reading(masker, value) {
+    if let Some(doc) = jsonb(value) {
+        // The document is masked in place; what the same bytes say read as a number (the
+        // readings a bigint or numeric field would give) must still be clean.
+        if let Some(entity) = types::number_reading(masker, value) {
+            counts.add(entity, 1);
+            return Err(Refused::Sensitive);
+        }
+        return Ok(match masker.mask_json(doc, counts) {
+            Masked::Unchanged(_) => Cow::Borrowed(value),
+            Masked::Replaced(json) => {
+                let mut out = Vec::with_capacity(json.len() + 1);
+                out.push(JSONB_VERSION);
+                out.extend_from_slice(&json);
+                Cow::Owned(out)
+            }
+            Masked::Null => return Err(Refused::Sensitive),
+        });
+    }
+    match types::sensitive_reading(masker, None, value) {
         Some(entity) => {
             counts.add(entity, 1);
             Err(Refused::Sensitive)
         }
         None => Ok(Cow::Borrowed(value)),
     }
+}
+
+/// Binary jsonb: its version byte, then the document as JSON text.
+const JSONB_VERSION: u8 = 1;
+
+/// The document of a field that reads as binary jsonb: the version byte followed by text that
+/// parses as JSON. (Read as text, the version byte is a control character, so without this a
+/// jsonb column's every value would be judged by its numeric readings alone.)
+fn jsonb(value: &[u8]) -> Option<&str> {
+    let (&JSONB_VERSION, doc) = value.split_first()? else {
+        return None;
+    };
+    let doc = std::str::from_utf8(doc).ok().filter(|d| is_text(d))?;
+    serde_json::from_str::<serde_json::Value>(doc).ok()?;
+    Some(doc)
 }
 
 /// Text as a text column would hold it: no control characters but tab and line breaks. A

@@ -100,6 +100,7 @@ impl Maskers {
 struct Column {
     plan: ColumnPlan,
     kind: Kind,
+    oid: u32,
     binary: bool,
 }
 
@@ -132,6 +133,7 @@ impl ResultPlan {
                 Column {
                     plan: masker.column(&f.name, type_name),
                     kind,
+                    oid: f.type_oid,
                     binary: format == 1,
                 }
             })
@@ -177,6 +179,7 @@ impl ResultPlan {
         let col = self.columns.get(i).copied().unwrap_or(Column {
             plan: ColumnPlan::Pass,
             kind: Kind::Other,
+            oid: 0,
             binary: true,
         });
         let m = &self.masker;
@@ -210,7 +213,7 @@ impl ResultPlan {
             (Kind::Jsonb, true) => self.jsonb_binary(value, counts),
             (Kind::Json, true) => m.mask_value(&ColumnPlan::Json, value, counts),
             (Kind::TextArray, true) => self.text_array_binary(value, counts),
-            (Kind::Int | Kind::Numeric | Kind::Inet | Kind::Mac, false) => {
+            (Kind::Int | Kind::Numeric | Kind::Inet | Kind::Mac | Kind::Structured, false) => {
                 self.null_if_sensitive(std::str::from_utf8(value).ok(), value, counts)
             }
             (Kind::Int, true) => {
@@ -225,10 +228,15 @@ impl ResultPlan {
             (Kind::Mac, true) => {
                 self.null_if_sensitive(types::mac_text(value).as_deref(), value, counts)
             }
-            // A binary value of a type the gateway does not know (or of a result it never
-            // saw described): every reading its bytes allow is checked, so a card number
-            // sent as a binary numeric or bigint does not pass for want of a type.
-            (Kind::Other, true) => match types::sensitive_reading(&self.masker, value) {
+            // A binary value of a structured type, or of a type the gateway does not know (or
+            // of a result it never saw described): every reading its bytes allow is checked,
+            // parts of arrays, ranges and records included, so a card number sent as a binary
+            // numeric, bigint or range bound does not pass for want of a type.
+            (Kind::Structured | Kind::Other, true) => match types::sensitive_reading(
+                &self.masker,
+                (self.columns.len() > i).then_some(col.oid),
+                value,
+            ) {
                 Some(entity) => {
                     counts.add(entity, 1);
                     Masked::Null

@@ -166,3 +166,97 @@ fn copy_rows_keep_their_shape() {
     assert_eq!(out, b"1\t[EMAIL]\t\\N\n");
     assert!(plan.mask_copy_text(b"2\tnothing\n", &mut counts).is_none());
 }
+
+/// A binary array of one dimension of `oid` elements.
+fn binary_array(oid: u32, elements: &[&[u8]]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for x in [1i32, 0, oid as i32, elements.len() as i32, 1] {
+        b.extend_from_slice(&x.to_be_bytes());
+    }
+    for e in elements {
+        b.extend_from_slice(&(e.len() as i32).to_be_bytes());
+        b.extend_from_slice(e);
+    }
+    b
+}
+
+/// A binary range `[lower, upper)`.
+fn binary_range(lower: &[u8], upper: &[u8]) -> Vec<u8> {
+    let mut b = vec![0x02];
+    for bound in [lower, upper] {
+        b.extend_from_slice(&(bound.len() as i32).to_be_bytes());
+        b.extend_from_slice(bound);
+    }
+    b
+}
+
+#[test]
+fn structured_values_are_replaced_whole_so_they_still_parse() {
+    // Text format: a replacement inside `{10.0.0.1/32}` or `[4111…,4111…]` would not parse
+    // as cidr[] or int8range, so a value holding anything sensitive becomes NULL.
+    let fields = [
+        field("nets", 651, 0),
+        field("span", 3926, 0),
+        field("ids", 1016, 0),
+        field("many", 4536, 0),
+    ];
+    let plan = ResultPlan::new(masker(), &fields, None);
+    let (out, counts) = masked(
+        &plan,
+        &[
+            Some(b"{10.0.0.1/32}"),
+            Some(b"[4111111111111111,4111111111111112)"),
+            Some(b"{1,2,3}"),
+            Some(b"{[1,5)}"),
+        ],
+    );
+    assert_eq!(out[0], None, "cidr[] with an address");
+    assert_eq!(out[1], None, "int8range with a card number");
+    assert_eq!(out[2].as_deref(), Some(&b"{1,2,3}"[..]));
+    assert_eq!(out[3].as_deref(), Some(&b"{[1,5)}"[..]));
+    assert!(counts.total() >= 2);
+}
+
+#[test]
+fn binary_parts_of_arrays_ranges_and_records_are_read() {
+    let card = 4_111_111_111_111_111i64.to_be_bytes();
+    let seven = 7i64.to_be_bytes();
+    let ip = [2u8, 32, 1, 4, 10, 1, 2, 3];
+    let ids = binary_array(20, &[&seven, &card]);
+    let nets = binary_array(869, &[&ip]);
+    let span = binary_range(&card, &seven);
+    // A record: count, then per field its type oid, length and bytes.
+    let mut record = 2i32.to_be_bytes().to_vec();
+    for (oid, v) in [(23u32, &7i32.to_be_bytes()[..]), (20, &card[..])] {
+        record.extend_from_slice(&oid.to_be_bytes());
+        record.extend_from_slice(&(v.len() as i32).to_be_bytes());
+        record.extend_from_slice(v);
+    }
+    let clean_ids = binary_array(20, &[&seven, &seven]);
+    let clean_span = binary_range(&seven, &seven);
+    // Described (known structured types, a record) and never described (blind) alike.
+    let fields = [
+        field("ids", 1016, 1),
+        field("nets", 1041, 1),
+        field("span", 3926, 1),
+        field("r", 2249, 1),
+        field("ok_ids", 1016, 1),
+        field("ok_span", 3926, 1),
+    ];
+    let values: [&[u8]; 6] = [&ids, &nets, &span, &record, &clean_ids, &clean_span];
+    let values: Vec<Option<&[u8]>> = values.iter().map(|v| Some(*v)).collect();
+    for plan in [
+        ResultPlan::new(masker(), &fields, None),
+        ResultPlan::blind(masker()),
+    ] {
+        let (out, _) = masked(&plan, &values);
+        assert_eq!(out[0], None, "bigint[] holding a card");
+        assert_eq!(out[2], None, "int8range bound holding a card");
+        assert_eq!(out[3], None, "record field holding a card");
+        assert_eq!(out[4].as_deref(), Some(&clean_ids[..]));
+        assert_eq!(out[5].as_deref(), Some(&clean_span[..]));
+    }
+    // An inet[] element is read as inet where the type is known.
+    let (out, _) = masked(&ResultPlan::new(masker(), &fields, None), &values);
+    assert_eq!(out[1], None, "inet[] holding an address");
+}

@@ -22,6 +22,10 @@ pub(crate) enum Kind {
     Inet,
     /// macaddr, macaddr8.
     Mac,
+    /// Built-in arrays of numbers, addresses or JSON, ranges and multiranges of numbers:
+    /// values whose text is structured, so a replacement inside it would not parse as the
+    /// type; one holding anything sensitive is replaced whole (NULL), in either format.
+    Structured,
     /// Types that cannot hold a sensitive string: bool, floats, dates and times, uuid, oids,
     /// bytea (raw bytes, not scanned).
     Inert,
@@ -53,6 +57,22 @@ pub(crate) fn kind(oid: u32) -> (Kind, &'static str) {
         650 => (Kind::Inet, "cidr"),
         829 => (Kind::Mac, "macaddr"),
         774 => (Kind::Mac, "macaddr8"),
+        1005 => (Kind::Structured, "_int2"),
+        1007 => (Kind::Structured, "_int4"),
+        1016 => (Kind::Structured, "_int8"),
+        1231 => (Kind::Structured, "_numeric"),
+        1041 => (Kind::Structured, "_inet"),
+        651 => (Kind::Structured, "_cidr"),
+        1040 => (Kind::Structured, "_macaddr"),
+        775 => (Kind::Structured, "_macaddr8"),
+        199 => (Kind::Structured, "_json"),
+        3807 => (Kind::Structured, "_jsonb"),
+        3904 => (Kind::Structured, "int4range"),
+        3926 => (Kind::Structured, "int8range"),
+        3906 => (Kind::Structured, "numrange"),
+        4451 => (Kind::Structured, "int4multirange"),
+        4536 => (Kind::Structured, "int8multirange"),
+        4532 => (Kind::Structured, "nummultirange"),
         16 => (Kind::Inert, "bool"),
         17 => (Kind::Inert, "bytea"),
         18 => (Kind::Inert, "char"),
@@ -78,25 +98,147 @@ fn be_i32(b: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// A binary int2/int4/int8 as decimal text.
-/// The first sensitive entity any reading of binary `value` shows: as text (lossily), as a
-/// big-endian integer when its length is one, as a binary numeric when it parses as one.
-/// For values whose type is not known.
+/// How deep [`sensitive_reading`] follows values inside values (an array of records of
+/// ranges is three).
+const MAX_DEPTH: usize = 4;
+
+/// The first sensitive entity that binary `value` of type `oid` (`None`: not known) shows.
+/// A type the door knows is read as that type; any other is read every way its bytes allow:
+/// as text (lossily), as a big-endian integer when its length is one, as a binary numeric,
+/// and, where they parse, as an array, a range, a multirange or a record, whose parts are
+/// read the same way (by their element or field type, which those formats carry).
 pub(crate) fn sensitive_reading(
+    masker: &portcullis_masking::Masker,
+    oid: Option<u32>,
+    value: &[u8],
+) -> Option<portcullis_masking::Entity> {
+    reading(masker, oid, value, 0)
+}
+
+fn reading(
+    masker: &portcullis_masking::Masker,
+    oid: Option<u32>,
+    value: &[u8],
+    depth: usize,
+) -> Option<portcullis_masking::Entity> {
+    let found = |text: Option<String>| text.and_then(|t| masker.contains_sensitive(&t));
+    let lossy = || Some(String::from_utf8_lossy(value).into_owned());
+    match oid.map(|oid| kind(oid).0) {
+        Some(Kind::Inert) => None,
+        Some(Kind::Text | Kind::Json | Kind::Jsonb) => found(lossy()),
+        Some(Kind::Int) => found(int_text(value)),
+        Some(Kind::Numeric) => found(numeric_text(value)),
+        Some(Kind::Inet) => found(inet_text(value)),
+        Some(Kind::Mac) => found(mac_text(value)),
+        Some(Kind::TextArray | Kind::Structured | Kind::Other) | None => found(lossy())
+            .or_else(|| number_reading(masker, value))
+            .or_else(|| {
+                (depth < MAX_DEPTH)
+                    .then(|| parts(masker, value, depth + 1))
+                    .flatten()
+            }),
+    }
+}
+
+/// The parts of `value` under each structured reading that parses.
+fn parts(
+    masker: &portcullis_masking::Masker,
+    value: &[u8],
+    depth: usize,
+) -> Option<portcullis_masking::Entity> {
+    let array = || {
+        let a = array_elements(value)?;
+        let element = be_i32(a.header, 8).map(|oid| oid as u32);
+        a.elements
+            .iter()
+            .flatten()
+            .find_map(|e| reading(masker, element, e, depth))
+    };
+    let range = || {
+        range_bounds(value)?
+            .iter()
+            .find_map(|b| reading(masker, None, b, depth))
+    };
+    let multirange = || {
+        let ranges = counted(value, 0, |b, at| {
+            let len = usize::try_from(be_i32(b, at)?).ok()?;
+            Some((at + 4 + len, b.get(at + 4..at + 4 + len)?))
+        })?;
+        ranges.iter().find_map(|r| reading(masker, None, r, depth))
+    };
+    let record = || {
+        let fields = counted(value, 0, |b, at| {
+            let oid = be_i32(b, at)? as u32;
+            match be_i32(b, at + 4)? {
+                -1 => Some((at + 8, (oid, None))),
+                len => {
+                    let len = usize::try_from(len).ok()?;
+                    Some((at + 8 + len, (oid, Some(b.get(at + 8..at + 8 + len)?))))
+                }
+            }
+        })?;
+        fields
+            .iter()
+            .find_map(|&(oid, f)| reading(masker, Some(oid), f?, depth))
+    };
+    array().or_else(range).or_else(multirange).or_else(record)
+}
+
+/// A count (`Int32` at `at`) of items each read by `item` (from an offset to the next offset
+/// and the item), which must use `b` exactly.
+fn counted<'a, T>(
+    b: &'a [u8],
+    at: usize,
+    item: impl Fn(&'a [u8], usize) -> Option<(usize, T)>,
+) -> Option<Vec<T>> {
+    let count = usize::try_from(be_i32(b, at)?).ok()?;
+    // Every item takes at least four bytes: a count larger than that is not this format.
+    if count > b.len() / 4 {
+        return None;
+    }
+    let mut items = Vec::with_capacity(count);
+    let mut at = at + 4;
+    for _ in 0..count {
+        let (next, it) = item(b, at)?;
+        items.push(it);
+        at = next;
+    }
+    (at == b.len()).then_some(items)
+}
+
+/// The bounds of a binary range (flags, then each finite bound as `Int32` length and bytes);
+/// `None` when `b` is not one.
+fn range_bounds(b: &[u8]) -> Option<Vec<&[u8]>> {
+    const EMPTY: u8 = 0x01;
+    const LOWER_INFINITE: u8 = 0x08;
+    const UPPER_INFINITE: u8 = 0x10;
+    let (&flags, _) = b.split_first()?;
+    let mut at = 1;
+    let mut bounds = Vec::new();
+    if flags & EMPTY == 0 {
+        for infinite in [LOWER_INFINITE, UPPER_INFINITE] {
+            if flags & infinite == 0 {
+                let len = usize::try_from(be_i32(b, at)?).ok()?;
+                bounds.push(b.get(at + 4..at + 4 + len)?);
+                at += 4 + len;
+            }
+        }
+    }
+    (at == b.len()).then_some(bounds)
+}
+
+/// The first sensitive entity `value` shows read as a big-endian integer or a binary numeric.
+pub(crate) fn number_reading(
     masker: &portcullis_masking::Masker,
     value: &[u8],
 ) -> Option<portcullis_masking::Entity> {
-    let readings = [
-        Some(String::from_utf8_lossy(value).into_owned()),
-        int_text(value),
-        numeric_text(value),
-    ];
-    readings
+    [int_text(value), numeric_text(value)]
         .iter()
         .flatten()
         .find_map(|r| masker.contains_sensitive(r))
 }
 
+/// A binary int2/int4/int8 as decimal text.
 pub(crate) fn int_text(b: &[u8]) -> Option<String> {
     match b.len() {
         2 => Some(i16::from_be_bytes(b.try_into().ok()?).to_string()),

@@ -32,14 +32,23 @@ where
 {
     let mut fatal_relayed = false;
     let mut result = Current::default();
+    // The client stopped reading after its Terminate: the server's last answers are read
+    // (and audited) but go nowhere.
+    let mut unread = false;
+    // Whether a failed write to the client ends the relay: not after the client's Terminate,
+    // when the server still finishes what was sent before it.
+    let gone = |relay: &Relay<'_>| !relay.terminated.load(std::sync::atomic::Ordering::SeqCst);
     loop {
         // Both branches are cancel-safe: the frame reader keeps partial input buffered.
         let next = tokio::select! {
             biased;
             Some(notice) = notices.recv() => {
-                client.push_bytes(notice);
-                if client.flush().await.is_err() {
-                    return Ok(End::ClientGone);
+                if !unread {
+                    client.push_bytes(notice);
+                    unread = client.flush().await.is_err();
+                    if unread && gone(relay) {
+                        return Ok(End::ClientGone);
+                    }
                 }
                 continue;
             }
@@ -59,7 +68,7 @@ where
         if relay.draining.load(std::sync::atomic::Ordering::SeqCst) {
             relay.answered.notify_waiters();
         }
-        if let Some(out) = out {
+        if let Some(out) = out.filter(|_| !unread) {
             Stats::add(&relay.stats.bytes_to_client, out.len() as u64);
             client.push_bytes(out);
         }
@@ -71,10 +80,14 @@ where
                 .await;
             relay.enforcer.result(done).await;
         }
-        if (!upstream.has_complete_frame() || client.buffered() >= FLUSH_AT)
+        if !unread
+            && (!upstream.has_complete_frame() || client.buffered() >= FLUSH_AT)
             && client.flush().await.is_err()
         {
-            return Ok(End::ClientGone);
+            unread = true;
+            if gone(relay) {
+                return Ok(End::ClientGone);
+            }
         }
     }
 }

@@ -50,9 +50,31 @@ where
             upstream.flush().await.map_err(|_| PgError::UpstreamGone)?;
         }
         if let Some(end) = end {
+            if end == End::ClientTerminate && relay.tracker().in_flight() {
+                return finish(relay, frame, upstream).await;
+            }
             return Ok(end);
         }
     }
+}
+
+/// The client's Terminate while the server still has work of the session's. PostgreSQL
+/// reads a Terminate only after the messages before it: the statements already sent run to
+/// their end (a write pipelined before Terminate is not lost), their answers go to the
+/// client while it reads them, then the server closes. So the Terminate is forwarded and
+/// the relay goes on until the server closes the connection (which ends the session as the
+/// client's Terminate); shutdown, revocation and expiry still end it sooner.
+async fn finish<W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    terminate: Frame,
+    upstream: &mut FrameWriter<W>,
+) -> Result<End, PgError> {
+    relay
+        .terminated
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    upstream.push(&terminate);
+    upstream.flush().await.map_err(|_| PgError::UpstreamGone)?;
+    std::future::pending().await
 }
 
 /// Reads no further ahead of the server than the session's pipeline bound: while more
@@ -179,6 +201,7 @@ async fn query<W: AsyncWrite + Unpin>(
     let checked = decide(relay, &classified, Mode::Now(exact)).await;
     match checked.denial {
         None => {
+            relay.neighbours.before(&classified).await;
             relay
                 .tracker()
                 .simple(None, Some(&classified), checked.admitted);
@@ -217,6 +240,7 @@ async fn parse<W: AsyncWrite + Unpin>(
         None => {
             // A Parse holds one statement (the server refuses more), so one admission.
             let admitted = checked.admitted.into_iter().next();
+            relay.neighbours.before(&classified).await;
             relay.tracker().parse(&p.name, &classified, admitted);
             up.push(frame);
             Ok(false)
@@ -297,6 +321,30 @@ async fn read_sql<'s, W: AsyncWrite + Unpin>(
             format!("portcullis: client_encoding {name:?} is not supported"),
             "use client_encoding UTF8 or another encoding that is not client-only (SJIS, BIG5, GBK, UHC, GB18030 and JOHAB can hide quotes and backslashes inside characters)",
         );
+        let denial = relay
+            .enforcer
+            .refuse(statement.action, &statement.normalized, denial)
+            .await;
+        record_denial(relay, &classified, &denial).await;
+        return Ok(Err(denial));
+    }
+    let strings_off = classified
+        .classification
+        .statements
+        .iter()
+        .find(|s| s.conforming_strings_off);
+    if let Some(statement) = strings_off {
+        let denial = Denial {
+            sqlstate: "0A000",
+            message:
+                "portcullis: standard_conforming_strings cannot be turned off through the gateway"
+                    .into(),
+            detail: Some("code: standard_conforming_strings_off".into()),
+            hint: Some(
+                "keep standard_conforming_strings on and write backslash escapes as E'...' strings"
+                    .into(),
+            ),
+        };
         let denial = relay
             .enforcer
             .refuse(statement.action, &statement.normalized, denial)

@@ -56,6 +56,9 @@ pub(crate) struct Relay<'a> {
     pub(crate) enforcer: Enforcer<'a>,
     pub(crate) recorder: crate::record::Recorder<'a>,
     pub(crate) cache: &'a StatementCache,
+    /// The door's targets on the same server, whose idle pooled connections a database-wide
+    /// statement needs closed.
+    pub(crate) neighbours: Neighbours<'a>,
     /// The session limits the client loop watches ([`crate::limits::watch`]).
     pub(crate) limits: &'a crate::limits::SessionLimits,
     pub(crate) tracker: &'a Mutex<Tracker>,
@@ -66,6 +69,40 @@ pub(crate) struct Relay<'a> {
     /// The client direction waits for the server's answers to bring the pipeline under its
     /// bound ([`frontend`]'s `drain`).
     pub(crate) draining: std::sync::atomic::AtomicBool,
+    /// The client sent Terminate: the server's remaining answers are relayed while the
+    /// client still reads them, and a client that stopped reading no longer ends the session
+    /// before the server has finished ([`frontend`]'s `finish`).
+    pub(crate) terminated: std::sync::atomic::AtomicBool,
+}
+
+/// The targets of the door on one server.
+#[derive(Clone, Copy)]
+pub(crate) struct Neighbours<'a> {
+    pub(crate) targets:
+        &'a std::collections::HashMap<String, std::sync::Arc<crate::door::TargetRt>>,
+    /// `host:port` of the session's server.
+    pub(crate) upstream: &'a str,
+}
+
+impl Neighbours<'_> {
+    /// Before a statement that the server refuses while other sessions use the database
+    /// involved (DROP DATABASE, a CREATE's template, a RENAME): the idle server connections
+    /// this door keeps on that server are closed, so they are not those other sessions.
+    pub(crate) async fn before(&self, classified: &crate::cache::Classified) {
+        let database_wide = classified
+            .classification
+            .statements
+            .iter()
+            .any(|s| s.database_wide);
+        if !database_wide {
+            return;
+        }
+        for target in self.targets.values() {
+            if target.target.upstream == self.upstream {
+                target.pool.close_idle().await;
+            }
+        }
+    }
 }
 
 impl Relay<'_> {

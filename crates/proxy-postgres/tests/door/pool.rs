@@ -173,3 +173,55 @@ async fn the_pool_is_bounded_across_start_up_parameters() {
         .get(0);
     assert_eq!(app, "pool-a");
 }
+
+/// DROP DATABASE through one connection while the door's pool holds an idle server
+/// connection to that database, left by a session on another connection: the door closes its
+/// idle connections on that server first, so the server does not refuse with 55006 ("being
+/// accessed by other users").
+#[tokio::test]
+async fn drop_database_closes_the_pools_idle_connections_first() {
+    let scratch = format!("door_scratch_{}", std::process::id());
+    let direct = support::direct().await;
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"),
+        format!("CREATE DATABASE {scratch}"),
+    ] {
+        direct.batch_execute(&sql).await.unwrap();
+    }
+    let mut other = support::local_target();
+    other.info.name = "scratch".into();
+    other.database = scratch.clone();
+    let gw = support::start_targets(|_| {}, vec![support::local_target(), other]).await;
+    let c = gw.connect("scratch", &gw.token(&["agents"])).await.unwrap();
+    c.simple_query("SELECT 1").await.unwrap();
+    drop(c);
+    // Its server connection is reset (DISCARD ALL) and kept.
+    let pooled = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{scratch}' \
+         AND state = 'idle' AND query = 'DISCARD ALL'"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while direct
+        .query_one(&pooled, &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        != 1
+    {
+        assert!(std::time::Instant::now() < deadline, "never pooled");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let admin = gw
+        .connect("test", &gw.token(&["agents", "dbas"]))
+        .await
+        .unwrap();
+    let dropped = admin
+        .batch_execute(&format!("DROP DATABASE {scratch}"))
+        .await;
+    if dropped.is_err() {
+        let _ = direct
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"))
+            .await;
+    }
+    dropped.unwrap();
+}

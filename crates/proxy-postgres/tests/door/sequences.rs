@@ -428,3 +428,110 @@ async fn clients_see_the_real_backend_pid() {
         .unwrap_err();
     assert_eq!(support::code(&err), "57014");
 }
+
+/// What the client sees after sending `input` and then reading to the end of the stream,
+/// with how long the end took to come.
+async fn to_the_end(raw: &mut Raw, input: &[u8]) -> (String, std::time::Duration) {
+    let t0 = std::time::Instant::now();
+    raw.send(input).await;
+    let mut frames = Vec::new();
+    let read_all = async {
+        while let Ok(Some(f)) = raw.reader.next_frame().await {
+            frames.push(f);
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read_all)
+        .await
+        .expect("the session ends");
+    (seen(&frames), t0.elapsed())
+}
+
+/// PostgreSQL reads a Terminate only after the messages before it: a write sent just before
+/// Terminate runs to its end (whether or not the client still reads) and the session then
+/// ends. Extended messages without a Sync get no answer (the server sends its output at a
+/// ReadyForQuery or a Flush; an error goes out at once) and commit nothing. The door does the
+/// same: it forwards the Terminate and relays until the server closes.
+#[tokio::test]
+async fn statements_sent_before_terminate_finish_as_on_the_server() {
+    let gw = support::start().await;
+    let t = support::table("before_terminate", 0).await;
+    let terminate = msg(b'X', b"");
+    let slow_insert = |id: i32| {
+        query(&format!(
+            "INSERT INTO {t} SELECT {id}, 'x' FROM pg_sleep(0.3)"
+        ))
+    };
+    let rows = |ids: &str| format!("SELECT count(*) FROM {t} WHERE id IN ({ids})");
+    let db = support::direct().await;
+    let count = |sql: String| {
+        let db = &db;
+        async move { db.query_one(&sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let mut answers = Vec::new();
+    for (who, base) in [("direct", 0), ("door", 100)] {
+        let connect = || async {
+            if who == "direct" {
+                direct().await
+            } else {
+                Raw::connect(&gw).await
+            }
+        };
+        // 1. A client that writes, hangs up and reads nothing: its INSERT still commits.
+        let mut raw = connect().await;
+        raw.send(&cat(&[slow_insert(base + 1), terminate.clone()]))
+            .await;
+        drop(raw);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while count(rows(&(base + 1).to_string())).await != 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{who}: the INSERT was lost"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // 2. A client that reads: it gets the answers, then the end of the stream.
+        let mut raw = connect().await;
+        let (seen, took) =
+            to_the_end(&mut raw, &cat(&[slow_insert(base + 2), terminate.clone()])).await;
+        assert_eq!(seen, "CZ[I]", "{who}");
+        assert!(
+            took >= std::time::Duration::from_millis(300),
+            "{who}: {took:?}"
+        );
+        // 3. Extended messages without a Sync: nothing committed, no wait for a
+        // ReadyForQuery that never comes.
+        let mut raw = connect().await;
+        let insert = format!("INSERT INTO {t} VALUES ({}, 'x')", base + 3);
+        let (seen, took) = to_the_end(
+            &mut raw,
+            &cat(&[parse("", &insert), bind(""), execute(), terminate.clone()]),
+        )
+        .await;
+        answers.push((who, "no sync", seen));
+        assert!(took < std::time::Duration::from_secs(3), "{who}: {took:?}");
+        // 4. The same with an error, which the server sends at once; it then skips to a
+        // Sync that never comes.
+        let mut raw = connect().await;
+        let (seen, took) = to_the_end(
+            &mut raw,
+            &cat(&[
+                parse("", "SELECT 1 / 0"),
+                bind(""),
+                execute(),
+                terminate.clone(),
+            ]),
+        )
+        .await;
+        answers.push((who, "no sync, error", seen));
+        assert!(took < std::time::Duration::from_secs(3), "{who}: {took:?}");
+    }
+    let (direct, door) = answers.split_at(answers.len() / 2);
+    for ((_, case, want), (_, _, got)) in direct.iter().zip(door) {
+        assert_eq!(got, want, "{case}: through the door vs directly");
+    }
+    assert_eq!(direct[0].2, "", "no answer without a Sync or Flush");
+    assert!(direct[1].2.ends_with("E[22012]"), "{direct:?}");
+    let all = count(format!("SELECT count(*) FROM {t}")).await;
+    assert_eq!(all, 4, "ids 1, 2, 101, 102; never 3 or 103");
+    support::drop_table(&t).await;
+}

@@ -194,3 +194,59 @@ async fn sql_prepare_and_execute_are_decided_by_what_was_prepared() {
     assert_eq!(code(&err), "42501", "a deallocated name is unknown again");
     drop_table(&t).await;
 }
+
+/// Turning `standard_conforming_strings` off would make the server read `'\'` as the door's
+/// parser does not; even a role that may run `sql.admin` gets an ErrorResponse for it (with a
+/// reason code and an audit event), the session stays, and the setting stays on.
+#[tokio::test]
+async fn standard_conforming_strings_off_is_refused_and_the_session_stays() {
+    let gw = support::start().await;
+    let client = gw
+        .connect("test", &gw.token(&["agents", "dbas"]))
+        .await
+        .unwrap();
+    for sql in [
+        "SET standard_conforming_strings = off",
+        "SET LOCAL standard_conforming_strings TO 'no'",
+        "SELECT set_config('standard_conforming_strings', 'off', false)",
+        "SELECT 1; SET standard_conforming_strings = 0",
+    ] {
+        let err = client.batch_execute(sql).await.unwrap_err();
+        assert_eq!(code(&err), "0A000", "{sql}");
+        let db = err.as_db_error().unwrap();
+        assert_eq!(db.detail(), Some("code: standard_conforming_strings_off"));
+        assert!(db.hint().unwrap().contains("E'"), "{:?}", db.hint());
+    }
+    // Through the extended protocol as well (tokio-postgres prepares every query).
+    let err = client
+        .query(
+            "SELECT set_config('standard_conforming_strings', $1, false)",
+            &[&"on"],
+        )
+        .await;
+    assert!(err.is_ok(), "a parameter is not a constant off: {err:?}");
+    let err = client
+        .query(
+            "SELECT set_config('standard_conforming_strings', 'off', false)",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "0A000");
+    client
+        .batch_execute("SET standard_conforming_strings = on; RESET standard_conforming_strings")
+        .await
+        .unwrap();
+    let rows = client
+        .query("SELECT current_setting('standard_conforming_strings')", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, String>(0), "on");
+    let refusal = gw
+        .wait_event(|e| {
+            e["kind"] == "decision" && e["reason_code"] == "standard_conforming_strings_off"
+        })
+        .await;
+    assert_eq!(refusal["outcome"], "deny");
+    assert_eq!(refusal["action"], "sql.admin");
+}

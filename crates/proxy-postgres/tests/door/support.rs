@@ -91,6 +91,13 @@ pub async fn start_with(tune: impl FnOnce(&mut PgDoorSettings)) -> Gateway {
 }
 
 pub async fn start_full(tune: impl FnOnce(&mut PgDoorSettings), target: PgTarget) -> Gateway {
+    start_targets(tune, vec![target]).await
+}
+
+pub async fn start_targets(
+    tune: impl FnOnce(&mut PgDoorSettings),
+    targets: Vec<PgTarget>,
+) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("state.db").display());
     let store = portcullis_store::open(&url).await.unwrap();
@@ -114,7 +121,7 @@ pub async fn start_full(tune: impl FnOnce(&mut PgDoorSettings), target: PgTarget
     let addr = listener.local_addr().unwrap();
     let mut settings = PgDoorSettings::new(addr, dir.path().to_owned());
     tune(&mut settings);
-    let door = PgDoor::new(settings, pipeline.clone(), vec![target]).unwrap();
+    let door = PgDoor::new(settings, pipeline.clone(), targets).unwrap();
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let serving = tokio::spawn(async move { door.serve(listener, token).await.unwrap() });

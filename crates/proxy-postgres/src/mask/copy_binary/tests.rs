@@ -89,3 +89,59 @@ fn broken_data_is_refused() {
     after.extend(tuple(&[Some(b"x")]));
     assert_eq!(run(&after, after.len()), Err(Refused::Malformed));
 }
+
+fn jsonb_field(doc: &str) -> Vec<u8> {
+    let mut v = vec![1u8];
+    v.extend_from_slice(doc.as_bytes());
+    v
+}
+
+#[test]
+fn jsonb_fields_are_masked_as_json_in_place() {
+    // Documents that hold nothing sensitive pass, where the control character of the version
+    // byte once sent them to the number readings alone.
+    let clean = jsonb_field(r#""text""#);
+    let mut data = header();
+    data.extend(tuple(&[
+        Some(&clean),
+        Some(&jsonb_field(r#"{"a": [1, null]}"#)),
+    ]));
+    data.extend(trailer());
+    assert_eq!(run(&data, 3).unwrap(), data);
+
+    let mut data = header();
+    data.extend(tuple(&[Some(&jsonb_field(
+        r#"{"note": "mail ada@example.com"}"#,
+    ))]));
+    data.extend(trailer());
+    let out = run(&data, 4).unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(!text.contains("ada@example.com"), "{text}");
+    // Still a jsonb field: version byte, then valid JSON.
+    let reparsed = run(&out, out.len()).unwrap();
+    assert_eq!(reparsed, out);
+    let field = &out[header().len() + 2 + 4..out.len() - 2];
+    assert_eq!(field[0], 1);
+    serde_json::from_slice::<serde_json::Value>(&field[1..]).unwrap();
+}
+
+#[test]
+fn a_field_that_only_looks_like_jsonb_is_still_read_as_a_number() {
+    // Eight bytes that are the version byte and a JSON string (`"abcde"`), and as a bigint a
+    // card number (81…, 17 digits, Luhn-valid): the number reading refuses it. Binary COPY
+    // names no types, so the door cannot tell this jsonb from a bigint. (psycopg's
+    // `'"te\'xt"'::jsonb` is one: 81755721048814626.)
+    let m = masker();
+    let v = (b'a'..=b'z')
+        .flat_map(|x| (b'a'..=b'z').map(move |y| [1, b'"', b'a', b'b', b'c', x, y, b'"']))
+        .find(|v| {
+            let n = i64::from_be_bytes(*v);
+            m.contains_sensitive(&n.to_string()).is_some()
+        })
+        .expect("some such field reads as a card number");
+    assert!(super::jsonb(&v).is_some(), "it does read as jsonb");
+    let mut data = header();
+    data.extend(tuple(&[Some(&v)]));
+    data.extend(trailer());
+    assert_eq!(run(&data, data.len()), Err(Refused::Sensitive));
+}
