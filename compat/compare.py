@@ -68,7 +68,9 @@ def load_exclusions(files: list[Path], suite: str) -> list[tuple[str, str]]:
                 continue
             s, sep, pat = body.partition(":")
             if sep and s == suite:
-                pats.append((pat, reason.strip()))
+                # `*` and `?` are wildcards; brackets are literal, as in pytest's ids.
+                literal = re.sub(r"[\[\]]", lambda m: f"[{m.group(0)}]", pat)
+                pats.append((literal, reason.strip()))
     return pats
 
 
