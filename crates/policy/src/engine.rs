@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use cedar_policy::{Authorizer, Entity, EntityUid, PolicyId, PolicySet, Schema};
 
+use portcullis_identity::Principal;
+
 use crate::compile::{self, Compiled, PolicySource, Problem};
 use crate::context::{self, Common, Family, IpExprs};
 use crate::decision::{Decision, DenyCode};
@@ -147,6 +149,44 @@ impl PolicyEngine {
 
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// Whether some permit policy's scope admits `principal` doing `action` on `target`, its
+    /// conditions and every forbid aside: `false` means no request of that action by that
+    /// principal can ever be allowed, whatever its facts. (A door uses it to make a session
+    /// whose principal can never write read-only in the server too.)
+    pub fn may_permit(&self, principal: &Principal, action: &str, target: &Target<'_>) -> bool {
+        use cedar_policy::{Effect, PrincipalConstraint as P};
+        let Some(entry) = self.actions.get(action) else {
+            return false;
+        };
+        let slot = match target {
+            Target::Connection(c) => self
+                .connections
+                .get(&c.name)
+                .copied()
+                .unwrap_or(self.connections.len()),
+            Target::Gateway => self.connections.len() + 1,
+        };
+        let Some(Some(policies)) = entry.slices.get(slot) else {
+            return false;
+        };
+        let uid = entities::principal_uid(&self.types, principal);
+        let within = |group: &EntityUid| {
+            *group == uid
+                || group.type_name() == &self.types.group
+                    && principal.groups.iter().any(|g| g == group.id().unescaped())
+        };
+        policies
+            .policies()
+            .filter(|p| p.effect() == Effect::Permit)
+            .any(|p| match p.principal_constraint() {
+                P::Any => true,
+                P::Eq(e) => e == uid,
+                P::In(e) => within(&e),
+                P::Is(ty) => &ty == uid.type_name(),
+                P::IsIn(ty, e) => &ty == uid.type_name() && within(&e),
+            })
     }
 
     /// Whether `action` is a concrete action a request may name (not an action group).

@@ -134,3 +134,46 @@ fn decisions_serialize_with_their_outcome_and_code() {
     };
     assert_eq!(serde_json::to_value(&allow).unwrap()["outcome"], "allow");
 }
+
+/// `may_permit` reads scopes only: a conditional permit counts, a forbid does not remove it,
+/// and a principal outside every permit's scope (or an action no permit names) gets `false`.
+#[test]
+fn may_permit_reads_scopes_only() {
+    use crate::engine::PolicyEngine;
+    use crate::request::{ConnectionInfo, Target};
+    let text = r#"
+        permit (principal in Group::"agents", action == Action::"sql.select", resource);
+        permit (principal in Group::"writers", action in Action::"sql.write", resource == Connection::"app")
+            when { context.sql.has_where };
+        permit (principal == Machine::"ops", action == Action::"sql.admin", resource);
+        forbid (principal, action == Action::"sql.delete", resource);
+    "#;
+    let engine = PolicyEngine::compile(&[crate::compile::PolicySource {
+        name: "t.cedar".into(),
+        text: text.into(),
+    }])
+    .unwrap();
+    let app = ConnectionInfo {
+        name: "app".into(),
+        kind: "postgres".into(),
+        labels: Default::default(),
+    };
+    let other = ConnectionInfo {
+        name: "other".into(),
+        ..app.clone()
+    };
+    let mut p = principal();
+    assert!(engine.may_permit(&p, "sql.select", &Target::Connection(&app)));
+    assert!(!engine.may_permit(&p, "sql.update", &Target::Connection(&app)));
+    p.groups.push("writers".into());
+    assert!(engine.may_permit(&p, "sql.update", &Target::Connection(&app)));
+    assert!(
+        engine.may_permit(&p, "sql.delete", &Target::Connection(&app)),
+        "forbids aside"
+    );
+    assert!(!engine.may_permit(&p, "sql.update", &Target::Connection(&other)));
+    assert!(!engine.may_permit(&p, "sql.admin", &Target::Connection(&app)));
+    p.subject = "ops".into();
+    assert!(engine.may_permit(&p, "sql.admin", &Target::Connection(&other)));
+    assert!(!engine.may_permit(&p, "no.such", &Target::Connection(&app)));
+}

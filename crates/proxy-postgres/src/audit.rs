@@ -80,13 +80,15 @@ fn base(kind: &str, s: &Subject<'_>) -> Event {
 
 /// Records the token's `exp` and the end of the session's validity (`exp` plus the issuer's
 /// leeway), both Unix seconds: an auditor can see when the session would have been closed.
-pub(crate) fn open(s: &Subject<'_>, user: &str) -> Event {
+/// `read_only`: the session runs read-only in the server (its principal may not write).
+pub(crate) fn open(s: &Subject<'_>, user: &str, read_only: bool) -> Event {
     Event {
         outcome: Some("ok".into()),
         data: Some(serde_json::json!({
             "client_user": user,
             "token_expires_at": s.principal.expires_at,
             "valid_until": s.principal.valid_until,
+            "read_only": read_only,
         })),
         ..base("session.open", s)
     }

@@ -43,6 +43,10 @@ pub enum PgError {
     /// does (an unsafe client_encoding, `standard_conforming_strings` off).
     #[error("the server reported {0}, which the gateway cannot follow")]
     EncodingChanged(String),
+    /// A read-only session's `default_transaction_read_only` was turned off by something
+    /// the door did not see coming (code inside a function).
+    #[error("the server reported {0} in a read-only session")]
+    ReadOnlyUndone(String),
     #[error("token rejected: {code}")]
     Token {
         code: &'static str,
@@ -99,7 +103,8 @@ impl PgError {
             | Revoked(_)
             | TokenExpired
             | Unmaskable(_)
-            | EncodingChanged(_) => ErrorKind::PolicyDenied,
+            | EncodingChanged(_)
+            | ReadOnlyUndone(_) => ErrorKind::PolicyDenied,
             UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
             | UpstreamGone => ErrorKind::Upstream,
             Setup(_) | AuditUnavailable | RecordingUnavailable | Shutdown => ErrorKind::Internal,

@@ -60,6 +60,16 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
                 "use client_encoding UTF8 (or another encoding that is not client-only) and standard_conforming_strings on",
             )),
         ),
+        ReadOnlyUndone(setting) => (
+            "25006",
+            format!(
+                "terminating connection: the server reported {setting}, but this session may not write"
+            )
+            .into(),
+            Some(s(
+                "nothing this principal may run turns the read-only default off; ask for a policy that lets it write",
+            )),
+        ),
         Token { code, hint } => (
             "28P01",
             format!("token rejected: {code}").into(),
@@ -154,6 +164,7 @@ fn reason(err: &PgError) -> Option<&str> {
         Unmaskable(_) => "unmaskable",
         Encoding(_) => "client_encoding_forbidden",
         EncodingChanged(_) => "client_encoding_changed",
+        ReadOnlyUndone(_) => "read_only_undone",
         Shutdown => "gateway_shutdown",
         UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
         | UpstreamGone => "upstream_unavailable",

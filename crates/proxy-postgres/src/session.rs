@@ -33,6 +33,8 @@ struct Admitted {
     principal: Arc<Principal>,
     target: Arc<TargetRt>,
     req: Requested,
+    /// No write action can ever be allowed to its principal on this connection.
+    read_only: bool,
     /// Its place in the session counts, for as long as the session lives.
     _slot: crate::limits::SessionSlot,
 }
@@ -145,11 +147,13 @@ async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
         .cloned()
         .ok_or_else(|| PgError::UnknownDatabase(req.database.clone()))?;
     decide_connect(door, &principal, &target, origin).await?;
+    let read_only = may_not_write(door, &principal, &target);
     let slot = count_session(door, &principal, &target, origin).await?;
     Ok(Some(Admitted {
         principal,
         target,
         req,
+        read_only,
         _slot: slot,
     }))
 }
@@ -200,6 +204,42 @@ fn refusal(r: Refusal) -> PgError {
         },
         Refusal::AuditUnavailable => PgError::AuditUnavailable,
     }
+}
+
+/// The actions that can change data or the session's privileges.
+const WRITE_ACTIONS: &[&str] = &[
+    "sql.insert",
+    "sql.update",
+    "sql.delete",
+    "sql.merge",
+    "sql.copy_from",
+    "sql.ddl",
+    "sql.admin",
+];
+
+/// Whether no permit policy's scope admits the principal to any write action on the target
+/// (see `PolicyEngine::may_permit`): such a session runs in the server with
+/// `default_transaction_read_only = on`, so a write the classifier does not see (inside a
+/// function, a trigger, a rule) still fails there. Undoing it takes `sql.admin`, which the
+/// principal may not run, and a report of it turned off ends the session. Decided at connect:
+/// a policy reload applies to the sessions that start after it.
+fn may_not_write(door: &Door, principal: &Principal, target: &TargetRt) -> bool {
+    let policy = door.pipeline.policy();
+    let on = Target::Connection(&target.target.info);
+    !WRITE_ACTIONS
+        .iter()
+        .any(|action| policy.may_permit(principal, action, &on))
+}
+
+/// The start-up parameters sent to the server: the client's allowed ones, and for a session
+/// that may not write, `default_transaction_read_only = on` (a start-up setting, so `RESET`
+/// and the pool's `DISCARD ALL` come back to it, and pooled connections are kept apart by it).
+fn forwarded(a: &Admitted) -> Vec<(String, String)> {
+    let mut forward = a.req.forward.clone();
+    if a.read_only {
+        forward.push(("default_transaction_read_only".into(), "on".into()));
+    }
+    forward
 }
 
 /// The `connect` action, decided before any upstream connection is opened.
@@ -260,7 +300,7 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
         connection: &a.target.target.info.name,
         origin,
     };
-    let opened = audit::open(&subject, &a.req.user);
+    let opened = audit::open(&subject, &a.req.user, a.read_only);
     if door.pipeline.record(opened).await.is_err() {
         conn.send_fatal(&PgError::AuditUnavailable).await;
         conn.close().await;
@@ -291,11 +331,16 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
         },
     };
     let stats = Stats::default();
-    let tracker = Mutex::new(Tracker::new());
+    let mut tracker = Tracker::new();
+    if a.read_only {
+        tracker.read_only();
+    }
+    let tracker = Mutex::new(tracker);
+    let forward = forwarded(&a);
     let live = live::Live {
         principal: &a.principal,
         target: &a.target,
-        forward: &a.req.forward,
+        forward: &forward,
         origin,
         recording: recording.as_ref(),
     };

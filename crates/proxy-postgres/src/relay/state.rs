@@ -235,6 +235,8 @@ pub(crate) struct Tracker {
     encoding_touched: bool,
     /// An Execute of a COPY FROM STDIN was forwarded and its CopyDone/CopyFail was not.
     copy_in_pending: bool,
+    /// See [`Tracker::read_only`].
+    read_only: bool,
     /// When the last cycle in flight ended (for the idle timeouts).
     quiet_since: tokio::time::Instant,
 }
@@ -255,6 +257,7 @@ impl Tracker {
             server_encoding: ClientEncoding::UTF8,
             encoding_touched: false,
             copy_in_pending: false,
+            read_only: false,
             quiet_since: tokio::time::Instant::now(),
         }
     }
@@ -262,6 +265,12 @@ impl Tracker {
     /// The server's parameters at the start of the session: the encodings the door must
     /// follow. A session the door cannot read (an unsafe client_encoding set for the role or
     /// database, `standard_conforming_strings` off) is refused.
+    /// The session may not write: the server runs it with `default_transaction_read_only`
+    /// on, and a report of it turned off ends the session.
+    pub(crate) fn read_only(&mut self) {
+        self.read_only = true;
+    }
+
     pub(crate) fn greeted(&mut self, params: &[(String, String)]) -> Result<(), PgError> {
         for (name, value) in params {
             self.parameter_status(name, value)?;
@@ -836,6 +845,9 @@ impl Tracker {
             }
             // Off, `'\'` would end a string for the server but not for the parser here.
             "standard_conforming_strings" if value != "on" => return Err(unreadable()),
+            "default_transaction_read_only" if self.read_only && value != "on" => {
+                return Err(PgError::ReadOnlyUndone(format!("{name} = {value}")));
+            }
             _ => {}
         }
         Ok(())

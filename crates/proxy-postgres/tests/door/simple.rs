@@ -19,6 +19,7 @@ async fn allowed_select_runs_and_is_audited() {
     assert_eq!(open["connection"], "test");
     assert_eq!(open["protocol"], "postgres");
     assert_eq!(open["who"]["subject"], "agent-7");
+    assert_eq!(open["data"]["read_only"], false, "agents may write");
     let decision = gw
         .wait_event(|e| e["kind"] == "decision" && e["action"] == "sql.select")
         .await;
@@ -249,4 +250,89 @@ async fn standard_conforming_strings_off_is_refused_and_the_session_stays() {
         .await;
     assert_eq!(refusal["outcome"], "deny");
     assert_eq!(refusal["action"], "sql.admin");
+}
+
+/// A principal no policy lets write runs read-only in the server too: a write hidden in a
+/// function the classifier takes for a read fails there (25006), the ways of undoing the
+/// read-only default are sql.admin (refused by policy), and one the door does not see coming
+/// ends the session. Pooled connections of writers stay writable.
+#[tokio::test]
+async fn a_session_that_may_not_write_is_read_only_in_the_server() {
+    let gw = support::start().await;
+    let t = table("readonly", 3).await;
+    let wipe = format!("{t}_wipe");
+    let undo = format!("{t}_undo");
+    support::direct()
+        .await
+        .batch_execute(&format!(
+            "CREATE OR REPLACE FUNCTION {wipe}() RETURNS int LANGUAGE plpgsql AS
+               $$ BEGIN DELETE FROM {t}; RETURN 1; END $$;
+             CREATE OR REPLACE FUNCTION {undo}() RETURNS int LANGUAGE plpgsql AS
+               $$ BEGIN PERFORM set_config('default_transaction_read_only', 'off', false);
+                  RETURN 1; END $$;"
+        ))
+        .await
+        .unwrap();
+    let reader = gw.connect("test", &gw.token(&["readers"])).await.unwrap();
+    let show = "SHOW default_transaction_read_only";
+    let setting = |rows: Vec<tokio_postgres::SimpleQueryMessage>| {
+        rows.iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .expect("a row")
+    };
+    assert_eq!(setting(reader.simple_query(show).await.unwrap()), "on");
+    let open = gw
+        .wait_event(|e| e["kind"] == "session.open" && e["data"]["read_only"] == true)
+        .await;
+    assert_eq!(open["who"]["subject"], "agent-7");
+    let err = reader
+        .simple_query(&format!("SELECT {wipe}()"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "25006", "{err}");
+    assert_eq!(count(&t).await, 3);
+    for sql in [
+        "SET default_transaction_read_only = off",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+        "BEGIN READ WRITE",
+        "SELECT set_config('default_transaction_read_only', 'off', false)",
+        "RESET ALL",
+    ] {
+        let err = reader.simple_query(sql).await.unwrap_err();
+        assert_eq!(code(&err), "42501", "{sql}: {err}");
+    }
+    // RESET of it is sql.admin too (it would come back to the start-up value, on).
+    let err = reader
+        .simple_query("RESET default_transaction_read_only")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "42501", "{err}");
+    assert_eq!(setting(reader.simple_query(show).await.unwrap()), "on");
+    // Code the text does not show turns it off: the server's report ends the session.
+    let err = reader
+        .simple_query(&format!("SELECT {undo}()"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "25006", "{err}");
+    assert!(
+        reader.simple_query("SELECT 1").await.is_err(),
+        "the session ended"
+    );
+    gw.wait_event(|e| e["kind"] == "session.close" && e["data"]["ended"] != "client_terminate")
+        .await;
+    // A writer's session, after a reader's connection went back to the pool: writable.
+    let reader = gw.connect("test", &gw.token(&["readers"])).await.unwrap();
+    reader.simple_query("SELECT 1").await.unwrap();
+    drop(reader);
+    let writer = gw.client().await;
+    assert_eq!(setting(writer.simple_query(show).await.unwrap()), "off");
+    support::direct()
+        .await
+        .batch_execute(&format!("DROP FUNCTION {wipe}(); DROP FUNCTION {undo}()"))
+        .await
+        .unwrap();
+    drop_table(&t).await;
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub const AUDIENCE: &str = "portcullis";
 
 /// Agents may connect, read, write with WHERE, use transactions, settings and DDL, and
-/// "dbas" may also run `sql.admin`; the quickstart's forbids for unbounded writes and
+/// "dbas" may also run `sql.admin`, "readers" only read; the quickstart's forbids for unbounded writes and
 /// unparsed SQL apply.
 pub const POLICY: &str = r#"
 @id("agents-connect")
@@ -28,6 +28,13 @@ permit (principal in Group::"agents", action == Action::"connect", resource is C
 permit (principal in Group::"agents",
         action in [Action::"sql.read", Action::"sql.write", Action::"sql.transaction",
                    Action::"sql.session", Action::"sql.ddl"],
+        resource is Connection);
+
+// "readers" may only read: their sessions run read-only in the server.
+@id("readers")
+permit (principal in Group::"readers",
+        action in [Action::"connect", Action::"sql.read", Action::"sql.transaction",
+                   Action::"sql.session"],
         resource is Connection);
 
 // Locks, sequences and other side effects are sql.admin: the group "dbas" may run them.
