@@ -151,10 +151,13 @@ impl PolicyEngine {
         self.ids.is_empty()
     }
 
-    /// Whether some permit policy's scope admits `principal` doing `action` on `target`, its
-    /// conditions and every forbid aside: `false` means no request of that action by that
-    /// principal can ever be allowed, whatever its facts. (A door uses it to make a session
-    /// whose principal can never write read-only in the server too.)
+    /// Whether some permit policy may allow `principal` doing `action` on `target`, every
+    /// forbid aside: its scope admits them, and its conditions either hold for this principal
+    /// and target or read the request's context (which a connect-time question cannot know;
+    /// the check is textual, so `context` anywhere in the policy counts). `false` means no
+    /// request of that action by that principal on that target can ever be allowed,
+    /// whatever its facts. (A door uses it to make a session whose principal can never write
+    /// read-only in the server too.)
     pub fn may_permit(&self, principal: &Principal, action: &str, target: &Target<'_>) -> bool {
         use cedar_policy::{Effect, PrincipalConstraint as P};
         let Some(entry) = self.actions.get(action) else {
@@ -177,16 +180,67 @@ impl PolicyEngine {
                 || group.type_name() == &self.types.group
                     && principal.groups.iter().any(|g| g == group.id().unescaped())
         };
+        let scoped = |p: &&cedar_policy::Policy| match p.principal_constraint() {
+            P::Any => true,
+            P::Eq(e) => e == uid,
+            P::In(e) => within(&e),
+            P::Is(ty) => &ty == uid.type_name(),
+            P::IsIn(ty, e) => &ty == uid.type_name() && within(&e),
+        };
+        let mut store = None;
         policies
             .policies()
             .filter(|p| p.effect() == Effect::Permit)
-            .any(|p| match p.principal_constraint() {
-                P::Any => true,
-                P::Eq(e) => e == uid,
-                P::In(e) => within(&e),
-                P::Is(ty) => &ty == uid.type_name(),
-                P::IsIn(ty, e) => &ty == uid.type_name() && within(&e),
+            .filter(scoped)
+            .any(|p| {
+                if p.to_string().contains("context") {
+                    return true;
+                }
+                let store = store.get_or_insert_with(|| {
+                    let target_uid = entities::target_uid(&self.types, target);
+                    entities::build(
+                        &self.types,
+                        principal,
+                        uid.clone(),
+                        target,
+                        target_uid,
+                        &entry.entity,
+                    )
+                });
+                self.permits_without_context(p, principal, target, entry, store)
             })
+    }
+
+    /// Whether `policy` (a permit whose conditions do not read the context) allows the request
+    /// with an empty context; an error evaluating it counts as allowing (it cannot be ruled
+    /// out).
+    fn permits_without_context(
+        &self,
+        policy: &cedar_policy::Policy,
+        principal: &Principal,
+        target: &Target<'_>,
+        entry: &ActionEntry,
+        store: &Result<cedar_policy::Entities, String>,
+    ) -> bool {
+        let Ok(store) = store else {
+            return true;
+        };
+        let Ok(set) = PolicySet::from_policies([policy.clone()]) else {
+            return true;
+        };
+        let request = cedar_policy::Request::new(
+            entities::principal_uid(&self.types, principal),
+            entry.uid.clone(),
+            entities::target_uid(&self.types, target),
+            cedar_policy::Context::empty(),
+            None,
+        );
+        let Ok(request) = request else {
+            return true;
+        };
+        let response = self.authorizer.is_authorized(&request, &set, store);
+        response.decision() == cedar_policy::Decision::Allow
+            || response.diagnostics().errors().next().is_some()
     }
 
     /// Whether `action` is a concrete action a request may name (not an action group).

@@ -177,3 +177,45 @@ fn may_permit_reads_scopes_only() {
     assert!(engine.may_permit(&p, "sql.admin", &Target::Connection(&other)));
     assert!(!engine.may_permit(&p, "no.such", &Target::Connection(&app)));
 }
+
+/// Conditions on the principal and the target are evaluated (the quickstart's writes only on
+/// dev connections); a condition that reads the context cannot be known at connect, so it
+/// counts as allowing.
+#[test]
+fn may_permit_evaluates_conditions_that_do_not_read_the_context() {
+    use crate::engine::PolicyEngine;
+    use crate::request::{ConnectionInfo, Target};
+    let text = r#"
+        permit (principal in Group::"agents", action in Action::"sql.write", resource is Connection)
+            when { resource.hasTag("environment") && resource.getTag("environment") == "dev" };
+        permit (principal in Group::"agents", action == Action::"sql.ddl", resource is Connection)
+            when { context has sql && context.sql.has_where };
+        permit (principal in Group::"agents", action == Action::"sql.admin", resource is Connection)
+            when { principal.issuer == "https://other.example" };
+    "#;
+    let engine = PolicyEngine::compile(&[crate::compile::PolicySource {
+        name: "t.cedar".into(),
+        text: text.into(),
+    }])
+    .unwrap();
+    let conn = |env: Option<&str>| ConnectionInfo {
+        name: "c".into(),
+        kind: "postgres".into(),
+        labels: env
+            .map(|e| [("environment".to_owned(), e.to_owned())].into())
+            .unwrap_or_default(),
+    };
+    let (dev, prod, bare) = (conn(Some("dev")), conn(Some("prod")), conn(None));
+    let p = principal();
+    assert!(engine.may_permit(&p, "sql.update", &Target::Connection(&dev)));
+    assert!(!engine.may_permit(&p, "sql.update", &Target::Connection(&prod)));
+    assert!(!engine.may_permit(&p, "sql.update", &Target::Connection(&bare)));
+    assert!(
+        engine.may_permit(&p, "sql.ddl", &Target::Connection(&prod)),
+        "reads the context"
+    );
+    assert!(
+        !engine.may_permit(&p, "sql.admin", &Target::Connection(&prod)),
+        "another issuer"
+    );
+}

@@ -217,8 +217,8 @@ const WRITE_ACTIONS: &[&str] = &[
     "sql.admin",
 ];
 
-/// Whether no permit policy's scope admits the principal to any write action on the target
-/// (see `PolicyEngine::may_permit`): such a session runs in the server with
+/// Whether no permit policy can admit the principal to any write action on the target (see
+/// `PolicyEngine::may_permit`): such a session runs in the server with
 /// `default_transaction_read_only = on`, so a write the classifier does not see (inside a
 /// function, a trigger, a rule) still fails there. Undoing it takes `sql.admin`, which the
 /// principal may not run, and a report of it turned off ends the session. Decided at connect:
