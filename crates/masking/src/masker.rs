@@ -176,10 +176,15 @@ impl Masker {
     /// and object keys are scanned as text, and numbers holding a sensitive value (a card
     /// number) become a string or `null`. Text that is not JSON is masked as text.
     pub fn mask_json<'a>(&self, json: &'a str, counts: &mut Counts) -> Masked<'a> {
-        match json::rewrite(self, json) {
-            Ok(rewritten) => self.take(json, rewritten, counts),
-            Err(json::Invalid) => self.text_masked(json, counts),
-        }
+        self.mask_json_document(json, counts)
+            .unwrap_or_else(|| self.text_masked(json, counts))
+    }
+
+    /// [`Masker::mask_json`] for text that must be a JSON document: `None` when it is not
+    /// (the document is read once, to validate and to mask).
+    pub fn mask_json_document<'a>(&self, json: &'a str, counts: &mut Counts) -> Option<Masked<'a>> {
+        let rewritten = json::rewrite(self, json).ok()?;
+        Some(self.take(json, rewritten, counts))
     }
 
     fn take<'a>(

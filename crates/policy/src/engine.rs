@@ -163,15 +163,7 @@ impl PolicyEngine {
         let Some(entry) = self.actions.get(action) else {
             return false;
         };
-        let slot = match target {
-            Target::Connection(c) => self
-                .connections
-                .get(&c.name)
-                .copied()
-                .unwrap_or(self.connections.len()),
-            Target::Gateway => self.connections.len() + 1,
-        };
-        let Some(Some(policies)) = entry.slices.get(slot) else {
+        let Some(Some(policies)) = entry.slices.get(self.slot(target)) else {
             return false;
         };
         let uid = entities::principal_uid(&self.types, principal);
@@ -187,7 +179,8 @@ impl PolicyEngine {
             P::Is(ty) => &ty == uid.type_name(),
             P::IsIn(ty, e) => &ty == uid.type_name() && within(&e),
         };
-        let mut store = None;
+        // Built once, for the first permit whose conditions are evaluated.
+        let mut question = None;
         policies
             .policies()
             .filter(|p| p.effect() == Effect::Permit)
@@ -196,51 +189,60 @@ impl PolicyEngine {
                 if p.to_string().contains("context") {
                     return true;
                 }
-                let store = store.get_or_insert_with(|| {
+                let question = question.get_or_insert_with(|| {
                     let target_uid = entities::target_uid(&self.types, target);
-                    entities::build(
+                    let store = entities::build(
                         &self.types,
                         principal,
                         uid.clone(),
                         target,
-                        target_uid,
+                        target_uid.clone(),
                         &entry.entity,
                     )
+                    .ok()?;
+                    let request = cedar_policy::Request::new(
+                        uid.clone(),
+                        entry.uid.clone(),
+                        target_uid,
+                        cedar_policy::Context::empty(),
+                        None,
+                    )
+                    .ok()?;
+                    Some((request, store))
                 });
-                self.permits_without_context(p, principal, target, entry, store)
+                // A question that cannot be asked cannot rule the permit out.
+                question
+                    .as_ref()
+                    .is_none_or(|(request, store)| self.permits(p, request, store))
             })
     }
 
-    /// Whether `policy` (a permit whose conditions do not read the context) allows the request
-    /// with an empty context; an error evaluating it counts as allowing (it cannot be ruled
-    /// out).
-    fn permits_without_context(
+    /// Whether `policy` alone allows `request`; an error evaluating it counts as allowing.
+    fn permits(
         &self,
         policy: &cedar_policy::Policy,
-        principal: &Principal,
-        target: &Target<'_>,
-        entry: &ActionEntry,
-        store: &Result<cedar_policy::Entities, String>,
+        request: &cedar_policy::Request,
+        store: &cedar_policy::Entities,
     ) -> bool {
-        let Ok(store) = store else {
-            return true;
-        };
         let Ok(set) = PolicySet::from_policies([policy.clone()]) else {
             return true;
         };
-        let request = cedar_policy::Request::new(
-            entities::principal_uid(&self.types, principal),
-            entry.uid.clone(),
-            entities::target_uid(&self.types, target),
-            cedar_policy::Context::empty(),
-            None,
-        );
-        let Ok(request) = request else {
-            return true;
-        };
-        let response = self.authorizer.is_authorized(&request, &set, store);
+        let response = self.authorizer.is_authorized(request, &set, store);
         response.decision() == cedar_policy::Decision::Allow
             || response.diagnostics().errors().next().is_some()
+    }
+
+    /// The slice index of `target`: a connection some policy names, any other connection, or
+    /// the gateway.
+    fn slot(&self, target: &Target<'_>) -> usize {
+        match target {
+            Target::Connection(c) => self
+                .connections
+                .get(&c.name)
+                .copied()
+                .unwrap_or(self.connections.len()),
+            Target::Gateway => self.connections.len() + 1,
+        }
     }
 
     /// Whether `action` is a concrete action a request may name (not an action group).
@@ -267,15 +269,10 @@ impl PolicyEngine {
             action: req.action,
             target: &req.target,
         };
-        let (slot, fits) = match &req.target {
-            Target::Connection(c) => (
-                self.connections
-                    .get(&c.name)
-                    .copied()
-                    .unwrap_or(self.connections.len()),
-                entry.on_connection,
-            ),
-            Target::Gateway => (self.connections.len() + 1, entry.on_gateway),
+        let slot = self.slot(&req.target);
+        let fits = match &req.target {
+            Target::Connection(_) => entry.on_connection,
+            Target::Gateway => entry.on_gateway,
         };
         if !fits {
             return Decision::deny(

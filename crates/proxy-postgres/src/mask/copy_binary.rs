@@ -204,23 +204,8 @@ fn mask_field<'a>(
             Cow::Owned(masked) => Cow::Owned(masked.into_bytes()),
         });
     }
-    if let Some(doc) = jsonb(value) {
-        // The document is masked in place; what the same bytes say read as a number (the
-        // readings a bigint or numeric field would give) must still be clean.
-        if let Some(entity) = types::number_reading(masker, value) {
-            counts.add(entity, 1);
-            return Err(Refused::Sensitive);
-        }
-        return Ok(match masker.mask_json(doc, counts) {
-            Masked::Unchanged(_) => Cow::Borrowed(value),
-            Masked::Replaced(json) => {
-                let mut out = Vec::with_capacity(json.len() + 1);
-                out.push(JSONB_VERSION);
-                out.extend_from_slice(&json);
-                Cow::Owned(out)
-            }
-            Masked::Null => return Err(Refused::Sensitive),
-        });
+    if let Some(masked) = jsonb(masker, value, counts)? {
+        return Ok(masked);
     }
     match types::sensitive_reading(masker, None, value) {
         Some(entity) => {
@@ -231,19 +216,36 @@ fn mask_field<'a>(
     }
 }
 
-/// Binary jsonb: its version byte, then the document as JSON text.
-const JSONB_VERSION: u8 = 1;
-
-/// The document of a field that reads as binary jsonb: the version byte followed by text that
-/// parses as JSON. (Read as text, the version byte is a control character, so without this a
-/// jsonb column's every value would be judged by its numeric readings alone.)
-fn jsonb(value: &[u8]) -> Option<&str> {
-    let (&JSONB_VERSION, doc) = value.split_first()? else {
-        return None;
+/// A field that reads as binary jsonb (the version byte, then text that parses as JSON),
+/// masked as JSON in place; `None` when it does not read so. (Read as text, the version byte
+/// is a control character, so without this a jsonb value would be judged by its numeric
+/// readings alone.) What the same bytes say read as a number (a bigint or numeric field's
+/// readings) must still be clean.
+fn jsonb<'a>(
+    masker: &Masker,
+    value: &'a [u8],
+    counts: &mut Counts,
+) -> Result<Option<Cow<'a, [u8]>>, Refused> {
+    let Some((&types::JSONB_VERSION, doc)) = value.split_first() else {
+        return Ok(None);
     };
-    let doc = std::str::from_utf8(doc).ok().filter(|d| is_text(d))?;
-    serde_json::from_str::<serde_json::Value>(doc).ok()?;
-    Some(doc)
+    let Some(doc) = std::str::from_utf8(doc).ok().filter(|d| is_text(d)) else {
+        return Ok(None);
+    };
+    let mut found = Counts::default();
+    let Some(masked) = masker.mask_json_document(doc, &mut found) else {
+        return Ok(None);
+    };
+    if let Some(entity) = types::number_reading(masker, value) {
+        counts.add(entity, 1);
+        return Err(Refused::Sensitive);
+    }
+    counts.merge(&found);
+    Ok(Some(match masked {
+        Masked::Unchanged(_) => Cow::Borrowed(value),
+        Masked::Replaced(json) => Cow::Owned(types::jsonb_encode(&json)),
+        Masked::Null => return Err(Refused::Sensitive),
+    }))
 }
 
 /// Text as a text column would hold it: no control characters but tab and line breaks. A

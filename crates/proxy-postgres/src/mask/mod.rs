@@ -232,17 +232,16 @@ impl ResultPlan {
             // of a result it never saw described): every reading its bytes allow is checked,
             // parts of arrays, ranges and records included, so a card number sent as a binary
             // numeric, bigint or range bound does not pass for want of a type.
-            (Kind::Structured | Kind::Other, true) => match types::sensitive_reading(
-                &self.masker,
-                (self.columns.len() > i).then_some(col.oid),
-                value,
-            ) {
-                Some(entity) => {
-                    counts.add(entity, 1);
-                    Masked::Null
+            // (A result never described has oid 0, which reads as a type not known.)
+            (Kind::Structured | Kind::Other, true) => {
+                match types::sensitive_reading(&self.masker, Some(col.oid), value) {
+                    Some(entity) => {
+                        counts.add(entity, 1);
+                        Masked::Null
+                    }
+                    None => Masked::Unchanged(value),
                 }
-                None => Masked::Unchanged(value),
-            },
+            }
         }
     }
 
@@ -264,16 +263,11 @@ impl ResultPlan {
     }
 
     fn jsonb_binary<'a>(&self, value: &'a [u8], counts: &mut Counts) -> Masked<'a> {
-        let Some((&1, doc)) = value.split_first() else {
+        let Some((&types::JSONB_VERSION, doc)) = value.split_first() else {
             return self.null_if_sensitive(std::str::from_utf8(value).ok(), value, counts);
         };
         match self.masker.mask_value(&ColumnPlan::Json, doc, counts) {
-            Masked::Replaced(json) => {
-                let mut out = Vec::with_capacity(json.len() + 1);
-                out.push(1);
-                out.extend_from_slice(&json);
-                Masked::Replaced(out)
-            }
+            Masked::Replaced(json) => Masked::Replaced(types::jsonb_encode(&json)),
             Masked::Null => Masked::Null,
             Masked::Unchanged(_) => Masked::Unchanged(value),
         }

@@ -98,6 +98,17 @@ fn be_i32(b: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// Binary jsonb: this version byte, then the document as JSON text.
+pub(crate) const JSONB_VERSION: u8 = 1;
+
+/// A binary jsonb value holding `json`.
+pub(crate) fn jsonb_encode(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + 1);
+    out.push(JSONB_VERSION);
+    out.extend_from_slice(json);
+    out
+}
+
 /// How deep [`sensitive_reading`] follows values inside values (an array of records of
 /// ranges is three).
 const MAX_DEPTH: usize = 4;
@@ -160,14 +171,14 @@ fn parts(
             .find_map(|b| reading(masker, None, b, depth))
     };
     let multirange = || {
-        let ranges = counted(value, 0, |b, at| {
+        let ranges = counted(value, |b, at| {
             let len = usize::try_from(be_i32(b, at)?).ok()?;
             Some((at + 4 + len, b.get(at + 4..at + 4 + len)?))
         })?;
         ranges.iter().find_map(|r| reading(masker, None, r, depth))
     };
     let record = || {
-        let fields = counted(value, 0, |b, at| {
+        let fields = counted(value, |b, at| {
             let oid = be_i32(b, at)? as u32;
             match be_i32(b, at + 4)? {
                 -1 => Some((at + 8, (oid, None))),
@@ -184,20 +195,19 @@ fn parts(
     array().or_else(range).or_else(multirange).or_else(record)
 }
 
-/// A count (`Int32` at `at`) of items each read by `item` (from an offset to the next offset
-/// and the item), which must use `b` exactly.
+/// A count (a leading `Int32`) of items each read by `item` (from an offset to the next
+/// offset and the item), which must use `b` exactly.
 fn counted<'a, T>(
     b: &'a [u8],
-    at: usize,
     item: impl Fn(&'a [u8], usize) -> Option<(usize, T)>,
 ) -> Option<Vec<T>> {
-    let count = usize::try_from(be_i32(b, at)?).ok()?;
+    let count = usize::try_from(be_i32(b, 0)?).ok()?;
     // Every item takes at least four bytes: a count larger than that is not this format.
     if count > b.len() / 4 {
         return None;
     }
     let mut items = Vec::with_capacity(count);
-    let mut at = at + 4;
+    let mut at = 4;
     for _ in 0..count {
         let (next, it) = item(b, at)?;
         items.push(it);

@@ -257,7 +257,8 @@ async fn parse<W: AsyncWrite + Unpin>(
 /// when it reads the message, so while a statement that may change client_encoding is still
 /// running, this waits for the server's answer (which reports the new value) before it reads
 /// anything; what is already queued goes out first, so the server can answer. Statements
-/// that would switch to an encoding the gateway cannot follow are refused here, before
+/// that would make the server read SQL in a way the gateway cannot follow (an unsafe
+/// encoding, `standard_conforming_strings` off) are refused here, before
 /// policy.
 async fn read_sql<'s, W: AsyncWrite + Unpin>(
     relay: &Relay<'_>,
@@ -315,36 +316,7 @@ async fn read_sql<'s, W: AsyncWrite + Unpin>(
         }
     };
     let classified = relay.cache.classify(&text);
-    if let Some((statement, name)) = forbidden_encoding(&classified) {
-        let denial = refusal(
-            "client_encoding_forbidden",
-            format!("portcullis: client_encoding {name:?} is not supported"),
-            "use client_encoding UTF8 or another encoding that is not client-only (SJIS, BIG5, GBK, UHC, GB18030 and JOHAB can hide quotes and backslashes inside characters)",
-        );
-        let denial = relay
-            .enforcer
-            .refuse(statement.action, &statement.normalized, denial)
-            .await;
-        record_denial(relay, &classified, &denial).await;
-        return Ok(Err(denial));
-    }
-    let strings_off = classified
-        .classification
-        .statements
-        .iter()
-        .find(|s| s.conforming_strings_off);
-    if let Some(statement) = strings_off {
-        let denial = Denial {
-            sqlstate: "0A000",
-            message:
-                "portcullis: standard_conforming_strings cannot be turned off through the gateway"
-                    .into(),
-            detail: Some("code: standard_conforming_strings_off".into()),
-            hint: Some(
-                "keep standard_conforming_strings on and write backslash escapes as E'...' strings"
-                    .into(),
-            ),
-        };
+    if let Some((statement, denial)) = unfollowable(&classified) {
         let denial = relay
             .enforcer
             .refuse(statement.action, &statement.normalized, denial)
@@ -358,15 +330,35 @@ async fn read_sql<'s, W: AsyncWrite + Unpin>(
 /// What the audit says a statement was when its text could not be read.
 const UNREAD: &str = "/* a statement the gateway could not read */";
 
-/// A statement that would set client_encoding to a value the gateway cannot follow, or that
-/// PostgreSQL does not know (it would refuse it too, but nothing is left to chance).
-fn forbidden_encoding(classified: &Classified) -> Option<(&portcullis_sql::Statement, &str)> {
+/// The first statement that would change how the server reads SQL in a way the door cannot
+/// follow, with its refusal (before policy): a client_encoding the gateway cannot follow or
+/// that PostgreSQL does not know (it would refuse it too, but nothing is left to chance), or
+/// `standard_conforming_strings` off.
+fn unfollowable(classified: &Classified) -> Option<(&portcullis_sql::Statement, Denial)> {
     classified.classification.statements.iter().find_map(|s| {
+        if s.conforming_strings_off {
+            let denial = Denial {
+                sqlstate: "0A000",
+                ..refusal(
+                    "standard_conforming_strings_off",
+                    "portcullis: standard_conforming_strings cannot be turned off through the gateway".into(),
+                    "keep standard_conforming_strings on and write backslash escapes as E'...' strings",
+                )
+            };
+            return Some((s, denial));
+        }
         let Some(portcullis_sql::SettingChange::Value(name)) = &s.client_encoding else {
             return None;
         };
         let known = ClientEncoding::lookup(name).is_some_and(ClientEncoding::is_safe);
-        (!known).then_some((s, name.as_str()))
+        (!known).then(|| {
+            let denial = refusal(
+                "client_encoding_forbidden",
+                format!("portcullis: client_encoding {name:?} is not supported"),
+                "use client_encoding UTF8 or another encoding that is not client-only (SJIS, BIG5, GBK, UHC, GB18030 and JOHAB can hide quotes and backslashes inside characters)",
+            );
+            (s, denial)
+        })
     })
 }
 
