@@ -33,10 +33,7 @@ async fn end(gw: &support::Gateway, c: tokio_postgres::Client, closed_before: us
 async fn a_reused_connection_keeps_nothing_of_the_last_session() {
     let gw = support::start().await;
     // An advisory lock is a side effect (sql.admin), which only "dbas" may take.
-    let a = gw
-        .connect("test", &gw.token(&["agents", "dbas"]))
-        .await
-        .unwrap();
+    let a = gw.client_in(&["agents", "dbas"]).await;
     let pid = backend_pid(&a).await;
     a.batch_execute(
         "CREATE TEMP TABLE pool_leftover (x int); \
@@ -101,10 +98,7 @@ async fn a_reused_connection_keeps_nothing_of_the_last_session() {
 async fn a_session_that_ends_inside_a_transaction_is_not_reused() {
     let gw = support::start().await;
     // An advisory lock is a side effect (sql.admin), which only "dbas" may take.
-    let a = gw
-        .connect("test", &gw.token(&["agents", "dbas"]))
-        .await
-        .unwrap();
+    let a = gw.client_in(&["agents", "dbas"]).await;
     let pid = backend_pid(&a).await;
     a.batch_execute("BEGIN; SELECT 1").await.unwrap();
     end(&gw, a, 0).await;
@@ -211,10 +205,7 @@ async fn drop_database_closes_the_pools_idle_connections_first() {
         assert!(std::time::Instant::now() < deadline, "never pooled");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let admin = gw
-        .connect("test", &gw.token(&["agents", "dbas"]))
-        .await
-        .unwrap();
+    let admin = gw.client_in(&["agents", "dbas"]).await;
     let dropped = admin
         .batch_execute(&format!("DROP DATABASE {scratch}"))
         .await;

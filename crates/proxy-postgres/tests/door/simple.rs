@@ -202,10 +202,7 @@ async fn sql_prepare_and_execute_are_decided_by_what_was_prepared() {
 #[tokio::test]
 async fn standard_conforming_strings_off_is_refused_and_the_session_stays() {
     let gw = support::start().await;
-    let client = gw
-        .connect("test", &gw.token(&["agents", "dbas"]))
-        .await
-        .unwrap();
+    let client = gw.client_in(&["agents", "dbas"]).await;
     for sql in [
         "SET standard_conforming_strings = off",
         "SET LOCAL standard_conforming_strings TO 'no'",
@@ -273,7 +270,7 @@ async fn a_session_that_may_not_write_is_read_only_in_the_server() {
         ))
         .await
         .unwrap();
-    let reader = gw.connect("test", &gw.token(&["readers"])).await.unwrap();
+    let reader = gw.client_in(&["readers"]).await;
     let show = "SHOW default_transaction_read_only";
     let setting = |rows: Vec<tokio_postgres::SimpleQueryMessage>| {
         rows.iter()
@@ -324,7 +321,7 @@ async fn a_session_that_may_not_write_is_read_only_in_the_server() {
     gw.wait_event(|e| e["kind"] == "session.close" && e["data"]["ended"] != "client_terminate")
         .await;
     // A writer's session, after a reader's connection went back to the pool: writable.
-    let reader = gw.connect("test", &gw.token(&["readers"])).await.unwrap();
+    let reader = gw.client_in(&["readers"]).await;
     reader.simple_query("SELECT 1").await.unwrap();
     drop(reader);
     let writer = gw.client().await;

@@ -175,9 +175,12 @@ impl Gateway {
 
     /// A tokio-postgres client with a valid agent token.
     pub async fn client(&self) -> tokio_postgres::Client {
-        self.connect("test", &self.token(&["agents"]))
-            .await
-            .unwrap()
+        self.client_in(&["agents"]).await
+    }
+
+    /// A tokio-postgres client on connection `test` for a principal in `groups`.
+    pub async fn client_in(&self, groups: &[&str]) -> tokio_postgres::Client {
+        self.connect("test", &self.token(groups)).await.unwrap()
     }
 
     pub async fn connect(
