@@ -304,6 +304,10 @@ pub struct ConnectionConfig {
     /// theirs with `@mask("...")`. `None`: only the policies' profiles.
     #[serde(default)]
     pub masking: Option<String>,
+    /// User functions (`schema.name` or `name`) the operator declares harmless: a call of one
+    /// that is VOLATILE, SECURITY DEFINER or not in SQL is then not taken as able to write.
+    #[serde(default)]
+    pub safe_functions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -373,6 +377,11 @@ pub struct PostgresConfig {
     /// per session without refusing any pipeline.
     #[serde(deserialize_with = "bounded::count::<_, 1, 1_000_000>")]
     pub max_pipeline_depth: usize,
+    /// How long the door keeps a connection's catalog (relations, views, functions,
+    /// triggers, rules) before reading it again; DDL through the gateway and `portcullis
+    /// connections refresh` read it again sooner.
+    #[serde(deserialize_with = "bounded::duration::<_, 1_000, 86_400_000>")]
+    pub catalog_refresh: Duration,
 }
 
 impl Default for PostgresConfig {
@@ -416,6 +425,7 @@ impl Default for PostgresConfig {
             // Far above what pipelining drivers keep in flight (hundreds); a cycle costs the
             // gateway a few hundred bytes, so a session stays within a few megabytes.
             max_pipeline_depth: 10_000,
+            catalog_refresh: Duration::from_secs(60),
         }
     }
 }

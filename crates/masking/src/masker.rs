@@ -87,6 +87,14 @@ impl Masker {
         self.inner.strategies[entity.index()]
     }
 
+    /// The plan that replaces every value of a column whole as `entity`.
+    pub fn whole(&self, entity: Entity) -> ColumnPlan {
+        ColumnPlan::Whole {
+            entity,
+            strategy: self.strategy(entity),
+        }
+    }
+
     /// The plan for a result column, from its name and its lower-case PostgreSQL type name
     /// (`text`, `jsonb`, `_text` or `text[]` for arrays; a schema prefix and a type modifier
     /// are ignored). Column rules first, then json/jsonb, then arrays, else [`ColumnPlan::Pass`].

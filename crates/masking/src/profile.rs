@@ -71,6 +71,11 @@ impl ProfileSpec {
                 &[
                     "*card_number*",
                     "credit_card*",
+                    "card",
+                    "*_card",
+                    "card_no",
+                    "card_num",
+                    "cardnumber",
                     "cc_number",
                     "ccnum",
                     "pan",

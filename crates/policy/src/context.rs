@@ -57,6 +57,11 @@ static SQL: Family = Family {
         ("functions", Kind::StrSet),
         ("modifies_data", Kind::Bool(false)),
         ("kinds", Kind::StrSet),
+        ("user_functions", Kind::StrSet),
+        ("writing_functions", Kind::StrSet),
+        ("opaque_reads", Kind::Bool(false)),
+        ("triggers", Kind::StrSet),
+        ("rules", Kind::StrSet),
     ],
 };
 

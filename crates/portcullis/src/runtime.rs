@@ -193,6 +193,7 @@ pub fn pg_door(
     settings.masking = masking_settings(cfg)?;
     settings.hold = cfg.approvals.hold;
     settings.record_rows = cfg.recording.rows;
+    settings.catalog_refresh = cfg.postgres.catalog_refresh;
     let mut targets = Vec::new();
     for c in cfg
         .connections
@@ -220,6 +221,7 @@ pub fn pg_door(
                 },
             },
             masking: c.masking.clone(),
+            safe_functions: c.safe_functions.clone(),
         });
     }
     Ok((settings, targets))

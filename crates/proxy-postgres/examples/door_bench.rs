@@ -76,6 +76,7 @@ async fn main() {
         tls: UpstreamTls::Disable,
         // `PCX_MASKING=default` measures the cost of masking every result.
         masking: std::env::var("PCX_MASKING").ok(),
+        safe_functions: Vec::new(),
     };
     let settings = PgDoorSettings::new(addr, dir.path().to_owned());
     let door = PgDoor::new(settings, pipeline, vec![target]).unwrap();

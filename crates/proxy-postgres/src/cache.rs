@@ -82,6 +82,7 @@ impl Classified {
             conforming_strings_off: false,
             database_wide: false,
             cursor: None,
+            lineage: None,
         };
         Arc::new(Self::new(Classification {
             parsed: false,

@@ -26,6 +26,8 @@ pub(crate) struct TargetRt {
     pub(crate) conn: Arc<UpstreamConn>,
     /// Its idle server connections, and its budget of open ones.
     pub(crate) pool: Pool,
+    /// What its server's catalog holds, as the door last read it.
+    pub(crate) catalog: crate::catalog::CatalogCache,
 }
 
 impl TargetRt {
@@ -112,6 +114,7 @@ impl PgDoor {
                             settings.limits.max_server_connections,
                             settings.limits.server_connection_wait,
                         ),
+                        catalog: crate::catalog::CatalogCache::new(settings.catalog_refresh),
                     }),
                 )
                 .is_some()

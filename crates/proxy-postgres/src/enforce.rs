@@ -1,6 +1,7 @@
 //! Asks the pipeline about each statement and turns its answer into what the relay does:
 //! forward, or replace with a denial. The door never evaluates policy itself.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
@@ -51,6 +52,10 @@ pub(crate) struct Admitted {
     /// Set when the policy asked for approval and the statement was not held yet (decided
     /// at Parse): the Bind that runs it holds it, with its parameters.
     pub(crate) review: Option<Need>,
+    /// Where its result columns come from, so masking follows the data.
+    pub(crate) lineage: Option<Arc<portcullis_sql::Lineage>>,
+    /// The catalog it was decided with, for following view columns.
+    pub(crate) catalog: Option<Arc<crate::catalog::Catalog>>,
 }
 
 /// What each statement's `EXECUTE name` or `FETCH`/`MOVE ... name` refers to, following the
@@ -165,6 +170,18 @@ pub(crate) struct Enforcer<'a> {
     pub(crate) redact_literals: bool,
     pub(crate) masking: Masking<'a>,
     pub(crate) holder: Holder<'a>,
+    /// The connection's catalog, for what statements really reach (`None`: decided by
+    /// their text alone, as the exec door's unit tests do).
+    pub(crate) catalog: Option<CatalogRef<'a>>,
+    /// A schema change ran in this session: its transaction's end reads the catalog again
+    /// (what a transaction created is visible to the catalog's reader only once committed).
+    pub(crate) schema_changed: std::sync::atomic::AtomicBool,
+}
+
+/// Where the session's connection keeps its catalog.
+pub(crate) struct CatalogRef<'a> {
+    pub(crate) target: &'a crate::door::TargetRt,
+    pub(crate) limits: portcullis_pgwire::Limits,
 }
 
 impl Enforcer<'_> {
@@ -203,7 +220,26 @@ impl Enforcer<'_> {
             } else {
                 &statement.text
             };
-            match self.one(subject, facts, command).await {
+            // What the catalog says it reaches: views, user functions, triggers, rules.
+            let resolved = match self.resolve(subject).await {
+                Ok(r) => r,
+                Err(denial) => {
+                    return Checked {
+                        denial: Some(denial),
+                        decided,
+                        admitted,
+                    };
+                }
+            };
+            let (subject, facts, catalog) = match resolved {
+                Some((r, catalog)) => (
+                    Cow::Owned(r.statement(subject)),
+                    Cow::Owned(r.facts(facts)),
+                    Some(catalog),
+                ),
+                None => (Cow::Borrowed(subject), Cow::Borrowed(facts), None),
+            };
+            match self.one(&subject, &facts, command, catalog).await {
                 Ok(a) => admitted.push(a),
                 Err(denial) => {
                     return Checked {
@@ -223,6 +259,43 @@ impl Enforcer<'_> {
             decided,
             admitted,
         }
+    }
+
+    /// The catalog's reading of `statement`, `None` when there is nothing to read (no
+    /// relation or function named) or no catalog. A connection whose catalog cannot be read
+    /// at all refuses the statements that need it (fail closed).
+    async fn resolve(
+        &self,
+        statement: &Statement,
+    ) -> Result<Option<(crate::catalog::Resolution, Arc<crate::catalog::Catalog>)>, Denial> {
+        let Some(c) = &self.catalog else {
+            return Ok(None);
+        };
+        if statement.tables.is_empty() && statement.functions.is_empty() {
+            return Ok(None);
+        }
+        let cache = &c.target.catalog;
+        let mut catalog = cache.current(c.target, c.limits, false).await;
+        if catalog.as_ref().is_some_and(|k| !k.knows_all(statement)) {
+            // A name it does not know: one more read (at most one a second), then the
+            // statement is decided with what is known.
+            catalog = cache.current(c.target, c.limits, true).await;
+        }
+        let Some(catalog) = catalog else {
+            return Err(Denial {
+                sqlstate: "58000",
+                message: "portcullis: the connection's catalog could not be read, so what this \
+                          statement reaches cannot be checked"
+                    .into(),
+                detail: Some("code: catalog_unavailable".into()),
+                hint: Some(
+                    "retry shortly; if it persists, tell the operator (the gateway log says why)"
+                        .into(),
+                ),
+            });
+        };
+        let resolved = catalog.resolve(statement, &c.target.target.safe_functions);
+        Ok(Some((crate::catalog::Resolution(resolved), catalog)))
     }
 
     /// Holds the command if one of its statements needs approval. One review covers one
@@ -257,6 +330,7 @@ impl Enforcer<'_> {
         statement: &Statement,
         facts: &Value,
         command: &str,
+        catalog: Option<Arc<crate::catalog::Catalog>>,
     ) -> Result<Arc<Admitted>, Denial> {
         let ask = Ask {
             action: statement.action,
@@ -280,6 +354,8 @@ impl Enforcer<'_> {
                     .masker(self.with_read_masks(statement, facts, masks))
                     .await?,
                 review: None,
+                lineage: statement.lineage.clone(),
+                catalog,
             })),
             Ok(Decided {
                 decision:
@@ -304,6 +380,8 @@ impl Enforcer<'_> {
                     reviewers,
                     approvals,
                 })),
+                lineage: statement.lineage.clone(),
+                catalog,
             })),
             Ok(d) => Err(denied(&d.decision, statement, &self.target.name)),
             Err(refusal) => Err(refused(&refusal)),
@@ -438,6 +516,20 @@ impl Enforcer<'_> {
     /// Queues the `statement.result` event of a statement that ran (or failed in the
     /// server). It is not waited for: the statement has already happened.
     pub(crate) async fn result(&self, done: Finished) {
+        if let (Some(c), Some(a)) = (&self.catalog, &done.admitted) {
+            use std::sync::atomic::Ordering;
+            // What it created or dropped is read again before the next statement is decided,
+            // and again when its transaction ends.
+            let changed = changes_schema(a.action);
+            if changed {
+                self.schema_changed.store(true, Ordering::Relaxed);
+            }
+            let ended = a.action == portcullis_sql::ids::TRANSACTION
+                && self.schema_changed.swap(false, Ordering::Relaxed);
+            if changed || ended {
+                c.target.catalog.invalidate();
+            }
+        }
         let event = Event {
             kind: "statement.result".into(),
             outcome: Some(
@@ -620,4 +712,12 @@ fn refused(refusal: &Refusal) -> Denial {
         detail: None,
         hint: Some(refusal.hint().to_owned()),
     }
+}
+
+/// Statements after which the catalog may hold something new.
+fn changes_schema(action: &str) -> bool {
+    matches!(
+        action,
+        portcullis_sql::ids::DDL | portcullis_sql::ids::ADMIN
+    )
 }

@@ -73,6 +73,9 @@ pub enum PgError {
     UpstreamProtocol(#[source] WireError),
     #[error("the upstream connection was lost")]
     UpstreamGone,
+    /// The connection's catalog could not be read (the server's words, for the log).
+    #[error("reading the catalog failed: {0}")]
+    Catalog(String),
     #[error("the gateway is shutting down")]
     Shutdown,
     /// The token the session was opened with expired.
@@ -106,7 +109,7 @@ impl PgError {
             | EncodingChanged(_)
             | ReadOnlyUndone(_) => ErrorKind::PolicyDenied,
             UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
-            | UpstreamGone => ErrorKind::Upstream,
+            | UpstreamGone | Catalog(_) => ErrorKind::Upstream,
             Setup(_) | AuditUnavailable | RecordingUnavailable | Shutdown => ErrorKind::Internal,
             // Running out of server connections is the operator's to see; the rest is the
             // client's doing.

@@ -25,6 +25,7 @@
 mod audit;
 mod cache;
 mod cancel;
+mod catalog;
 mod door;
 mod encoding;
 mod enforce;

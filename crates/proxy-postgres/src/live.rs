@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::Ended;
 use crate::cancel::{self, CancelTarget};
 use crate::door::{Door, TargetRt};
-use crate::enforce::{Enforcer, Masking};
+use crate::enforce::{CatalogRef, Enforcer, Masking};
 use crate::error::{ErrorKind, PgError};
 use crate::hold::Holder;
 use crate::record::Recorder;
@@ -43,10 +43,12 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     stats: &Stats,
     tracker: &Mutex<Tracker>,
 ) -> (Ended, Option<PgError>) {
-    let upstream = match a.target.connect(a.forward, door.limits).await {
+    let mut upstream = match a.target.connect(a.forward, door.limits).await {
         Ok(u) => u,
         Err(e) => return login_failed(conn, e).await,
     };
+    // Read the connection's catalog now if a read is due, on this session's own connection.
+    a.target.catalog.load_on(&mut upstream).await;
     let cancel = CancelTarget {
         conn: a.target.conn.clone(),
         pid: upstream.pid,
@@ -94,6 +96,11 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 notices: &notices,
                 canceled: &cancel.held,
             },
+            catalog: Some(CatalogRef {
+                target: a.target,
+                limits: door.limits,
+            }),
+            schema_changed: std::sync::atomic::AtomicBool::new(false),
         },
         cache: &door.cache,
         neighbours: Neighbours {

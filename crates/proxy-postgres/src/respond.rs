@@ -115,6 +115,11 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
             s("portcullis: the connection to the database server was lost"),
             Some(s("reconnect")),
         ),
+        Catalog(_) => (
+            "08006",
+            s("portcullis: the connection's catalog could not be read"),
+            Some(s(OPERATOR_HINT)),
+        ),
         TokenExpired => (
             "57P01",
             s("terminating connection: the token it was opened with expired"),
@@ -168,6 +173,7 @@ fn reason(err: &PgError) -> Option<&str> {
         Shutdown => "gateway_shutdown",
         UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
         | UpstreamGone => "upstream_unavailable",
+        Catalog(_) => "catalog_unavailable",
         Limit(l) => l.code(),
         _ => return None,
     })

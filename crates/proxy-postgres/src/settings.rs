@@ -42,6 +42,8 @@ pub struct PgDoorSettings {
     /// Sessions, server connections, timeouts and the pipeline depth.
     pub limits: crate::SessionLimits,
     pub sql: portcullis_sql::Options,
+    /// How long a connection's catalog is kept before it is read again.
+    pub catalog_refresh: std::time::Duration,
 }
 
 impl PgDoorSettings {
@@ -62,6 +64,7 @@ impl PgDoorSettings {
             pool_idle: std::time::Duration::from_secs(60),
             limits: crate::SessionLimits::default(),
             sql: portcullis_sql::Options::default(),
+            catalog_refresh: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -88,6 +91,8 @@ pub struct PgTarget {
     pub tls: UpstreamTls,
     /// The masking profile every result from this connection passes through.
     pub masking: Option<String>,
+    /// User functions declared harmless (`[[connections]] safe_functions`).
+    pub safe_functions: Vec<String>,
 }
 
 /// TLS from the gateway to the server, like libpq's `sslmode`.

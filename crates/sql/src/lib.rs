@@ -134,6 +134,7 @@
 mod action;
 mod classify;
 mod head;
+mod lineage;
 mod model;
 mod options;
 mod pg;
@@ -145,5 +146,6 @@ mod walk;
 
 pub use action::ids;
 pub use classify::classify;
+pub use lineage::{CopyFormat, Lineage, OutputColumn, SourceColumn, Sources};
 pub use model::{Classification, CursorOp, SettingChange, Statement};
 pub use options::{DEFAULT_SIDE_EFFECT_FUNCTIONS, Options};

@@ -77,6 +77,10 @@ pub struct Statement {
     /// The SQL cursor the statement declares, reads, moves or closes, so that the door can
     /// follow it (a client may also run a cursor as a portal at the protocol level).
     pub cursor: Option<CursorOp>,
+    /// Where the rows it returns come from, column by column, and every column it reads
+    /// (crate docs, "Lineage"); `None` for statements that return no rows of their own.
+    #[serde(skip)]
+    pub lineage: Option<std::sync::Arc<crate::Lineage>>,
 }
 
 /// A change of a session setting.

@@ -13,7 +13,9 @@
 
 use std::borrow::Cow;
 
-use portcullis_masking::{Counts, Masked, Masker};
+use std::sync::Arc;
+
+use portcullis_masking::{ColumnPlan, Counts, Masked, Masker};
 
 use super::types;
 
@@ -23,6 +25,9 @@ const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// The largest tuple held while waiting for the rest of it (PostgreSQL's own limit on a
 /// field is 1 GiB, but a result row that large cannot be masked in memory here).
 const MAX_TUPLE: usize = 256 << 20;
+
+/// Per field of a tuple, the whole-value plan that makes it NULL.
+pub(crate) type Wholes = Arc<[Option<ColumnPlan>]>;
 
 /// Why a binary COPY cannot pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +56,22 @@ pub(crate) struct BinaryCopy {
 impl BinaryCopy {
     /// Takes the next CopyData payload; returns the bytes to send now (possibly empty while
     /// a tuple is incomplete).
+    #[cfg(test)]
     pub(crate) fn push(
         &mut self,
         masker: &Masker,
+        data: &[u8],
+        counts: &mut Counts,
+    ) -> Result<Vec<u8>, Refused> {
+        self.push_with(masker, &|_| None, data, counts)
+    }
+
+    /// As `push`, with `whole(n)` giving, for tuples of `n` fields, the fields that become
+    /// NULL whatever they hold (made of a sensitive column, by the statement's lineage).
+    pub(crate) fn push_with(
+        &mut self,
+        masker: &Masker,
+        whole: &dyn Fn(usize) -> Option<Wholes>,
         data: &[u8],
         counts: &mut Counts,
     ) -> Result<Vec<u8>, Refused> {
@@ -64,7 +82,7 @@ impl BinaryCopy {
             let rest = self.pending.get(at..).unwrap_or_default();
             let used = match self.state {
                 State::Header => header(rest)?,
-                State::Tuples => tuple(masker, rest, counts, &mut out)?,
+                State::Tuples => tuple(masker, whole, rest, counts, &mut out)?,
                 // Nothing follows the trailer; should anything, it is not passed unread.
                 State::Done if rest.is_empty() => None,
                 State::Done => return Err(Refused::Malformed),
@@ -128,6 +146,7 @@ fn header(b: &[u8]) -> Result<Option<Used>, Refused> {
 /// for NULL) and its bytes.
 fn tuple(
     masker: &Masker,
+    whole: &dyn Fn(usize) -> Option<Wholes>,
     b: &[u8],
     counts: &mut Counts,
     out: &mut Vec<u8>,
@@ -144,9 +163,11 @@ fn tuple(
         }));
     }
     let count = usize::try_from(count).map_err(|_| Refused::Malformed)?;
+    let wholes = whole(count);
+    let mut nulled = Vec::new();
     let mut fields = Vec::with_capacity(count.min(1600));
     let mut at = 2;
-    for _ in 0..count {
+    for i in 0..count {
         let Some(len) = be_i32(b, at) else {
             return Ok(None);
         };
@@ -160,6 +181,14 @@ fn tuple(
             return Ok(None);
         };
         at += len;
+        if let Some(ColumnPlan::Whole { entity, .. }) =
+            wholes.as_ref().and_then(|w| w.get(i).cloned().flatten())
+        {
+            counts.add(entity, 1);
+            fields.push(Some(Cow::Owned(Vec::new())));
+            nulled.push(i);
+            continue;
+        }
         fields.push(Some(mask_field(masker, value, counts)?));
     }
     if fields
@@ -172,6 +201,9 @@ fn tuple(
             copy: true,
             trailer: false,
         }));
+    }
+    for i in nulled {
+        fields[i] = None;
     }
     out.extend_from_slice(b.get(..2).unwrap_or_default());
     for field in &fields {

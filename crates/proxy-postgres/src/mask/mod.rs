@@ -9,10 +9,12 @@
 //! which every type accepts. RowDescription is never changed.
 
 mod copy_binary;
+mod lineage;
 mod report;
 mod types;
 
 pub(crate) use copy_binary::{BinaryCopy, Refused};
+pub(crate) use lineage::{Followed, reads_sensitive};
 pub(crate) use report::{mask_notification, mask_report};
 
 use std::collections::{BTreeMap, HashMap};
@@ -109,16 +111,26 @@ struct Column {
 pub(crate) struct ResultPlan {
     masker: Masker,
     columns: Vec<Column>,
+    /// Where the statement's columns come from, for a result without a description (COPY,
+    /// a portal never described): their plans by position, computed at the first row.
+    lineage: Option<Followed>,
+    by_position: Mutex<Option<Arc<[Option<ColumnPlan>]>>>,
 }
 
 impl ResultPlan {
     /// From the result's description; `formats` (a Bind's result formats) override the
     /// description's when it came from a statement Describe, where formats are not yet known.
+    /// A column made of a sensitive column (the statement's `lineage`) is masked whole.
     pub(crate) fn new(
         masker: Masker,
         fields: &[FieldDescription],
         formats: Option<&[i16]>,
+        lineage: Option<Followed>,
     ) -> Self {
+        let derived = lineage.as_ref().map(|l| {
+            let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+            lineage::column_plans(&masker, l, &names)
+        });
         let columns = fields
             .iter()
             .enumerate()
@@ -130,15 +142,44 @@ impl ResultPlan {
                     Some([one]) => *one,
                     Some(many) => many.get(i).copied().unwrap_or(0),
                 };
+                let own = masker.column(&f.name, type_name);
+                let plan = match (
+                    &own,
+                    derived.as_ref().and_then(|d| d.get(i).cloned().flatten()),
+                ) {
+                    (ColumnPlan::Whole { .. }, _) | (_, None) => own,
+                    (_, Some(derived)) => derived,
+                };
                 Column {
-                    plan: masker.column(&f.name, type_name),
+                    plan,
                     kind,
                     oid: f.type_oid,
                     binary: format == 1,
                 }
             })
             .collect();
-        Self { masker, columns }
+        Self {
+            masker,
+            columns,
+            lineage,
+            by_position: Mutex::new(None),
+        }
+    }
+
+    /// The lineage plans of a result of `n` columns that has no description.
+    fn positional(&self, n: usize) -> Option<Arc<[Option<ColumnPlan>]>> {
+        let lineage = self.lineage.as_ref()?;
+        let mut cached = self
+            .by_position
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(plans) = cached.as_ref().filter(|p| p.len() == n) {
+            return Some(plans.clone());
+        }
+        let plans: Arc<[Option<ColumnPlan>]> =
+            lineage::column_plans(&self.masker, lineage, &vec![""; n]).into();
+        *cached = Some(plans.clone());
+        Some(plans)
     }
 
     /// The masker every column of this result uses.
@@ -148,10 +189,12 @@ impl ResultPlan {
 
     /// A result whose description the gateway never saw: every value is treated as an
     /// unknown type, so nothing sensitive passes (at worst a value becomes NULL).
-    pub(crate) fn blind(masker: Masker) -> Self {
+    pub(crate) fn blind(masker: Masker, lineage: Option<Followed>) -> Self {
         Self {
             masker,
             columns: Vec::new(),
+            lineage,
+            by_position: Mutex::new(None),
         }
     }
 
@@ -164,8 +207,25 @@ impl ResultPlan {
         let values = parse_data_row(frame)?;
         let mut out: Vec<Option<Masked<'_>>> = Vec::with_capacity(values.len());
         let mut changed = false;
+        let positional = if self.columns.is_empty() {
+            self.positional(values.len())
+        } else {
+            None
+        };
         for (i, v) in values.iter().enumerate() {
-            let masked = v.as_deref().map(|v| self.mask_value(i, v, counts));
+            let whole = positional
+                .as_ref()
+                .and_then(|p| p.get(i).cloned().flatten());
+            let masked = v.as_deref().map(|v| match &whole {
+                // No description: the value's type is unknown, so it cannot take text.
+                Some(plan) => {
+                    if let ColumnPlan::Whole { entity, .. } = plan {
+                        counts.add(*entity, 1);
+                    }
+                    Masked::Null
+                }
+                None => self.mask_value(i, v, counts),
+            });
             changed |= masked.as_ref().is_some_and(Masked::is_changed);
             out.push(masked);
         }
@@ -304,14 +364,29 @@ impl ResultPlan {
     /// A CopyData row of a text-format COPY TO STDOUT: values are scanned as text (a COPY
     /// has no column names, so column rules cannot apply). Replacements contain no tab,
     /// newline or backslash, so the row keeps its shape.
+    /// Fields made of a sensitive column (the statement's lineage) are replaced whole first.
     pub(crate) fn mask_copy_text(&self, data: &[u8], counts: &mut Counts) -> Option<Vec<u8>> {
-        let text = String::from_utf8_lossy(data);
+        let fields = self.copy_fields(data, counts);
+        let row = fields.as_deref().unwrap_or(data);
+        let text = String::from_utf8_lossy(row);
         match self.masker.mask_text(&text, counts) {
-            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Borrowed(_) => fields,
             // Text that was not UTF-8 leaves with U+FFFD in place of what could not be read:
             // garbled, but never in the clear.
             std::borrow::Cow::Owned(s) => Some(s.into_bytes()),
         }
+    }
+
+    fn copy_fields(&self, row: &[u8], counts: &mut Counts) -> Option<Vec<u8>> {
+        let format = self.lineage.as_ref()?.lineage.copy?;
+        let n = lineage::field_count(&format, row);
+        let plans = self.positional(n)?;
+        lineage::mask_copy_row(&self.masker, &format, row, &plans, counts)
+    }
+
+    /// For a binary COPY of `n` fields: the fields made of a sensitive column.
+    pub(crate) fn copy_whole(&self, n: usize) -> Option<Arc<[Option<ColumnPlan>]>> {
+        self.positional(n)
     }
 }
 

@@ -18,11 +18,22 @@ use portcullis_pgwire::{Frame, WireError, encode_backend, parse_notification, pa
 /// is masked.
 const VERBATIM: &[u8] = b"SVCFLRPp";
 
+/// Free-text fields that can quote a value: message, detail, hint, context, internal query.
+const FREE_TEXT: &[u8] = b"MDHWq";
+
+/// What replaces a free-text field of a statement that reads a sensitive column.
+const WITHHELD: &str = "(withheld by portcullis: the statement reads a sensitive column, and \
+     this text may quote a value made of it; run it without the sensitive column to see it)";
+
 /// The ErrorResponse or NoticeResponse to send instead of `frame`, or `None` when nothing
-/// in it is sensitive.
+/// in it is sensitive. `strict`: the statement reads a sensitive column, so a value made
+/// of one can be in the text in any shape (`reverse(email)::int` quotes the reversed
+/// address): the message keeps only what precedes its first quote or colon, and the other
+/// free-text fields are withheld.
 pub(crate) fn mask_report(
     masker: &Masker,
     frame: &Frame,
+    strict: bool,
     counts: &mut Counts,
 ) -> Result<Option<Bytes>, WireError> {
     let report = parse_report(frame)?;
@@ -33,6 +44,8 @@ pub(crate) fn mask_report(
         .map(|(t, v)| {
             let value = if VERBATIM.contains(t) {
                 Cow::Borrowed(v.as_ref())
+            } else if strict && FREE_TEXT.contains(t) {
+                Cow::Owned(withheld(*t, v).into_bytes())
             } else {
                 mask_bytes(masker, v, counts)
             };
@@ -47,6 +60,24 @@ pub(crate) fn mask_report(
     let mut buf = BytesMut::with_capacity(frame.wire_len());
     encode_backend::report_fields(&mut buf, frame.tag(), &borrowed)?;
     Ok(Some(buf.freeze()))
+}
+
+/// A free-text field of a strict report: the message's words before any quoted or
+/// appended value, else the fixed text.
+fn withheld(field: u8, value: &[u8]) -> String {
+    if field != b'M' {
+        return WITHHELD.to_owned();
+    }
+    let text = String::from_utf8_lossy(value);
+    let cut = text
+        .find(['"', ':', '(', '\'', '«', '„', '「'])
+        .unwrap_or(text.len());
+    let head = text[..cut].trim_end();
+    // Only the words of the message itself, never a value without quotes around it.
+    if head.is_empty() || cut == text.len() {
+        return WITHHELD.to_owned();
+    }
+    format!("{head}: {WITHHELD}")
 }
 
 /// The NotificationResponse to send instead of `frame`, or `None` when its channel and
@@ -123,7 +154,9 @@ mod tests {
             Some("Failing row contains (1, ada@example.com)."),
         );
         let mut counts = Counts::default();
-        let out = mask_report(&masker(), &f, &mut counts).unwrap().unwrap();
+        let out = mask_report(&masker(), &f, false, &mut counts)
+            .unwrap()
+            .unwrap();
         let text = String::from_utf8_lossy(&out);
         assert!(!text.contains("ada@example.com"), "{text}");
         assert!(!text.contains("4111 1111 1111 1111"), "{text}");
@@ -137,7 +170,7 @@ mod tests {
     fn clean_reports_pass_unchanged() {
         let f = error("division by zero", None);
         assert!(
-            mask_report(&masker(), &f, &mut Counts::default())
+            mask_report(&masker(), &f, false, &mut Counts::default())
                 .unwrap()
                 .is_none()
         );
@@ -148,7 +181,7 @@ mod tests {
         let mut buf = BytesMut::new();
         let value = b"caf\xe9 ada@example.com".as_slice();
         encode_backend::report_fields(&mut buf, tag::NOTICE_RESPONSE, &[(b'M', value)]).unwrap();
-        let out = mask_report(&masker(), &frame(&buf), &mut Counts::default())
+        let out = mask_report(&masker(), &frame(&buf), false, &mut Counts::default())
             .unwrap()
             .unwrap();
         assert!(!String::from_utf8_lossy(&out).contains("ada@example.com"));

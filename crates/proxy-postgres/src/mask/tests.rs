@@ -49,7 +49,7 @@ fn text_is_masked_in_place_and_other_types_become_null() {
         field("seen_from", 869, 0),
         field("note", 25, 0),
     ];
-    let plan = ResultPlan::new(masker(), &fields, None);
+    let plan = ResultPlan::new(masker(), &fields, None, None);
     let (out, counts) = masked(
         &plan,
         &[
@@ -81,7 +81,12 @@ fn text_is_masked_in_place_and_other_types_become_null() {
 
 #[test]
 fn clean_rows_are_not_rebuilt() {
-    let plan = ResultPlan::new(masker(), &[field("name", 25, 0), field("n", 20, 1)], None);
+    let plan = ResultPlan::new(
+        masker(),
+        &[field("name", 25, 0), field("n", 20, 1)],
+        None,
+        None,
+    );
     let mut counts = Counts::default();
     let frame = row(&[Some(b"Ada Lovelace"), Some(&42i64.to_be_bytes())]);
     assert!(plan.mask_row(&frame, &mut counts).expect("mask").is_none());
@@ -96,7 +101,7 @@ fn binary_formats_keep_their_types() {
         field("tags", 1009, 0),
         field("n", 20, 0),
     ];
-    let plan = ResultPlan::new(masker(), &fields, Some(&[1]));
+    let plan = ResultPlan::new(masker(), &fields, Some(&[1]), None);
     let mut jsonb = vec![1u8];
     jsonb.extend_from_slice(br#"{"email": "ada@example.com", "n": 1}"#);
     let mut arr = Vec::new();
@@ -122,7 +127,7 @@ fn binary_formats_keep_their_types() {
 
 #[test]
 fn values_of_unknown_shape_never_pass_in_the_clear() {
-    let plan = ResultPlan::blind(masker());
+    let plan = ResultPlan::blind(masker(), None);
     let (out, counts) = masked(
         &plan,
         &[
@@ -148,7 +153,7 @@ fn values_of_unknown_shape_never_pass_in_the_clear() {
     assert_eq!(out[0], None, "binary bigint card");
     assert_eq!(out[1], None, "binary numeric card");
     assert!(out[2].is_some(), "a harmless number passes");
-    let latin1 = ResultPlan::new(masker(), &[field("c", 25, 0)], None);
+    let latin1 = ResultPlan::new(masker(), &[field("c", 25, 0)], None, None);
     let (out, _) = masked(&latin1, &[Some(b"caf\xe9 ada@example.com")]);
     assert_eq!(
         out[0], None,
@@ -158,7 +163,7 @@ fn values_of_unknown_shape_never_pass_in_the_clear() {
 
 #[test]
 fn copy_rows_keep_their_shape() {
-    let plan = ResultPlan::blind(masker());
+    let plan = ResultPlan::blind(masker(), None);
     let mut counts = Counts::default();
     let out = plan
         .mask_copy_text(b"1\tada@example.com\t\\N\n", &mut counts)
@@ -200,7 +205,7 @@ fn structured_values_are_replaced_whole_so_they_still_parse() {
         field("ids", 1016, 0),
         field("many", 4536, 0),
     ];
-    let plan = ResultPlan::new(masker(), &fields, None);
+    let plan = ResultPlan::new(masker(), &fields, None, None);
     let (out, counts) = masked(
         &plan,
         &[
@@ -246,8 +251,8 @@ fn binary_parts_of_arrays_ranges_and_records_are_read() {
     let values: [&[u8]; 6] = [&ids, &nets, &span, &record, &clean_ids, &clean_span];
     let values: Vec<Option<&[u8]>> = values.iter().map(|v| Some(*v)).collect();
     for plan in [
-        ResultPlan::new(masker(), &fields, None),
-        ResultPlan::blind(masker()),
+        ResultPlan::new(masker(), &fields, None, None),
+        ResultPlan::blind(masker(), None),
     ] {
         let (out, _) = masked(&plan, &values);
         assert_eq!(out[0], None, "bigint[] holding a card");
@@ -257,6 +262,6 @@ fn binary_parts_of_arrays_ranges_and_records_are_read() {
         assert_eq!(out[5].as_deref(), Some(&clean_span[..]));
     }
     // An inet[] element is read as inet where the type is known.
-    let (out, _) = masked(&ResultPlan::new(masker(), &fields, None), &values);
+    let (out, _) = masked(&ResultPlan::new(masker(), &fields, None, None), &values);
     assert_eq!(out[1], None, "inet[] holding an address");
 }

@@ -142,7 +142,10 @@ impl Current {
         let Some(masker) = statement_masker(relay) else {
             return Ok(None);
         };
-        mask::mask_report(&masker, frame, &mut self.masked).map_err(PgError::UpstreamProtocol)
+        let lineage = relay.tracker().front_lineage();
+        let strict = lineage.is_some_and(|l| mask::reads_sensitive(&masker, &l));
+        mask::mask_report(&masker, frame, strict, &mut self.masked)
+            .map_err(PgError::UpstreamProtocol)
     }
 }
 
@@ -326,7 +329,12 @@ fn copy_data(relay: &Relay<'_>, frame: Frame, cur: &mut Current) -> Result<Optio
     let masked = match cur.binary_copy.as_mut() {
         Some(copy) => {
             let out = copy
-                .push(plan.masker(), &frame.body(), &mut cur.masked)
+                .push_with(
+                    plan.masker(),
+                    &|n| plan.copy_whole(n),
+                    &frame.body(),
+                    &mut cur.masked,
+                )
                 .map_err(unmaskable)?;
             if out.is_empty() {
                 return Ok(None);

@@ -47,7 +47,7 @@ use crate::cache::Classified;
 use crate::encoding::ClientEncoding;
 use crate::enforce::{Admitted, Denial};
 use crate::error::PgError;
-use crate::mask::{ResultPlan, SharedPlan};
+use crate::mask::{Followed, ResultPlan, SharedPlan};
 use crate::relay::MARKER;
 use portcullis_masking::{Counts, Masker};
 
@@ -713,6 +713,15 @@ impl Tracker {
         Some(admitted.masker.clone())
     }
 
+    /// The lineage of the statement at the front of the response stream, if it has one.
+    pub(crate) fn front_lineage(&self) -> Option<Followed> {
+        let a = self.front_pending()?.admitted.as_ref()?;
+        Some(Followed {
+            lineage: a.lineage.clone()?,
+            catalog: a.catalog.clone(),
+        })
+    }
+
     fn front_pending(&self) -> Option<&Pending> {
         self.cycles.front()?.results.front()
     }
@@ -750,29 +759,37 @@ impl Tracker {
         simple: Option<&[FieldDescription]>,
         fallback: impl FnOnce() -> Option<Masker>,
     ) -> RowsPlan {
-        let masker = match self.front_pending() {
+        let (masker, lineage) = match self.front_pending() {
             Some(Pending {
                 admitted: Some(a), ..
-            }) => a.masker.clone(),
-            Some(Pending { admitted: None, .. }) | None => fallback(),
+            }) => (
+                a.masker.clone(),
+                a.lineage.clone().map(|l| Followed {
+                    lineage: l,
+                    catalog: a.catalog.clone(),
+                }),
+            ),
+            Some(Pending { admitted: None, .. }) | None => (fallback(), None),
         };
         let Some(masker) = masker else {
             return RowsPlan::Clear;
         };
         let Some(pending) = self.front_pending() else {
-            return RowsPlan::Masked(Arc::new(ResultPlan::blind(masker)));
+            return RowsPlan::Masked(Arc::new(ResultPlan::blind(masker, None)));
         };
         let plan = match (simple, &pending.portal) {
-            (Some(fields), None) => ResultPlan::new(masker, fields, None),
+            (Some(fields), None) => ResultPlan::new(masker, fields, None, lineage),
             (_, Some(portal)) => match (
                 portal.described.get(),
                 portal.statement.as_ref().and_then(|s| s.described.get()),
             ) {
-                (Some(fields), _) => ResultPlan::new(masker, fields, None),
-                (None, Some(fields)) => ResultPlan::new(masker, fields, Some(&portal.formats)),
-                (None, None) => ResultPlan::blind(masker),
+                (Some(fields), _) => ResultPlan::new(masker, fields, None, lineage),
+                (None, Some(fields)) => {
+                    ResultPlan::new(masker, fields, Some(&portal.formats), lineage)
+                }
+                (None, None) => ResultPlan::blind(masker, lineage),
             },
-            (None, None) => ResultPlan::blind(masker),
+            (None, None) => ResultPlan::blind(masker, lineage),
         };
         RowsPlan::Masked(Arc::new(plan))
     }

@@ -279,6 +279,8 @@ fn admitted(seq: i64) -> std::sync::Arc<crate::enforce::Admitted> {
         masker: None,
         command: String::new(),
         review: None,
+        lineage: None,
+        catalog: None,
     })
 }
 

@@ -255,10 +255,17 @@ async fn standard_conforming_strings_off_is_refused_and_the_session_stays() {
 /// ends the session. Pooled connections of writers stay writable.
 #[tokio::test]
 async fn a_session_that_may_not_write_is_read_only_in_the_server() {
-    let gw = support::start().await;
     let t = table("readonly", 3).await;
     let wipe = format!("{t}_wipe");
     let undo = format!("{t}_undo");
+    // The catalog shows both functions may write (the door refuses such calls to a reader:
+    // tests/door/catalog.rs); declared safe here, they reach the server, whose read-only
+    // session is the backstop for what the gateway cannot see.
+    let target = portcullis_proxy_postgres::PgTarget {
+        safe_functions: vec![wipe.clone(), undo.clone()],
+        ..support::local_target()
+    };
+    let gw = support::start_full(|_| {}, target).await;
     support::direct()
         .await
         .batch_execute(&format!(

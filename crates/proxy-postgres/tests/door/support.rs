@@ -90,6 +90,7 @@ pub fn local_target() -> PgTarget {
         password: None,
         tls: UpstreamTls::Disable,
         masking: None,
+        safe_functions: Vec::new(),
     }
 }
 
@@ -102,6 +103,15 @@ pub async fn start_full(tune: impl FnOnce(&mut PgDoorSettings), target: PgTarget
 }
 
 pub async fn start_targets(
+    tune: impl FnOnce(&mut PgDoorSettings),
+    targets: Vec<PgTarget>,
+) -> Gateway {
+    start_policy(POLICY, tune, targets).await
+}
+
+/// A gateway deciding with `policy` instead of [`POLICY`].
+pub async fn start_policy(
+    policy: &str,
     tune: impl FnOnce(&mut PgDoorSettings),
     targets: Vec<PgTarget>,
 ) -> Gateway {
@@ -123,7 +133,7 @@ pub async fn start_targets(
         cache_capacity: 1000,
     })
     .unwrap();
-    let pipeline = Arc::new(Pipeline::new(validator, engine(POLICY), auditor));
+    let pipeline = Arc::new(Pipeline::new(validator, engine(policy), auditor));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut settings = PgDoorSettings::new(addr, dir.path().to_owned());

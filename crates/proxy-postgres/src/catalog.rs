@@ -1,0 +1,667 @@
+//! The upstream's catalog, read with the connection's own credentials, so that the door
+//! decides what a statement really does rather than what its text looks like: a view is the
+//! tables under it, a call of a user function that may write is not a read, and a write to a
+//! table with triggers or rules does what they do too.
+//!
+//! One [`Catalog`] snapshot per connection, loaded on first need over a server connection of
+//! the target's pool, kept for `[postgres] catalog_refresh`, marked stale by DDL the gateway
+//! let through, and reloaded once when a statement names a relation the snapshot does not
+//! hold. Names are resolved without the session's `search_path`: an unqualified name stands
+//! for every relation or function of that name in any schema (a schema placed first in the
+//! path cannot shadow an allowed name with a view of its own, and a forbidden table is found
+//! whichever schema holds it). Lookups are hash lookups.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use portcullis_pgwire::{Backend, encode_frontend, parse_backend, parse_data_row, tag};
+use portcullis_sql::{Options, Statement, ids};
+use tokio::sync::Mutex;
+
+use crate::door::TargetRt;
+use crate::error::PgError;
+use crate::upstream::Upstream;
+
+/// How long one catalog read may take.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How deep views over views and functions are followed.
+const MAX_DEPTH: usize = 16;
+
+/// A relation of the catalog.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Relation {
+    pub(crate) schema: String,
+    pub(crate) name: String,
+    pub(crate) columns: Vec<String>,
+    /// A view's definition, classified.
+    pub(crate) view: Option<Arc<Statement>>,
+    pub(crate) triggers: Vec<Trigger>,
+    pub(crate) rules: Vec<Rule>,
+}
+
+impl Relation {
+    fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Trigger {
+    pub(crate) name: String,
+    /// The trigger function, `schema.name`.
+    pub(crate) function: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub(crate) name: String,
+    /// What the rule's actions do, classified (`CREATE RULE ... DO [ALSO|INSTEAD] ...`).
+    pub(crate) actions: Vec<Statement>,
+}
+
+/// A function outside `pg_catalog` and `information_schema`.
+#[derive(Debug, Clone)]
+pub(crate) struct Function {
+    pub(crate) schema: String,
+    pub(crate) name: String,
+    /// `i` immutable, `s` stable, `v` volatile.
+    pub(crate) volatility: char,
+    pub(crate) security_definer: bool,
+    pub(crate) language: String,
+}
+
+impl Function {
+    fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// Able to write and run anything: VOLATILE, SECURITY DEFINER, or code in a language
+    /// other than SQL.
+    fn may_write(&self) -> bool {
+        self.volatility == 'v' || self.security_definer || self.language != "sql"
+    }
+}
+
+/// One snapshot of a connection's catalog.
+#[derive(Debug, Default)]
+pub(crate) struct Catalog {
+    /// By relation name (no schema): every relation of that name.
+    relations: HashMap<String, Vec<Arc<Relation>>>,
+    /// By function name (no schema): every function of that name.
+    functions: HashMap<String, Vec<Function>>,
+    /// The names of the built-in functions (`pg_catalog`, `information_schema`).
+    builtins: HashSet<String>,
+    loaded_at: Option<Instant>,
+}
+
+/// What the catalog adds to a statement's classification.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Resolved {
+    /// Every relation the statement reaches, schema-qualified and bare: the candidates of each
+    /// name, the tables under its views (recursively), the relations its rules write.
+    pub(crate) tables: Vec<String>,
+    /// User functions it calls, directly, through views, rules and triggers (`schema.name`).
+    pub(crate) user_functions: Vec<String>,
+    /// Those of them that may write or run anything, and that the connection does not list
+    /// as safe: the statement is then `sql.admin`.
+    pub(crate) writing_functions: Vec<String>,
+    /// A STABLE or IMMUTABLE SQL function is called: it reads tables the text does not name.
+    pub(crate) opaque_reads: bool,
+    /// Triggers and rules of the relations it writes (`table.name`).
+    pub(crate) triggers: Vec<String>,
+    pub(crate) rules: Vec<String>,
+    /// The action the statement takes with all of the above (`None`: its own).
+    pub(crate) action: Option<&'static str>,
+    /// A relation name the catalog does not hold.
+    pub(crate) unknown: bool,
+}
+
+impl Catalog {
+    /// The relations a name as written stands for (`orders`, `public.orders`,
+    /// `db.public.orders`).
+    fn relations(&self, written: &str) -> Vec<&Arc<Relation>> {
+        let (schema, name) = split(written);
+        self.relations
+            .get(name)
+            .map(|all| {
+                all.iter()
+                    .filter(|r| schema.is_none_or(|s| s == r.schema))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn functions(&self, written: &str) -> Vec<&Function> {
+        let (schema, name) = split(written);
+        self.functions
+            .get(name)
+            .map(|all| {
+                all.iter()
+                    .filter(|f| schema.is_none_or(|s| s == f.schema))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// What `statement` reaches through the catalog. `safe` lists functions the connection
+    /// declares harmless (`schema.name` or `name`).
+    pub(crate) fn resolve(&self, statement: &Statement, safe: &[String]) -> Resolved {
+        let mut r = Walk {
+            catalog: self,
+            safe,
+            out: Resolved::default(),
+            tables: HashSet::new(),
+            functions: HashSet::new(),
+            rank: rank(statement.action),
+        };
+        r.statement(statement, statement.modifies_data, 0);
+        let mut out = r.out;
+        let mut tables: Vec<String> = r.tables.into_iter().collect();
+        tables.sort_unstable();
+        out.tables = tables;
+        for list in [
+            &mut out.user_functions,
+            &mut out.writing_functions,
+            &mut out.triggers,
+            &mut out.rules,
+        ] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        let own = rank(statement.action);
+        let mut strongest = r.rank;
+        if !out.writing_functions.is_empty() {
+            strongest = strongest.max(rank(ids::ADMIN));
+        }
+        if strongest > own {
+            out.action = Some(action_of(strongest));
+        }
+        out
+    }
+
+    /// Whether every relation and function `statement` names is known (else one reload is
+    /// due: it may have been created since the last read).
+    pub(crate) fn knows_all(&self, statement: &Statement) -> bool {
+        let relations = statement
+            .tables
+            .iter()
+            .all(|t| !self.relations(t).is_empty());
+        relations
+            && statement.functions.iter().all(|f| {
+                let (_, name) = split(f);
+                self.builtins.contains(name) || !self.functions(f).is_empty()
+            })
+    }
+
+    /// The relation a lineage source names, for following view columns.
+    pub(crate) fn relation(&self, written: &str) -> Vec<&Arc<Relation>> {
+        self.relations(written)
+    }
+}
+
+struct Walk<'a> {
+    catalog: &'a Catalog,
+    safe: &'a [String],
+    out: Resolved,
+    tables: HashSet<String>,
+    functions: HashSet<String>,
+    rank: u8,
+}
+
+impl Walk<'_> {
+    fn statement(&mut self, s: &Statement, writes: bool, depth: usize) {
+        if depth > MAX_DEPTH {
+            // Too deep to follow: what it may do is unknown.
+            self.out
+                .writing_functions
+                .push("(nesting too deep)".to_owned());
+            return;
+        }
+        for t in &s.tables {
+            self.table(t, writes, depth);
+        }
+        for f in &s.functions {
+            self.function(f);
+        }
+    }
+
+    fn table(&mut self, written: &str, writes: bool, depth: usize) {
+        let (_, bare) = split(written);
+        self.tables.insert(bare.to_owned());
+        let found = self.catalog.relations(written);
+        if found.is_empty() {
+            self.tables.insert(written.to_owned());
+            self.out.unknown = true;
+            return;
+        }
+        for rel in found {
+            let qualified = rel.qualified();
+            if !self.tables.insert(qualified.clone()) && depth > 0 {
+                continue;
+            }
+            if let Some(view) = &rel.view {
+                // A view reads what its query reads; writing through it writes its tables.
+                let view = view.clone();
+                self.statement(&view, writes, depth + 1);
+            }
+            if !writes {
+                continue;
+            }
+            for t in &rel.triggers {
+                self.out.triggers.push(format!("{qualified}.{}", t.name));
+                self.function(&t.function);
+            }
+            for rule in &rel.rules {
+                self.out.rules.push(format!("{qualified}.{}", rule.name));
+                for action in &rule.actions {
+                    self.rank = self.rank.max(rank(action.action));
+                    self.statement(action, action.modifies_data, depth + 1);
+                }
+            }
+        }
+    }
+
+    fn function(&mut self, written: &str) {
+        if !self.functions.insert(written.to_owned()) {
+            return;
+        }
+        for f in self.catalog.functions(written) {
+            let qualified = f.qualified();
+            self.out.user_functions.push(qualified.clone());
+            let safe = self
+                .safe
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&qualified) || s.eq_ignore_ascii_case(&f.name));
+            if f.may_write() && !safe {
+                self.out.writing_functions.push(qualified);
+            } else if !safe {
+                self.out.opaque_reads = true;
+            }
+        }
+    }
+}
+
+/// `[db.]schema.name` → (`Some(schema)`, `name`); `name` → (`None`, `name`).
+fn split(written: &str) -> (Option<&str>, &str) {
+    let mut parts = written.rsplitn(3, '.');
+    let name = parts.next().unwrap_or(written);
+    (parts.next(), name)
+}
+
+/// How much an action can do, for taking the strongest of a statement and what it sets off.
+fn rank(action: &str) -> u8 {
+    match action {
+        ids::INSERT | ids::COPY_FROM => 2,
+        ids::MERGE => 3,
+        ids::UPDATE => 4,
+        ids::DELETE => 5,
+        ids::DDL => 6,
+        ids::ADMIN => 7,
+        _ => 1,
+    }
+}
+
+fn action_of(rank: u8) -> &'static str {
+    match rank {
+        2 => ids::INSERT,
+        3 => ids::MERGE,
+        4 => ids::UPDATE,
+        5 => ids::DELETE,
+        6 => ids::DDL,
+        _ => ids::ADMIN,
+    }
+}
+
+/// A statement's catalog reading, applied to what the policy sees.
+#[derive(Debug)]
+pub(crate) struct Resolution(pub(crate) Resolved);
+
+impl Resolution {
+    /// The statement as decided: its action raised to what it sets off.
+    pub(crate) fn statement(&self, statement: &Statement) -> Statement {
+        let mut s = statement.clone();
+        if let Some(action) = self.0.action {
+            s.action = action;
+            s.modifies_data = true;
+        }
+        s
+    }
+
+    /// The statement's facts with the catalog's: every relation reached (as written, bare and
+    /// schema-qualified), the user functions, triggers and rules.
+    pub(crate) fn facts(&self, facts: &serde_json::Value) -> serde_json::Value {
+        let mut facts = facts.clone();
+        let Some(sql) = facts
+            .get_mut("sql")
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            return facts;
+        };
+        let r = &self.0;
+        let mut tables: Vec<String> = sql
+            .get("tables")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .chain(r.tables.iter().cloned())
+            .collect();
+        tables.sort_unstable();
+        tables.dedup();
+        sql.insert("tables".into(), tables.into());
+        sql.insert("user_functions".into(), r.user_functions.clone().into());
+        sql.insert(
+            "writing_functions".into(),
+            r.writing_functions.clone().into(),
+        );
+        sql.insert("opaque_reads".into(), r.opaque_reads.into());
+        sql.insert("triggers".into(), r.triggers.clone().into());
+        sql.insert("rules".into(), r.rules.clone().into());
+        if r.action.is_some() {
+            sql.insert("modifies_data".into(), true.into());
+        }
+        facts
+    }
+}
+
+/// The catalog of one connection: the current snapshot and when to read it again.
+pub(crate) struct CatalogCache {
+    current: std::sync::Mutex<Option<Arc<Catalog>>>,
+    stale: std::sync::atomic::AtomicBool,
+    loading: Mutex<()>,
+    refresh: Duration,
+}
+
+/// A name the snapshot does not know reads the catalog again at most this often.
+const UNKNOWN_RELOAD: Duration = Duration::from_secs(1);
+
+impl CatalogCache {
+    pub(crate) fn new(refresh: Duration) -> Self {
+        Self {
+            current: std::sync::Mutex::new(None),
+            stale: std::sync::atomic::AtomicBool::new(false),
+            loading: Mutex::new(()),
+            refresh,
+        }
+    }
+
+    /// The next statement that needs the catalog reads it again first (DDL ran, or
+    /// `portcullis connections refresh`).
+    pub(crate) fn invalidate(&self) {
+        self.stale.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn snapshot(&self) -> Option<Arc<Catalog>> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether a read is due: none yet, invalidated, older than the refresh interval, or
+    /// (`unknown`) a name it does not know and at least a second old.
+    fn due(&self, unknown: bool) -> bool {
+        let Some(c) = self.snapshot() else {
+            return true;
+        };
+        let age = c.loaded_at.map_or(Duration::MAX, |at| at.elapsed());
+        self.stale.load(std::sync::atomic::Ordering::Acquire)
+            || age >= self.refresh
+            || (unknown && age >= UNKNOWN_RELOAD)
+    }
+
+    fn store(&self, loaded: Result<Catalog, PgError>) {
+        match loaded {
+            Ok(c) => {
+                *self
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(c));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the connection's catalog failed; keeping the last one read");
+                self.invalidate();
+            }
+        }
+    }
+
+    /// At session start, on the session's own server connection (so reading it never waits
+    /// for one): reads the catalog when a read is due.
+    pub(crate) async fn load_on(&self, up: &mut Upstream) {
+        if !self.due(false) {
+            return;
+        }
+        let _one = self.loading.lock().await;
+        if !self.due(false) {
+            return;
+        }
+        self.stale
+            .store(false, std::sync::atomic::Ordering::Release);
+        let loaded = tokio::time::timeout(LOAD_TIMEOUT, read(up))
+            .await
+            .unwrap_or_else(|_| Err(PgError::Catalog("reading the catalog timed out".into())));
+        self.store(loaded);
+    }
+
+    /// The snapshot to decide with, read again first (over a connection of the target's
+    /// pool) when a read is due; a failed read keeps the last snapshot. `None`: none could
+    /// ever be read.
+    pub(crate) async fn current(
+        &self,
+        target: &TargetRt,
+        limits: portcullis_pgwire::Limits,
+        unknown: bool,
+    ) -> Option<Arc<Catalog>> {
+        if self.due(unknown) {
+            let _one = self.loading.lock().await;
+            if self.due(unknown) {
+                self.stale
+                    .store(false, std::sync::atomic::Ordering::Release);
+                let loaded = tokio::time::timeout(LOAD_TIMEOUT, load(target, limits))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(PgError::Catalog("reading the catalog timed out".into()))
+                    });
+                self.store(loaded);
+            }
+        }
+        self.snapshot()
+    }
+}
+
+const RELATIONS: &str = "SELECT n.nspname, c.relname, NULL, \
+     CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END, \
+     (SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))::text FROM pg_attribute a \
+      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') \
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'";
+
+const FUNCTIONS: &str = "SELECT n.nspname, p.proname, p.provolatile::text, p.prosecdef::text, \
+     l.lanname \
+     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+     JOIN pg_language l ON l.oid = p.prolang \
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
+
+const BUILTINS: &str = "SELECT DISTINCT p.proname FROM pg_proc p \
+     JOIN pg_namespace n ON n.oid = p.pronamespace \
+     WHERE n.nspname IN ('pg_catalog', 'information_schema')";
+
+const TRIGGERS: &str = "SELECT n.nspname, c.relname, t.tgname, pn.nspname || '.' || p.proname \
+     FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+     JOIN pg_namespace n ON n.oid = c.relnamespace \
+     JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace \
+     WHERE NOT t.tgisinternal AND t.tgenabled <> 'D'";
+
+const RULES: &str = "SELECT n.nspname, c.relname, r.rulename, pg_get_ruledef(r.oid) \
+     FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class \
+     JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE r.rulename <> '_RETURN' AND n.nspname NOT IN ('pg_catalog', 'information_schema')";
+
+/// Reads the catalog over a server connection of the target's pool (given back afterwards).
+async fn load(target: &TargetRt, limits: portcullis_pgwire::Limits) -> Result<Catalog, PgError> {
+    let mut up = target.connect(&[], limits).await?;
+    let catalog = read(&mut up).await;
+    match catalog {
+        Ok(_) => target.pool.give_back(&[], up).await,
+        Err(_) => crate::pool::terminate(up).await,
+    }
+    catalog
+}
+
+/// Reads the catalog over `up`, which is idle and stays so.
+async fn read(up: &mut Upstream) -> Result<Catalog, PgError> {
+    let relations = query(up, RELATIONS).await?;
+    let functions = query(up, FUNCTIONS).await?;
+    let triggers = query(up, TRIGGERS).await?;
+    let rules = query(up, RULES).await?;
+    let builtins = query(up, BUILTINS).await?;
+    let mut catalog = build(relations, functions, triggers, rules);
+    catalog.builtins = builtins
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect();
+    Ok(catalog)
+}
+
+type Rows = Vec<Vec<Option<String>>>;
+
+fn build(relations: Rows, functions: Rows, triggers: Rows, rules: Rows) -> Catalog {
+    let opts = Options::default();
+    let text = |row: &[Option<String>], i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let mut by_key: HashMap<(String, String), Relation> = HashMap::new();
+    for row in &relations {
+        let view = row.get(3).cloned().flatten().map(|def| {
+            let c = portcullis_sql::classify(&def, &opts);
+            Arc::new(c.statements.into_iter().next().unwrap_or_else(|| {
+                // An empty definition reads nothing.
+                portcullis_sql::classify("SELECT", &opts)
+                    .statements
+                    .remove(0)
+            }))
+        });
+        let rel = Relation {
+            schema: text(row, 0),
+            name: text(row, 1),
+            columns: serde_json::from_str(&text(row, 4)).unwrap_or_default(),
+            view,
+            ..Relation::default()
+        };
+        by_key.insert((rel.schema.clone(), rel.name.clone()), rel);
+    }
+    for row in &triggers {
+        if let Some(rel) = by_key.get_mut(&(text(row, 0), text(row, 1))) {
+            rel.triggers.push(Trigger {
+                name: text(row, 2),
+                function: text(row, 3),
+            });
+        }
+    }
+    for row in &rules {
+        if let Some(rel) = by_key.get_mut(&(text(row, 0), text(row, 1))) {
+            rel.rules.push(Rule {
+                name: text(row, 2),
+                actions: rule_actions(&text(row, 3), &opts),
+            });
+        }
+    }
+    let mut catalog = Catalog {
+        loaded_at: Some(Instant::now()),
+        ..Catalog::default()
+    };
+    for rel in by_key.into_values() {
+        catalog
+            .relations
+            .entry(rel.name.clone())
+            .or_default()
+            .push(Arc::new(rel));
+    }
+    for row in &functions {
+        let f = Function {
+            schema: text(row, 0),
+            name: text(row, 1),
+            volatility: text(row, 2).chars().next().unwrap_or('v'),
+            security_definer: text(row, 3) == "true",
+            language: text(row, 4),
+        };
+        catalog
+            .functions
+            .entry(f.name.to_lowercase())
+            .or_default()
+            .push(f);
+    }
+    catalog
+}
+
+/// The statements a rule runs: `CREATE RULE r AS ON INSERT TO t DO ALSO (a; b)` gives `a` and
+/// `b`, classified; `DO INSTEAD NOTHING` gives none. What cannot be read is `sql.admin`.
+fn rule_actions(definition: &str, opts: &Options) -> Vec<Statement> {
+    let upper = definition.to_ascii_uppercase();
+    let Some(at) = [" DO ALSO ", " DO INSTEAD ", " DO "]
+        .iter()
+        .find_map(|k| upper.find(k).map(|i| i + k.len()))
+    else {
+        return portcullis_sql::classify("DO $$ $$", opts).statements;
+    };
+    let body = definition[at..].trim().trim_end_matches(';').trim();
+    if body.eq_ignore_ascii_case("NOTHING") {
+        return Vec::new();
+    }
+    let body = body
+        .strip_prefix('(')
+        .and_then(|b| b.strip_suffix(')'))
+        .unwrap_or(body);
+    portcullis_sql::classify(body, opts).statements
+}
+
+/// Runs one simple query and returns its rows as text.
+async fn query(up: &mut Upstream, sql: &str) -> Result<Rows, PgError> {
+    let mut buf = BytesMut::new();
+    encode_frontend::query(&mut buf, sql).map_err(|e| PgError::Catalog(e.to_string()))?;
+    up.writer.push_bytes(buf.freeze());
+    up.writer
+        .flush()
+        .await
+        .map_err(|e| PgError::Catalog(e.to_string()))?;
+    let mut rows = Vec::new();
+    let mut failed = None;
+    loop {
+        let frame = up
+            .reader
+            .next_frame()
+            .await
+            .map_err(|e| PgError::Catalog(e.to_string()))?
+            .ok_or_else(|| PgError::Catalog("the server closed the connection".into()))?;
+        if frame.tag() == tag::DATA_ROW {
+            let values = parse_data_row(&frame).map_err(|e| PgError::Catalog(e.to_string()))?;
+            rows.push(
+                values
+                    .into_iter()
+                    .map(|v| v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+                    .collect(),
+            );
+            continue;
+        }
+        match parse_backend(&frame).map_err(|e| PgError::Catalog(e.to_string()))? {
+            Backend::ErrorResponse(fields) => {
+                failed = Some(
+                    fields
+                        .message()
+                        .map(|m| String::from_utf8_lossy(m).into_owned())
+                        .unwrap_or_default(),
+                );
+            }
+            Backend::ReadyForQuery(_) => break,
+            _ => {}
+        }
+    }
+    match failed {
+        Some(message) => Err(PgError::Catalog(message)),
+        None => Ok(rows),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+use super::*;
+
+fn row(values: &[&str]) -> Vec<Option<String>> {
+    values
+        .iter()
+        .map(|v| (!v.is_empty()).then(|| (*v).to_owned()))
+        .collect()
+}
+
+/// A catalog like the attack kit's: a forbidden table, views over it, a shadowing schema,
+/// functions of every kind, a trigger and rules.
+fn catalog() -> Catalog {
+    build(
+        vec![
+            row(&[
+                "public",
+                "orders",
+                "r",
+                "",
+                "[\"id\",\"customer_id\",\"total\"]",
+            ]),
+            row(&[
+                "public",
+                "customers",
+                "r",
+                "",
+                "[\"id\",\"email\",\"card\"]",
+            ]),
+            row(&["public", "payroll", "r", "", "[\"id\",\"salary\"]"]),
+            row(&["public", "audit_log", "r", "", "[\"id\",\"what\"]"]),
+            row(&[
+                "public",
+                "order_view",
+                "v",
+                " SELECT id, total FROM payroll p JOIN orders o USING (id);",
+                "[\"id\",\"total\"]",
+            ]),
+            row(&[
+                "public",
+                "view_of_view",
+                "v",
+                " SELECT * FROM order_view;",
+                "[\"id\",\"total\"]",
+            ]),
+            row(&[
+                "reporting",
+                "orders",
+                "v",
+                " SELECT id, salary AS total FROM public.payroll;",
+                "[\"id\",\"total\"]",
+            ]),
+            row(&["public", "inbox", "r", "", "[\"id\",\"body\"]"]),
+        ],
+        vec![
+            row(&["public", "wipe_orders", "v", "false", "plpgsql"]),
+            row(&["public", "run_sql", "v", "true", "plpgsql"]),
+            row(&["public", "total_of", "s", "false", "sql"]),
+            row(&["public", "c_fast", "i", "false", "c"]),
+            row(&["public", "log_change", "v", "false", "plpgsql"]),
+        ],
+        vec![row(&[
+            "public",
+            "orders",
+            "orders_audit",
+            "public.log_change",
+        ])],
+        vec![
+            row(&[
+                "public",
+                "inbox",
+                "inbox_also",
+                "CREATE RULE inbox_also AS ON INSERT TO public.inbox DO ALSO DELETE FROM public.payroll;",
+            ]),
+            row(&[
+                "public",
+                "order_view",
+                "ov_insert",
+                "CREATE RULE ov_insert AS ON INSERT TO public.order_view DO INSTEAD INSERT INTO public.audit_log (what) VALUES (new.total);",
+            ]),
+        ],
+    )
+}
+
+fn resolve(sql: &str) -> Resolved {
+    let c = portcullis_sql::classify(sql, &Options::default());
+    catalog().resolve(&c.statements[0], &["c_fast".to_owned()])
+}
+
+#[test]
+fn names_resolve_in_every_schema_and_views_expand() {
+    let r = resolve("SELECT * FROM shop.public.orders");
+    assert!(r.tables.contains(&"public.orders".to_owned()), "{r:?}");
+    assert!(r.tables.contains(&"orders".to_owned()));
+    let r = resolve("SELECT * FROM orders");
+    // Unqualified: also the shadowing view in `reporting`, and the table under it.
+    assert!(r.tables.contains(&"reporting.orders".to_owned()), "{r:?}");
+    assert!(r.tables.contains(&"public.payroll".to_owned()), "{r:?}");
+    let r = resolve("SELECT * FROM view_of_view");
+    for t in [
+        "public.order_view",
+        "public.payroll",
+        "payroll",
+        "public.orders",
+    ] {
+        assert!(r.tables.contains(&t.to_owned()), "{t} in {r:?}");
+    }
+    assert_eq!(r.action, None);
+    assert!(!r.unknown);
+    assert!(resolve("SELECT * FROM nowhere").unknown);
+}
+
+#[test]
+fn user_functions_that_may_write_make_the_statement_admin() {
+    let r = resolve("SELECT wipe_orders()");
+    assert_eq!(r.writing_functions, ["public.wipe_orders"]);
+    assert_eq!(r.action, Some(ids::ADMIN));
+    let r = resolve("SELECT public.run_sql('DELETE FROM orders')");
+    assert_eq!(r.action, Some(ids::ADMIN));
+    // STABLE SQL: a read of tables the text does not name.
+    let r = resolve("SELECT total_of(1)");
+    assert!(r.writing_functions.is_empty() && r.opaque_reads, "{r:?}");
+    assert_eq!(r.action, None);
+    // Declared safe by the connection.
+    let r = resolve("SELECT c_fast(1)");
+    assert!(r.writing_functions.is_empty() && !r.opaque_reads, "{r:?}");
+    // Built-ins are not in the catalog read: [7]'s classification stands.
+    assert_eq!(
+        resolve("SELECT lower('A')"),
+        Resolved {
+            tables: Vec::new(),
+            ..Resolved::default()
+        }
+    );
+}
+
+#[test]
+fn writes_carry_triggers_and_rules() {
+    let r = resolve("INSERT INTO orders (id) VALUES (1)");
+    assert_eq!(r.triggers, ["public.orders.orders_audit"]);
+    assert_eq!(r.writing_functions, ["public.log_change"]);
+    assert_eq!(r.action, Some(ids::ADMIN));
+    // A DO ALSO DELETE rule makes an INSERT a delete of what the rule deletes.
+    let r = resolve("INSERT INTO inbox (body) VALUES ('x')");
+    assert_eq!(r.rules, ["public.inbox.inbox_also"]);
+    assert_eq!(r.action, Some(ids::DELETE));
+    assert!(r.tables.contains(&"public.payroll".to_owned()));
+    // An INSTEAD rule on a view: decided with what it writes.
+    let r = resolve("INSERT INTO order_view (total) VALUES (1)");
+    assert!(r.tables.contains(&"public.audit_log".to_owned()), "{r:?}");
+    // Reads do not set off triggers or rules.
+    let r = resolve("SELECT * FROM inbox");
+    assert!(r.rules.is_empty() && r.action.is_none());
+}
