@@ -145,3 +145,29 @@ pub(crate) async fn reload(
         }
     }
 }
+
+/// `POST /v1/connections/{name}/refresh`: the door reads the connection's catalog again now
+/// (views, functions, triggers and rules changed outside the gateway).
+pub(crate) async fn refresh(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(p) = authorize(&s, &headers, addr, "admin.refresh").await {
+        return p.into_response();
+    }
+    let Some(door) = s.exec.iter().find(|d| d.serves(&name)) else {
+        return Problem::not_found(format!("no connection named {name:?}")).into_response();
+    };
+    match door.refresh(&name).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(r) => Problem::new(
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            &r.code,
+            r.message,
+            r.hint,
+        )
+        .into_response(),
+    }
+}

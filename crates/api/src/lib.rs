@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
             post(admin::revoke).get(admin::list_revocations),
         )
         .route("/v1/admin/reload", post(admin::reload))
+        .route("/v1/connections/{name}/refresh", post(admin::refresh))
         .route("/v1/reviews", get(reviews::list))
         .route("/v1/reviews/{id}", get(reviews::get))
         .route("/v1/reviews/{id}/approve", post(reviews::approve))

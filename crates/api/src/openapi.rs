@@ -13,6 +13,7 @@ pub(crate) const PATHS: &[&str] = &[
     "/v1/whoami",
     "/v1/revocations",
     "/v1/admin/reload",
+    "/v1/connections/{name}/refresh",
     "/v1/openapi.json",
     "/v1/reviews",
     "/v1/reviews/{id}",
@@ -177,6 +178,14 @@ pub(crate) fn spec() -> Value {
                 "security": [{"bearer": []}],
                 "responses": {"200": {"description": "reloaded"}, "401": unauthorized, "403": forbidden,
                     "422": problem_response("the new policies have problems; the old ones stay")}
+            }},
+            "/v1/connections/{name}/refresh": {"post": {
+                "summary": "Read the connection's catalog again now: relations, views, functions, triggers, rules (action admin.refresh)",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "refreshed: {connection, refreshed, relations, user_functions}"},
+                    "401": unauthorized, "403": forbidden, "404": problem_response("no such connection"),
+                    "503": problem_response("the catalog could not be read")}
             }}
         }
     })

@@ -143,6 +143,18 @@ impl GatewayBuilder {
         server: &crate::postgres::PgServer,
         labels: &[(&str, &str)],
     ) -> Self {
+        self.pg_connection_with(name, server, labels, &[])
+    }
+
+    /// [`GatewayBuilder::pg_connection`] with more keys of the `[[connections]]` entry, each
+    /// value written as TOML: `("safe_functions", "[\"f\"]")`.
+    pub fn pg_connection_with(
+        self,
+        name: &str,
+        server: &crate::postgres::PgServer,
+        labels: &[(&str, &str)],
+        keys: &[(&str, &str)],
+    ) -> Self {
         let var = format!("PG_PASSWORD_{}", name.to_uppercase().replace('-', "_"));
         let labels: Vec<String> = labels
             .iter()
@@ -157,7 +169,9 @@ impl GatewayBuilder {
             toml_str(&var),
             labels.join(", ")
         );
-        self.env(var, server.app_password()).extra_toml(toml)
+        let keys: String = keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+        self.env(var, server.app_password())
+            .extra_toml(toml + &keys)
     }
 
     /// Turns the PostgreSQL door off (default: on, at 127.0.0.1:0).

@@ -71,7 +71,18 @@ async fn sensitive_values_do_not_leave_through_any_client_path() -> Result<()> {
     let before = pg.fingerprint("appdb").await?;
     let gw = GatewayBuilder::new()
         .quickstart_policies()?
-        .pg_connection("appdb", &pg, &[("environment", "dev")])
+        // The functions that RAISE their argument may write as far as the catalog can tell
+        // (PL/pgSQL): declared safe, they reach the server, whose notices and errors are
+        // what these cases look into.
+        .pg_connection_with(
+            "appdb",
+            &pg,
+            &[("environment", "dev")],
+            &[(
+                "safe_functions",
+                r#"["leak_notice", "leak_warning", "leak_raise", "leak_context"]"#,
+            )],
+        )
         .start()
         .await?;
     let token = gw.mint("autogen-analyst", &["agents"], "15m")?;

@@ -291,3 +291,78 @@ async fn bad_token_and_unknown_connection_are_refused_with_codes() -> Result<()>
     client.batch_execute("SELECT 1").await?;
     Ok(())
 }
+
+/// A trigger added outside the gateway is seen at the next catalog refresh, which
+/// `portcullis connections refresh NAME` (an admin's) brings forward: the INSERT that ran
+/// before it is then decided with the trigger's function, which may write (sql.admin).
+#[tokio::test]
+async fn connections_refresh_reads_a_change_made_outside_the_gateway() -> Result<()> {
+    let (pg, gw, token) = setup().await?;
+    let app = pg.app_user().to_owned();
+    pg.superuser_sql(
+        "appdb",
+        &format!(
+            "CREATE TABLE refresh_t (id int); ALTER TABLE refresh_t OWNER TO {app};
+             CREATE FUNCTION refresh_note() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RETURN NEW; END $$;"
+        ),
+    )
+    .await?;
+    let (client, _conn) = clients::tokio_pg_connect(&gw.pg_conn("appdb", &token)?).await?;
+    client
+        .batch_execute("INSERT INTO refresh_t VALUES (1)")
+        .await?;
+    pg.superuser_sql(
+        "appdb",
+        "CREATE TRIGGER refresh_trig BEFORE INSERT ON refresh_t
+           FOR EACH ROW EXECUTE FUNCTION refresh_note()",
+    )
+    .await?;
+    // Within `catalog_refresh` of the last read, a known table's new trigger is not seen.
+    client
+        .batch_execute("INSERT INTO refresh_t VALUES (2)")
+        .await?;
+
+    // An agent may not refresh; an admin may.
+    let refresh = |name: &str, token: &str| {
+        gw.cli([
+            "connections",
+            "refresh",
+            name,
+            "--token",
+            token,
+            "--url",
+            gw.url(),
+        ])
+    };
+    let refused = refresh("appdb", &token)?;
+    assert!(!refused.status.success(), "{}", clients::describe(&refused));
+    let admin = gw.mint("dba-1", &["admins"], "5m")?;
+    let out = refresh("appdb", &admin)?;
+    assert!(out.status.success(), "{}", clients::describe(&out));
+    assert!(
+        clients::stdout(&out).contains("appdb: catalog read again"),
+        "{}",
+        clients::describe(&out)
+    );
+    let unknown = refresh("nope", &admin)?;
+    assert!(!unknown.status.success());
+
+    let err = client
+        .batch_execute("INSERT INTO refresh_t VALUES (3)")
+        .await
+        .expect_err("the trigger's function may write: sql.admin");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err}");
+    assert_eq!(count(&pg, "refresh_t").await?, 2);
+    let decision = events(&gw)?
+        .into_iter()
+        .rev()
+        .find(|e| e["kind"] == "decision" && e["outcome"] == "deny")
+        .expect("the denial's decision");
+    assert_eq!(decision["action"], "sql.admin", "{decision}");
+    let audited = events(&gw)?.into_iter().any(|e| {
+        e["kind"] == "decision" && e["action"] == "admin.refresh" && e["outcome"] == "allow"
+    });
+    assert!(audited, "the refresh is decided and audited");
+    Ok(())
+}

@@ -117,7 +117,8 @@ pub struct ExecRefusal {
 }
 
 impl ExecRefusal {
-    fn new(code: &str, status: u16, message: String, hint: &str) -> Self {
+    /// A refusal with its code, HTTP status, message and hint.
+    pub fn new(code: &str, status: u16, message: String, hint: &str) -> Self {
         Self {
             code: code.into(),
             status,
@@ -188,5 +189,10 @@ pub trait ExecDoor: Send + Sync {
     /// What the caller may read on `req.connection` (`req.input` is ignored).
     async fn describe(&self, _req: ExecRequest) -> Result<Described, ExecRefusal> {
         Err(ExecRefusal::unsupported("describe", self.kind()))
+    }
+    /// Reads again what the door knows of `connection`'s target (a database's catalog),
+    /// now; the answer says what it holds. The caller has decided `admin.refresh`.
+    async fn refresh(&self, _connection: &str) -> Result<serde_json::Value, ExecRefusal> {
+        Err(ExecRefusal::unsupported("refresh", self.kind()))
     }
 }

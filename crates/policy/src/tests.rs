@@ -58,8 +58,8 @@ fn contexts_conform_to_schema() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         checked += 1;
     }
-    // connect, 12 sql, 7 http, 9 k8s, 2 ssh, mcp, data.unmask, 3 admin.
-    assert_eq!(checked, 36);
+    // connect, 12 sql, 7 http, 9 k8s, 2 ssh, mcp, data.unmask, 4 admin.
+    assert_eq!(checked, 37);
 }
 
 #[test]
@@ -74,7 +74,9 @@ fn full_sql_facts_conform() {
     };
     let facts = json!({"sql": {
         "parsed": false, "has_where": true, "statement_count": 3,
-        "tables": ["a", "b"], "functions": ["now"], "modifies_data": true, "kinds": ["select"]
+        "tables": ["a", "b"], "functions": ["now"], "modifies_data": true, "kinds": ["select"],
+        "user_functions": ["public.f"], "writing_functions": ["public.f"], "opaque_reads": true,
+        "triggers": ["public.t.audit"], "rules": ["public.t.r"]
     }});
     let family = context::family_for("sql.select");
     let ctx = context::build("sql.select", family, &facts, &common).unwrap();

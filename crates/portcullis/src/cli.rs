@@ -61,6 +61,9 @@ pub enum Command {
     /// Just-in-time approvals: list, show, approve or deny held commands.
     #[command(subcommand)]
     Reviews(ReviewsCmd),
+    /// Connections of a running gateway: `refresh NAME` reads its catalog again now.
+    #[command(subcommand)]
+    Connections(ConnectionsCmd),
     /// Recorded sessions: list, show, replay (read offline from the state).
     #[command(subcommand)]
     Sessions(SessionsCmd),
@@ -104,6 +107,21 @@ pub struct SessionsReplayArgs {
     /// Print the whole timeline at once.
     #[arg(long)]
     pub no_wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsCmd {
+    /// Read the connection's catalog (relations, views, functions, triggers, rules) again
+    /// now, e.g. after changing them outside the gateway (action admin.refresh).
+    Refresh(ConnectionsRefreshArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionsRefreshArgs {
+    #[command(flatten)]
+    pub auth: ReviewsToken,
+    /// The connection's name.
+    pub name: String,
 }
 
 #[derive(Debug, Subcommand)]

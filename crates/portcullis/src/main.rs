@@ -52,6 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(c) => audit_cmd::run(g, c).await,
         Command::Whoami(c) => token_cmd::whoami(g, c).await,
         Command::Reviews(c) => reviews_cmd::run(g, c).await,
+        Command::Connections(c) => reviews_cmd::connections(g, c).await,
         Command::Sessions(c) => sessions_cmd::run(g, c).await,
     }
 }

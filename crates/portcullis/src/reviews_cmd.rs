@@ -1,14 +1,56 @@
 //! `portcullis reviews list|show|approve|deny`: the approval queue of a running gateway,
-//! through its API (`/v1/reviews`), with the reviewer's own token.
+//! through its API (`/v1/reviews`), with the reviewer's own token; and `portcullis
+//! connections refresh NAME` (`/v1/connections/{name}/refresh`), with an admin's.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::cli::{Global, ReviewsCmd};
+use crate::cli::{ConnectionsCmd, Global, ReviewsCmd};
 use crate::output::emit;
 use crate::token_cmd::api_url;
+
+/// `portcullis connections refresh NAME`.
+pub async fn connections(g: &Global, cmd: &ConnectionsCmd) -> anyhow::Result<ExitCode> {
+    let ConnectionsCmd::Refresh(a) = cmd;
+    let url = format!("{}/v1/connections/{}/refresh", api_url(g)?, encode(&a.name));
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&a.auth.token)
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach the gateway at {url}: is `portcullis serve` running?")
+        })?;
+    let ok = resp.status().is_success();
+    let body: Value = resp
+        .json()
+        .await
+        .context("the gateway's answer is not JSON")?;
+    emit(g, &body, |b| {
+        if ok {
+            format!(
+                "{}: catalog read again ({} relations, {} user functions)",
+                s(b, "connection"),
+                b["relations"],
+                b["user_functions"]
+            )
+        } else {
+            format!(
+                "refused ({}): {}\nhint: {}",
+                s(b, "code"),
+                s(b, "detail"),
+                s(b, "hint")
+            )
+        }
+    });
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
 
 pub async fn run(g: &Global, cmd: &ReviewsCmd) -> anyhow::Result<ExitCode> {
     let base = format!("{}/v1/reviews", api_url(g)?);

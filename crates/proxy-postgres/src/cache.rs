@@ -82,7 +82,7 @@ impl Classified {
             conforming_strings_off: false,
             database_wide: false,
             cursor: None,
-            lineage: None,
+            lineage: portcullis_sql::LazyLineage::default(),
         };
         Arc::new(Self::new(Classification {
             parsed: false,

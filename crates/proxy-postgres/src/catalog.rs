@@ -195,6 +195,14 @@ impl Catalog {
             })
     }
 
+    /// How many relations and user functions it holds.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (
+            self.relations.values().map(Vec::len).sum(),
+            self.functions.values().map(Vec::len).sum(),
+        )
+    }
+
     /// The relation a lineage source names, for following view columns.
     pub(crate) fn relation(&self, written: &str) -> Vec<&Arc<Relation>> {
         self.relations(written)
@@ -443,6 +451,36 @@ impl CatalogCache {
             .await
             .unwrap_or_else(|_| Err(PgError::Catalog("reading the catalog timed out".into())));
         self.store(loaded);
+    }
+
+    /// Reads the catalog now (`portcullis connections refresh`), over a connection of the
+    /// target's pool; on failure the next statement tries again.
+    pub(crate) async fn reload(
+        &self,
+        target: &TargetRt,
+        limits: portcullis_pgwire::Limits,
+    ) -> Result<Arc<Catalog>, PgError> {
+        self.invalidate();
+        let _one = self.loading.lock().await;
+        self.stale
+            .store(false, std::sync::atomic::Ordering::Release);
+        let loaded = tokio::time::timeout(LOAD_TIMEOUT, load(target, limits))
+            .await
+            .unwrap_or_else(|_| Err(PgError::Catalog("reading the catalog timed out".into())));
+        match loaded {
+            Ok(c) => {
+                let c = Arc::new(c);
+                *self
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                self.invalidate();
+                Err(e)
+            }
+        }
     }
 
     /// The snapshot to decide with, read again first (over a connection of the target's

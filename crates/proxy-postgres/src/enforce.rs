@@ -52,7 +52,8 @@ pub(crate) struct Admitted {
     /// Set when the policy asked for approval and the statement was not held yet (decided
     /// at Parse): the Bind that runs it holds it, with its parameters.
     pub(crate) review: Option<Need>,
-    /// Where its result columns come from, so masking follows the data.
+    /// Where its result columns come from, so masking follows the data (computed only for
+    /// a masked statement).
     pub(crate) lineage: Option<Arc<portcullis_sql::Lineage>>,
     /// The catalog it was decided with, for following view columns.
     pub(crate) catalog: Option<Arc<crate::catalog::Catalog>>,
@@ -346,17 +347,20 @@ impl Enforcer<'_> {
             Ok(Decided {
                 decision: Decision::Allow { masks, .. },
                 seq,
-            }) => Ok(Arc::new(Admitted {
-                seq,
-                command: command.to_owned(),
-                action: statement.action,
-                masker: self
+            }) => {
+                let masker = self
                     .masker(self.with_read_masks(statement, facts, masks))
-                    .await?,
-                review: None,
-                lineage: statement.lineage.clone(),
-                catalog,
-            })),
+                    .await?;
+                Ok(Arc::new(Admitted {
+                    seq,
+                    command: command.to_owned(),
+                    action: statement.action,
+                    lineage: masker.as_ref().and_then(|_| statement.lineage()),
+                    masker,
+                    review: None,
+                    catalog,
+                }))
+            }
             Ok(Decided {
                 decision:
                     Decision::RequireApproval {
@@ -366,23 +370,26 @@ impl Enforcer<'_> {
                         masks,
                     },
                 seq,
-            }) if self.holder.reviews.is_some() => Ok(Arc::new(Admitted {
-                seq,
-                command: command.to_owned(),
-                action: statement.action,
-                masker: self
+            }) if self.holder.reviews.is_some() => {
+                let masker = self
                     .masker(self.with_read_masks(statement, facts, masks))
-                    .await?,
-                review: Some(Arc::new(NeedsReview {
+                    .await?;
+                Ok(Arc::new(Admitted {
+                    seq,
+                    command: command.to_owned(),
                     action: statement.action,
-                    display: statement.normalized.clone(),
-                    policies,
-                    reviewers,
-                    approvals,
-                })),
-                lineage: statement.lineage.clone(),
-                catalog,
-            })),
+                    lineage: masker.as_ref().and_then(|_| statement.lineage()),
+                    masker,
+                    review: Some(Arc::new(NeedsReview {
+                        action: statement.action,
+                        display: statement.normalized.clone(),
+                        policies,
+                        reviewers,
+                        approvals,
+                    })),
+                    catalog,
+                }))
+            }
             Ok(d) => Err(denied(&d.decision, statement, &self.target.name)),
             Err(refusal) => Err(refused(&refusal)),
         }

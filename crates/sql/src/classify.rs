@@ -97,7 +97,7 @@ fn build(
         conforming_strings_off,
         database_wide: database_wide(node),
         cursor: head.cursor,
-        lineage: crate::lineage::lineage(node).map(std::sync::Arc::new),
+        lineage: crate::model::LazyLineage::default(),
     }
 }
 
@@ -251,6 +251,6 @@ fn bare(action: Action, text: &str, normalized: String) -> Statement {
         conforming_strings_off: false,
         database_wide: false,
         cursor: None,
-        lineage: None,
+        lineage: crate::model::LazyLineage::default(),
     }
 }

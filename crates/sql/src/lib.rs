@@ -146,6 +146,21 @@ mod walk;
 
 pub use action::ids;
 pub use classify::classify;
+
+/// The lineage of the first statement of `sql` (see [`Statement::lineage`]), without the rest
+/// of its classification: for measuring and for tools.
+pub fn lineage_of(sql: &str) -> Option<Lineage> {
+    let parsed = pg::parse(sql).ok()?;
+    let node = parsed
+        .protobuf
+        .stmts
+        .first()?
+        .stmt
+        .as_ref()?
+        .node
+        .as_ref()?;
+    lineage::lineage(node)
+}
 pub use lineage::{CopyFormat, Lineage, OutputColumn, SourceColumn, Sources};
-pub use model::{Classification, CursorOp, SettingChange, Statement};
+pub use model::{Classification, CursorOp, LazyLineage, SettingChange, Statement};
 pub use options::{DEFAULT_SIDE_EFFECT_FUNCTIONS, Options};

@@ -77,10 +77,34 @@ pub struct Statement {
     /// The SQL cursor the statement declares, reads, moves or closes, so that the door can
     /// follow it (a client may also run a cursor as a portal at the protocol level).
     pub cursor: Option<CursorOp>,
-    /// Where the rows it returns come from, column by column, and every column it reads
-    /// (crate docs, "Lineage"); `None` for statements that return no rows of their own.
+    /// Where the rows it returns come from: read with [`Statement::lineage`], which computes
+    /// it on first use (it costs about as much as the parse, and only masked statements need
+    /// it).
     #[serde(skip)]
-    pub lineage: Option<std::sync::Arc<crate::Lineage>>,
+    pub lineage: LazyLineage,
+}
+
+/// A statement's lineage, computed from its text on first use and kept.
+#[derive(Debug, Clone, Default)]
+pub struct LazyLineage(std::sync::OnceLock<Option<std::sync::Arc<crate::Lineage>>>);
+
+impl PartialEq for LazyLineage {
+    /// Derived from the text, which the statement compares already.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Statement {
+    /// Where the rows it returns come from, column by column, and every column it reads
+    /// (`crate::Lineage`); `None` for statements that return no rows of their own or whose
+    /// text does not parse.
+    pub fn lineage(&self) -> Option<std::sync::Arc<crate::Lineage>> {
+        self.lineage
+            .0
+            .get_or_init(|| crate::lineage_of(&self.text).map(std::sync::Arc::new))
+            .clone()
+    }
 }
 
 /// A change of a session setting.

@@ -151,3 +151,53 @@ fn writes_carry_triggers_and_rules() {
     let r = resolve("SELECT * FROM inbox");
     assert!(r.rules.is_empty() && r.action.is_none());
 }
+
+/// The cost of reading a statement through the catalog, per statement, on a catalog of
+/// 10,000 relations (a tenth of them views) and 5,000 user functions. A measurement, not a
+/// check: `cargo test --release -p portcullis-proxy-postgres --lib catalog::tests::resolve_speed
+/// -- --ignored --nocapture` (BENCHMARKS.md).
+#[test]
+#[ignore = "a measurement; run it on purpose"]
+fn resolve_speed() {
+    let mut relations = Vec::new();
+    for i in 0..10_000 {
+        let schema = format!("s{}", i % 20);
+        if i % 10 == 0 {
+            let def = format!(" SELECT id, v FROM s{}.t{};", (i + 1) % 20, i + 1);
+            relations.push(row(&[
+                &schema,
+                &format!("t{i}"),
+                "v",
+                &def,
+                "[\"id\",\"v\"]",
+            ]));
+        } else {
+            relations.push(row(&[&schema, &format!("t{i}"), "r", "", "[\"id\",\"v\"]"]));
+        }
+    }
+    let functions: Vec<_> = (0..5_000)
+        .map(|i| row(&["public", &format!("f{i}"), "s", "false", "sql"]))
+        .collect();
+    let catalog = build(relations, functions, Vec::new(), Vec::new());
+    let cases = [
+        ("select one table", "SELECT id, v FROM s3.t3 WHERE id = 1"),
+        ("select through a view", "SELECT * FROM t10 WHERE id = 1"),
+        (
+            "join of three",
+            "SELECT * FROM t1 JOIN t2 USING (id) JOIN t3 USING (id)",
+        ),
+        ("update", "UPDATE t5 SET v = 'x' WHERE id = 1"),
+        ("user function", "SELECT f42(id) FROM t7"),
+    ];
+    for (name, sql) in cases {
+        let c = portcullis_sql::classify(sql, &Options::default());
+        let s = &c.statements[0];
+        let rounds = 100_000u32;
+        let start = Instant::now();
+        for _ in 0..rounds {
+            std::hint::black_box(catalog.resolve(std::hint::black_box(s), &[]));
+        }
+        let micros = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+        println!("{name:>22}: {micros:6.2} µs per resolve");
+    }
+}

@@ -134,6 +134,37 @@ impl ExecDoor for PgExec {
         true
     }
 
+    async fn refresh(&self, connection: &str) -> Result<serde_json::Value, ExecRefusal> {
+        let Some(target) = self.door.targets.get(connection) else {
+            return Err(ExecRefusal::new(
+                "connection_unknown",
+                404,
+                format!("no connection named {connection:?}"),
+                "name one of the gateway's connections",
+            ));
+        };
+        match target.catalog.reload(target, self.door.limits).await {
+            Ok(c) => {
+                let (relations, functions) = c.counts();
+                Ok(serde_json::json!({
+                    "connection": connection,
+                    "refreshed": true,
+                    "relations": relations,
+                    "user_functions": functions,
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(connection, error = %e, "refreshing the catalog failed");
+                Err(ExecRefusal::new(
+                    "catalog_unavailable",
+                    503,
+                    "the connection's catalog could not be read".to_owned(),
+                    "check that the database server is up; the gateway log says why",
+                ))
+            }
+        }
+    }
+
     async fn exec(&self, req: ExecRequest) -> Result<ExecOutcome, ExecRefusal> {
         // The protocol counts parameters in an Int16.
         if req.parameters.len() > MAX_PARAMETERS {

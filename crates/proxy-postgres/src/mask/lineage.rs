@@ -90,7 +90,7 @@ fn column(
         return None;
     }
     for rel in catalog?.relation(t) {
-        let Some(lineage) = rel.view.as_ref().and_then(|v| v.lineage.as_deref()) else {
+        let Some(lineage) = rel.view.as_ref().and_then(|v| v.lineage()) else {
             continue;
         };
         let Some(i) = rel.columns.iter().position(|c| c == name) else {
@@ -255,7 +255,7 @@ mod tests {
     fn lineage(sql: &str) -> Followed {
         let c = portcullis_sql::classify(sql, &portcullis_sql::Options::default());
         Followed {
-            lineage: c.statements[0].lineage.clone().unwrap(),
+            lineage: c.statements[0].lineage().unwrap(),
             catalog: None,
         }
     }

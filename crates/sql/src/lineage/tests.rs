@@ -4,7 +4,7 @@ use crate::{Options, classify};
 /// server describes with `names`.
 fn fields(sql: &str, names: &[&str]) -> Vec<Vec<String>> {
     let c = classify(sql, &Options::default());
-    let lineage = c.statements[0].lineage.clone().expect("lineage");
+    let lineage = c.statements[0].lineage().expect("lineage");
     lineage
         .fields(names)
         .into_iter()
@@ -66,7 +66,7 @@ fn count_and_null_tests_reveal_nothing_but_are_read() {
         "SELECT count(card), email IS NULL FROM members",
         &Options::default(),
     );
-    let l = c.statements[0].lineage.clone().unwrap();
+    let l = c.statements[0].lineage().unwrap();
     let f = l.fields(&["count", "?column?"]);
     assert!(f.iter().all(|s| s.columns.is_empty()), "{f:?}");
     assert!(l.reads.columns.iter().any(|c| c.column == "card"));
@@ -209,7 +209,7 @@ fn whole_rows_and_returning() {
     );
     assert!(
         classify("SET x = 1", &Options::default()).statements[0]
-            .lineage
+            .lineage()
             .is_none()
     );
 }
@@ -228,8 +228,7 @@ fn prepared_and_declared_queries_carry_their_lineage() {
 fn copy_formats_are_read_from_the_options() {
     let format = |sql: &str| {
         classify(sql, &Options::default()).statements[0]
-            .lineage
-            .as_ref()
+            .lineage()
             .and_then(|l| l.copy)
             .expect("copy format")
     };
