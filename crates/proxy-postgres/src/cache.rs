@@ -70,6 +70,7 @@ impl Classified {
             tables: Vec::new(),
             has_where: false,
             functions: Vec::new(),
+            operators: Vec::new(),
             modifies_data: true,
             text: String::new(),
             normalized: format!("/* {what} */"),

@@ -39,6 +39,10 @@ pub(crate) struct Relation {
     pub(crate) view: Option<Arc<Statement>>,
     pub(crate) triggers: Vec<Trigger>,
     pub(crate) rules: Vec<Rule>,
+    /// User functions a write runs through its column defaults and check constraints.
+    pub(crate) write_functions: Vec<String>,
+    /// User functions any access runs through its row-level security policies.
+    pub(crate) read_functions: Vec<String>,
 }
 
 impl Relation {
@@ -93,6 +97,8 @@ pub(crate) struct Catalog {
     functions: HashMap<String, Vec<Function>>,
     /// The names of the built-in functions (`pg_catalog`, `information_schema`).
     builtins: HashSet<String>,
+    /// User-defined operators by name: the functions they run (`schema.name`).
+    operators: HashMap<String, Vec<String>>,
     loaded_at: Option<Instant>,
 }
 
@@ -233,6 +239,12 @@ impl Walk<'_> {
         for f in &s.functions {
             self.function(f);
         }
+        for op in &s.operators {
+            let functions = self.catalog.operators.get(op).cloned().unwrap_or_default();
+            for f in &functions {
+                self.function(f);
+            }
+        }
     }
 
     fn table(&mut self, written: &str, writes: bool, depth: usize) {
@@ -249,6 +261,9 @@ impl Walk<'_> {
             if !self.tables.insert(qualified.clone()) && depth > 0 {
                 continue;
             }
+            for f in &rel.read_functions {
+                self.function(f);
+            }
             if let Some(view) = &rel.view {
                 // A view reads what its query reads; writing through it writes its tables.
                 let view = view.clone();
@@ -256,6 +271,9 @@ impl Walk<'_> {
             }
             if !writes {
                 continue;
+            }
+            for f in &rel.write_functions {
+                self.function(f);
             }
             for t in &rel.triggers {
                 self.out.triggers.push(format!("{qualified}.{}", t.name));
@@ -527,6 +545,28 @@ const BUILTINS: &str = "SELECT DISTINCT p.proname FROM pg_proc p \
      JOIN pg_namespace n ON n.oid = p.pronamespace \
      WHERE n.nspname IN ('pg_catalog', 'information_schema')";
 
+/// User operators and the functions they run.
+const OPERATORS: &str = "SELECT o.oprname, pn.nspname || '.' || p.proname \
+     FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace \
+     JOIN pg_proc p ON p.oid = o.oprcode JOIN pg_namespace pn ON pn.oid = p.pronamespace \
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
+
+/// User functions a relation's defaults and check constraints (`w`) and its row-level
+/// security policies (`r`) depend on.
+const DEPENDS: &str = "SELECT n.nspname, c.relname, pn.nspname || '.' || p.proname, k.kind \
+     FROM (SELECT ad.adrelid AS rel, d.refobjid AS fn, 'w' AS kind FROM pg_depend d \
+           JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid \
+           WHERE d.refclassid = 'pg_proc'::regclass \
+           UNION ALL SELECT co.conrelid, d.refobjid, 'w' FROM pg_depend d \
+           JOIN pg_constraint co ON d.classid = 'pg_constraint'::regclass AND d.objid = co.oid \
+           WHERE d.refclassid = 'pg_proc'::regclass \
+           UNION ALL SELECT po.polrelid, d.refobjid, 'r' FROM pg_depend d \
+           JOIN pg_policy po ON d.classid = 'pg_policy'::regclass AND d.objid = po.oid \
+           WHERE d.refclassid = 'pg_proc'::regclass) k \
+     JOIN pg_class c ON c.oid = k.rel JOIN pg_namespace n ON n.oid = c.relnamespace \
+     JOIN pg_proc p ON p.oid = k.fn JOIN pg_namespace pn ON pn.oid = p.pronamespace \
+     WHERE pn.nspname NOT IN ('pg_catalog', 'information_schema')";
+
 const TRIGGERS: &str = "SELECT n.nspname, c.relname, t.tgname, pn.nspname || '.' || p.proname \
      FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
      JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -556,7 +596,10 @@ async fn read(up: &mut Upstream) -> Result<Catalog, PgError> {
     let triggers = query(up, TRIGGERS).await?;
     let rules = query(up, RULES).await?;
     let builtins = query(up, BUILTINS).await?;
+    let operators = query(up, OPERATORS).await?;
+    let depends = query(up, DEPENDS).await?;
     let mut catalog = build(relations, functions, triggers, rules);
+    catalog.add_dependencies(operators, depends);
     catalog.builtins = builtins
         .into_iter()
         .filter_map(|row| row.into_iter().next().flatten())
@@ -631,6 +674,34 @@ fn build(relations: Rows, functions: Rows, triggers: Rows, rules: Rows) -> Catal
             .push(f);
     }
     catalog
+}
+
+impl Catalog {
+    /// User operators' functions, and the functions relations' defaults, checks and
+    /// row-level security policies run.
+    fn add_dependencies(&mut self, operators: Rows, depends: Rows) {
+        let text =
+            |row: &[Option<String>], i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        for row in &operators {
+            self.operators
+                .entry(text(row, 0))
+                .or_default()
+                .push(text(row, 1));
+        }
+        for row in &depends {
+            let (schema, name, function) = (text(row, 0), text(row, 1), text(row, 2));
+            let Some(all) = self.relations.get_mut(&name) else {
+                continue;
+            };
+            for rel in all.iter_mut().filter(|r| r.schema == schema) {
+                let rel = Arc::make_mut(rel);
+                match text(row, 3).as_str() {
+                    "r" => rel.read_functions.push(function.clone()),
+                    _ => rel.write_functions.push(function.clone()),
+                }
+            }
+        }
+    }
 }
 
 /// The statements a rule runs: `CREATE RULE r AS ON INSERT TO t DO ALSO (a; b)` gives `a` and

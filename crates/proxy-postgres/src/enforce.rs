@@ -263,7 +263,7 @@ impl Enforcer<'_> {
     }
 
     /// The catalog's reading of `statement`, `None` when there is nothing to read (no
-    /// relation or function named) or no catalog. A connection whose catalog cannot be read
+    /// relation, function or operator named) or no catalog. A connection whose catalog cannot be read
     /// at all refuses the statements that need it (fail closed).
     async fn resolve(
         &self,
@@ -272,7 +272,10 @@ impl Enforcer<'_> {
         let Some(c) = &self.catalog else {
             return Ok(None);
         };
-        if statement.tables.is_empty() && statement.functions.is_empty() {
+        if statement.tables.is_empty()
+            && statement.functions.is_empty()
+            && statement.operators.is_empty()
+        {
             return Ok(None);
         }
         let cache = &c.target.catalog;

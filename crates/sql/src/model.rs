@@ -37,6 +37,9 @@ pub struct Statement {
     pub has_where: bool,
     /// Every function called, lower-case, schema-qualified when written so. Sorted.
     pub functions: Vec<String>,
+    /// Every operator used (`+`, `##`, the parts of `OPERATOR(s.##)`), as written. A
+    /// user-defined operator runs its function, which only the catalog knows. Sorted.
+    pub operators: Vec<String>,
     /// Whether running the statement can change the database (see `Action::modifies_data`).
     pub modifies_data: bool,
     /// The statement's own text, without the leading comments and the separating `;`.

@@ -31,6 +31,8 @@ pub(crate) struct Facts {
     pub tables: Vec<String>,
     /// Called functions, lower-case, sorted and deduplicated.
     pub functions: Vec<String>,
+    /// Operator names (expressions, `op ANY (...)`, `ORDER BY ... USING op`).
+    pub operators: Vec<String>,
     /// Name parts after the first of multi-part column references (`t.f`), lower-case: calls
     /// `f(t)` when `t` has no column `f`. Sorted and deduplicated.
     pub fields: Vec<String>,
@@ -163,6 +165,13 @@ impl Hooks for Walker {
             ("RangeVar", "schemaname") => value.clone_into(&mut self.range_var.schema),
             ("RangeVar", "relname") => value.clone_into(&mut self.range_var.relation),
             ("CommonTableExpr", "ctename") => self.scopes.name_cte(value),
+            ("String", "sval")
+                if self.in_list("AExpr", "name")
+                    || self.in_list("SubLink", "oper_name")
+                    || self.in_list("SortBy", "use_op") =>
+            {
+                self.facts.operators.push(value.to_owned());
+            }
             ("String", "sval") => self.on_name(value),
             _ => {}
         }
@@ -325,6 +334,8 @@ impl Walker {
         facts.functions = self.calls.functions;
         facts.functions.sort_unstable();
         facts.functions.dedup();
+        facts.operators.sort_unstable();
+        facts.operators.dedup();
         facts.fields = self.calls.fields;
         facts.fields.sort_unstable();
         facts.fields.dedup();

@@ -41,6 +41,20 @@ CREATE VIEW {s}.payroll_view AS SELECT id, salary FROM {s}.payroll;
 CREATE VIEW {s}.innocent AS SELECT * FROM {s}.payroll_view;
 CREATE VIEW {r}.orders AS SELECT id, salary AS customer_id, salary AS total FROM {s}.payroll;
 CREATE RULE inbox_also AS ON INSERT TO {s}.inbox DO ALSO DELETE FROM {s}.orders;
+CREATE FUNCTION {s}.op_wipe(a int, b int) RETURNS int LANGUAGE plpgsql AS
+  $$ BEGIN DELETE FROM {s}.orders; RETURN a + b; END $$;
+CREATE OPERATOR {s}.## (LEFTARG = int, RIGHTARG = int, FUNCTION = {s}.op_wipe);
+CREATE FUNCTION {s}.default_wipe() RETURNS int LANGUAGE plpgsql AS
+  $$ BEGIN DELETE FROM {s}.orders; RETURN 1; END $$;
+CREATE TABLE {s}.with_default (id int, v int DEFAULT {s}.default_wipe());
+CREATE FUNCTION {s}.check_wipe(i int) RETURNS bool LANGUAGE plpgsql AS
+  $$ BEGIN DELETE FROM {s}.orders; RETURN true; END $$;
+CREATE TABLE {s}.with_check (id int CHECK ({s}.check_wipe(id)));
+CREATE FUNCTION {s}.rls_wipe() RETURNS bool LANGUAGE plpgsql AS
+  $$ BEGIN DELETE FROM {s}.orders; RETURN true; END $$;
+CREATE TABLE {s}.rls_t (id int);
+ALTER TABLE {s}.rls_t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY rls_t_all ON {s}.rls_t USING ({s}.rls_wipe());
 CREATE VIEW {s}.order_totals AS SELECT id, total FROM {s}.orders;
 CREATE RULE ot_insert AS ON INSERT TO {s}.order_totals
   DO INSTEAD INSERT INTO {s}.payroll (id, salary) VALUES (NEW.id, NEW.total);
@@ -190,6 +204,29 @@ async fn statements_are_decided_by_what_the_catalog_says_they_do() {
             format!("SELECT \"{s}\".\"wipe_orders\"()"),
             Refused(admin),
         ),
+        // Functions run by operators, column defaults, check constraints and row-level
+        // security policies.
+        (
+            &agent,
+            format!("SELECT 1 OPERATOR({s}.##) 2"),
+            Refused(admin),
+        ),
+        (
+            &agent,
+            format!("SELECT id FROM {s}.orders ORDER BY id USING OPERATOR({s}.##)"),
+            Refused(admin),
+        ),
+        (
+            &agent,
+            format!("INSERT INTO {s}.with_default (id) VALUES (1)"),
+            Refused(admin),
+        ),
+        (
+            &agent,
+            format!("INSERT INTO {s}.with_check VALUES (1)"),
+            Refused(admin),
+        ),
+        (&reader, format!("SELECT * FROM {s}.rls_t"), Refused(admin)),
         // Writes with triggers and rules.
         (
             &agent,
