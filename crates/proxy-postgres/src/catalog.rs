@@ -43,6 +43,9 @@ pub(crate) struct Relation {
     pub(crate) write_functions: Vec<String>,
     /// User functions any access runs through its row-level security policies.
     pub(crate) read_functions: Vec<String>,
+    /// Columns marked sensitive by their comment (`portcullis:sensitive[=ENTITY]`), with the
+    /// entity label when one is given.
+    pub(crate) sensitive: HashMap<String, Option<String>>,
 }
 
 impl Relation {
@@ -567,6 +570,15 @@ const DEPENDS: &str = "SELECT n.nspname, c.relname, pn.nspname || '.' || p.prona
      JOIN pg_proc p ON p.oid = k.fn JOIN pg_namespace pn ON pn.oid = p.pronamespace \
      WHERE pn.nspname NOT IN ('pg_catalog', 'information_schema')";
 
+/// Column comments that mark a column sensitive: `COMMENT ON COLUMN t.c IS '...
+/// portcullis:sensitive=CREDIT_CARD ...'` (the entity optional).
+const LABELS: &str = "SELECT n.nspname, c.relname, a.attname, \
+     substring(d.description from 'portcullis:sensitive(?:=([A-Za-z_]+))?') \
+     FROM pg_description d JOIN pg_class c ON d.classoid = 'pg_class'::regclass AND c.oid = d.objoid \
+     JOIN pg_namespace n ON n.oid = c.relnamespace \
+     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid \
+     WHERE d.objsubid > 0 AND d.description LIKE '%portcullis:sensitive%'";
+
 const TRIGGERS: &str = "SELECT n.nspname, c.relname, t.tgname, pn.nspname || '.' || p.proname \
      FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
      JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -598,8 +610,10 @@ async fn read(up: &mut Upstream) -> Result<Catalog, PgError> {
     let builtins = query(up, BUILTINS).await?;
     let operators = query(up, OPERATORS).await?;
     let depends = query(up, DEPENDS).await?;
+    let labels = query(up, LABELS).await?;
     let mut catalog = build(relations, functions, triggers, rules);
     catalog.add_dependencies(operators, depends);
+    catalog.add_labels(labels);
     catalog.builtins = builtins
         .into_iter()
         .filter_map(|row| row.into_iter().next().flatten())
@@ -677,6 +691,25 @@ fn build(relations: Rows, functions: Rows, triggers: Rows, rules: Rows) -> Catal
 }
 
 impl Catalog {
+    /// Columns marked sensitive by their comments.
+    fn add_labels(&mut self, labels: Rows) {
+        let text = |row: &[Option<String>], i: usize| row.get(i).cloned().flatten();
+        for row in &labels {
+            let (Some(schema), Some(name), Some(column)) =
+                (text(row, 0), text(row, 1), text(row, 2))
+            else {
+                continue;
+            };
+            for rel in self.relations.get_mut(&name).into_iter().flatten() {
+                if rel.schema == schema {
+                    Arc::make_mut(rel)
+                        .sensitive
+                        .insert(column.clone(), text(row, 3));
+                }
+            }
+        }
+    }
+
     /// User operators' functions, and the functions relations' defaults, checks and
     /// row-level security policies run.
     fn add_dependencies(&mut self, operators: Rows, depends: Rows) {

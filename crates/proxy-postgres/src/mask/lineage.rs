@@ -86,10 +86,21 @@ fn column(
     }) {
         return Some(plan);
     }
+    let catalog = catalog?;
+    for rel in catalog.relation(t) {
+        if let Some(label) = rel.sensitive.get(name) {
+            // Marked by its comment: the entity it names, else a generic secret.
+            let entity = label
+                .as_deref()
+                .and_then(|l| l.parse::<Entity>().ok())
+                .unwrap_or(Entity::GenericSecret);
+            return Some(masker.whole(entity));
+        }
+    }
     if depth >= MAX_VIEW_DEPTH {
         return None;
     }
-    for rel in catalog?.relation(t) {
+    for rel in catalog.relation(t) {
         let Some(lineage) = rel.view.as_ref().and_then(|v| v.lineage()) else {
             continue;
         };
@@ -100,7 +111,7 @@ fn column(
         let fields = lineage.fields(&names);
         if let Some(plan) = fields
             .get(i)
-            .and_then(|s| derived(masker, catalog, s, depth + 1))
+            .and_then(|s| derived(masker, Some(catalog), s, depth + 1))
         {
             return Some(plan);
         }
