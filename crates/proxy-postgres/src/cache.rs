@@ -71,6 +71,7 @@ impl Classified {
             has_where: false,
             functions: Vec::new(),
             operators: Vec::new(),
+            attribute_calls: Vec::new(),
             modifies_data: true,
             text: String::new(),
             normalized: format!("/* {what} */"),

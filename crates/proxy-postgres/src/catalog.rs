@@ -77,6 +77,8 @@ pub(crate) struct Function {
     pub(crate) volatility: char,
     pub(crate) security_definer: bool,
     pub(crate) language: String,
+    /// How many arguments it takes (attribute notation `t.f` calls only one-argument ones).
+    pub(crate) arguments: u16,
 }
 
 impl Function {
@@ -241,6 +243,18 @@ impl Walk<'_> {
         }
         for f in &s.functions {
             self.function(f);
+        }
+        // `t.f` is `f(t)` when `t` has no column `f`: a one-argument user function of that
+        // name counts as called (a column of the same name makes this err on the safe side).
+        for field in &s.attribute_calls {
+            let called = self
+                .catalog
+                .functions(field)
+                .iter()
+                .any(|f| f.arguments == 1);
+            if called {
+                self.function(field);
+            }
         }
         for op in &s.operators {
             let functions = self.catalog.operators.get(op).cloned().unwrap_or_default();
@@ -539,7 +553,7 @@ const RELATIONS: &str = "SELECT n.nspname, c.relname, NULL, \
      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'";
 
 const FUNCTIONS: &str = "SELECT n.nspname, p.proname, p.provolatile::text, p.prosecdef::text, \
-     l.lanname \
+     l.lanname, p.pronargs \
      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
      JOIN pg_language l ON l.oid = p.prolang \
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
@@ -680,6 +694,7 @@ fn build(relations: Rows, functions: Rows, triggers: Rows, rules: Rows) -> Catal
             volatility: text(row, 2).chars().next().unwrap_or('v'),
             security_definer: text(row, 3) == "true",
             language: text(row, 4),
+            arguments: text(row, 5).parse().unwrap_or(0),
         };
         catalog
             .functions

@@ -40,6 +40,10 @@ pub struct Statement {
     /// Every operator used (`+`, `##`, the parts of `OPERATOR(s.##)`), as written. A
     /// user-defined operator runs its function, which only the catalog knows. Sorted.
     pub operators: Vec<String>,
+    /// The later parts of multi-part column references (`t.f`), lower-case: PostgreSQL
+    /// reads `t.f` as the call `f(t)` when `t` has no column `f`, so the catalog checks them
+    /// against one-argument user functions. Sorted.
+    pub attribute_calls: Vec<String>,
     /// Whether running the statement can change the database (see `Action::modifies_data`).
     pub modifies_data: bool,
     /// The statement's own text, without the leading comments and the separating `;`.

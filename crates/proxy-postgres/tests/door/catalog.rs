@@ -41,6 +41,8 @@ CREATE VIEW {s}.payroll_view AS SELECT id, salary FROM {s}.payroll;
 CREATE VIEW {s}.innocent AS SELECT * FROM {s}.payroll_view;
 CREATE VIEW {r}.orders AS SELECT id, salary AS customer_id, salary AS total FROM {s}.payroll;
 CREATE RULE inbox_also AS ON INSERT TO {s}.inbox DO ALSO DELETE FROM {s}.orders;
+CREATE FUNCTION {s}.purge(o {s}.orders) RETURNS int LANGUAGE plpgsql AS
+  $$ BEGIN DELETE FROM {s}.orders WHERE id = o.id; RETURN 1; END $$;
 CREATE FUNCTION {s}.op_wipe(a int, b int) RETURNS int LANGUAGE plpgsql AS
   $$ BEGIN DELETE FROM {s}.orders; RETURN a + b; END $$;
 CREATE OPERATOR {s}.## (LEFTARG = int, RIGHTARG = int, FUNCTION = {s}.op_wipe);
@@ -203,6 +205,22 @@ async fn statements_are_decided_by_what_the_catalog_says_they_do() {
             &agent,
             format!("SELECT \"{s}\".\"wipe_orders\"()"),
             Refused(admin),
+        ),
+        // Attribute notation: `o.purge` is `purge(o)`.
+        (
+            &agent,
+            format!("SELECT o.purge FROM {s}.orders o"),
+            Refused(admin),
+        ),
+        (
+            &agent,
+            format!("SELECT (o).purge FROM {s}.orders o"),
+            Refused(admin),
+        ),
+        (
+            &agent,
+            format!("SELECT o.total, o.id FROM {s}.orders o"),
+            Runs,
         ),
         // Functions run by operators, column defaults, check constraints and row-level
         // security policies.
