@@ -240,6 +240,14 @@ impl Enforcer<'_> {
                 ),
                 None => (Cow::Borrowed(subject), Cow::Borrowed(facts), None),
             };
+            if let Some(denial) = self.launders(&subject, &facts, catalog.as_deref()).await {
+                let denial = self.refuse(subject.action, command, denial).await;
+                return Checked {
+                    denial: Some(denial),
+                    decided,
+                    admitted,
+                };
+            }
             match self.one(&subject, &facts, command, catalog).await {
                 Ok(a) => admitted.push(a),
                 Err(denial) => {
@@ -300,6 +308,65 @@ impl Enforcer<'_> {
         };
         let resolved = catalog.resolve(statement, &c.target.target.safe_functions);
         Ok(Some((crate::catalog::Resolution(resolved), catalog)))
+    }
+
+    /// A write that would store values made of a sensitive column in a column that is not
+    /// one (`UPDATE notes SET body = reverse(card)`, `CREATE TABLE t AS SELECT ... ssn ...`,
+    /// `INSERT INTO copy SELECT * FROM customers`) moves the data where masking cannot follow
+    /// it: refused to a principal whose reads are masked, before it is decided (masked as a
+    /// read with the same facts would be; one who may `data.unmask` sees the values anyway).
+    async fn launders(
+        &self,
+        statement: &Statement,
+        facts: &Value,
+        catalog: Option<&crate::catalog::Catalog>,
+    ) -> Option<Denial> {
+        use portcullis_sql::ids;
+        if !statement.modifies_data && statement.action != ids::DDL {
+            return None;
+        }
+        let mut masks = self.read_masks(facts);
+        masks.extend(self.masking.profile.map(str::to_owned));
+        if masks.is_empty() {
+            return None;
+        }
+        let lineage = statement.lineage()?;
+        if lineage.stored.is_empty() {
+            return None;
+        }
+        masks.sort();
+        masks.dedup();
+        if self.unmasked().await {
+            return None;
+        }
+        let masker = self.masking.maskers.get(&masks).ok()?;
+        let laundered = lineage.stored.iter().find(|s| {
+            crate::mask::derived_plan(&masker, catalog, &s.sources).is_some()
+                && !crate::mask::column_sensitive(
+                    &masker,
+                    catalog,
+                    s.table.as_deref(),
+                    s.column.as_deref(),
+                )
+        })?;
+        let into = match (&laundered.table, &laundered.column) {
+            (Some(t), Some(c)) => format!(" into {t}.{c}"),
+            (Some(t), None) => format!(" into {t}"),
+            _ => String::new(),
+        };
+        Some(Denial {
+            sqlstate: "42501",
+            message: format!(
+                "portcullis: this statement would store values made of a sensitive column{into}, \
+                 where masking could not follow them"
+            ),
+            detail: Some("code: sensitive_copy".into()),
+            hint: Some(
+                "write values that do not come from sensitive columns, or store them only in \
+                 columns that are sensitive themselves"
+                    .into(),
+            ),
+        })
     }
 
     /// Holds the command if one of its statements needs approval. One review covers one

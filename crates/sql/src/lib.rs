@@ -161,6 +161,6 @@ pub fn lineage_of(sql: &str) -> Option<Lineage> {
         .as_ref()?;
     lineage::lineage(node)
 }
-pub use lineage::{CopyFormat, Lineage, OutputColumn, SourceColumn, Sources};
+pub use lineage::{CopyFormat, Lineage, OutputColumn, SourceColumn, Sources, Stored};
 pub use model::{Classification, CursorOp, LazyLineage, SettingChange, Statement};
 pub use options::{DEFAULT_SIDE_EFFECT_FUNCTIONS, Options};

@@ -86,6 +86,15 @@ pub enum OutputColumn {
     },
 }
 
+/// Values a statement stores: into which column of which relation (when the text says), and
+/// what they are made of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stored {
+    pub table: Option<String>,
+    pub column: Option<String>,
+    pub sources: Sources,
+}
+
 /// How a `COPY ... TO` writes its rows, from its options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CopyFormat {
@@ -145,6 +154,10 @@ pub struct Lineage {
     pub complete: bool,
     /// For `COPY ... TO`: how its rows are written.
     pub copy: Option<CopyFormat>,
+    /// What it stores in tables (INSERT, UPDATE, MERGE, `ON CONFLICT`, `CREATE TABLE AS`,
+    /// `SELECT INTO`, data-modifying CTEs), for a door to refuse moving data out of a
+    /// sensitive column into one masking would not follow.
+    pub stored: Vec<Stored>,
 }
 
 impl Lineage {
@@ -248,6 +261,22 @@ pub(crate) fn lineage(node: &impl Serialize) -> Option<Lineage> {
         "SelectStmt" | "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" => {
             walker.query(kind, body, &root, 0)
         }
+        "CreateTableAsStmt" => {
+            let (k, b) = body.get("query").and_then(node_of)?;
+            let outs = walker.query(k, b, &root, 0);
+            let mut all = Sources::default();
+            outs.iter().for_each(|o| all.add(&o.all()));
+            let table = body
+                .get("into")
+                .and_then(|i| i.get("rel"))
+                .map(|r| str_field(r, "relname").to_owned());
+            walker.stored.push(Stored {
+                table,
+                column: None,
+                sources: all,
+            });
+            Vec::new()
+        }
         "CopyStmt" => walker.copy(body, &root),
         "DeclareCursorStmt" | "PrepareStmt" => {
             let (k, b) = body.get("query").and_then(node_of)?;
@@ -256,7 +285,11 @@ pub(crate) fn lineage(node: &impl Serialize) -> Option<Lineage> {
         _ => return None,
     };
     let columns: Vec<OutputColumn> = outs.into_iter().map(|o| o.column).collect();
-    if columns.is_empty() && walker.reads.is_empty() && !walker.incomplete {
+    if columns.is_empty()
+        && walker.reads.is_empty()
+        && walker.stored.is_empty()
+        && !walker.incomplete
+    {
         return None;
     }
     Some(Lineage {
@@ -264,6 +297,16 @@ pub(crate) fn lineage(node: &impl Serialize) -> Option<Lineage> {
         reads: walker.reads,
         complete: !walker.incomplete,
         copy: (kind == "CopyStmt").then(|| CopyFormat::from_options(body.get("options"))),
+        stored: {
+            // A CTE's query is walked again while its sources grow: keep each once.
+            let mut stored: Vec<Stored> = Vec::new();
+            for s in walker.stored {
+                if !stored.contains(&s) {
+                    stored.push(s);
+                }
+            }
+            stored
+        },
     })
 }
 
@@ -480,6 +523,7 @@ impl<'a> Scope<'a> {
 #[derive(Default)]
 struct Walker {
     reads: Sources,
+    stored: Vec<Stored>,
     incomplete: bool,
 }
 
@@ -600,6 +644,16 @@ impl Walker {
         }
         let outs = self.targets(q.get("target_list"), &scope, depth);
         self.rest(q, &scope, depth);
+        if q.get("into_clause").is_some_and(Value::is_object) {
+            // SELECT INTO stores its result in a new table.
+            let mut all = Sources::default();
+            outs.iter().for_each(|o| all.add(&o.all()));
+            self.stored.push(Stored {
+                table: None,
+                column: None,
+                sources: all,
+            });
+        }
         outs
     }
 
@@ -659,8 +713,12 @@ impl Walker {
     /// items, each column also made of every value the statement writes (the returned row
     /// holds them).
     fn write(&mut self, q: &Value, mut scope: Scope<'_>, depth: usize) -> Vec<Out> {
+        let mut relation = None;
         if let Some(rel) = q.get("relation") {
             let target = self.range_var(rel, &scope);
+            if let Some(Item::Table { relation: r, .. }) = target.first() {
+                relation = Some(r.clone());
+            }
             // `RETURNING old.c, new.c` (PostgreSQL 18) name the target's row.
             if let Some(Item::Table { relation, .. }) = target.first() {
                 for name in ["old", "new"] {
@@ -679,15 +737,52 @@ impl Walker {
                 scope.items.extend(items);
             }
         }
+        let store = |w: &mut Walker, column: Option<String>, sources: &Sources| {
+            if !sources.is_empty() {
+                w.stored.push(Stored {
+                    table: relation.clone(),
+                    column,
+                    sources: sources.clone(),
+                });
+            }
+        };
         if let Some((kind, body)) = q.get("select_stmt").and_then(node_of) {
-            for o in self.query(kind, body, &scope, depth + 1) {
-                written.add(&o.all());
+            // INSERT: the query's columns into the listed columns, by position.
+            let outs = self.query(kind, body, &scope, depth + 1);
+            let cols: Vec<String> = as_list(q.get("cols"))
+                .filter_map(node_of)
+                .map(|(_, t)| str_field(t, "name").to_owned())
+                .collect();
+            let positional = cols.len() == outs.len()
+                && outs
+                    .iter()
+                    .all(|o| matches!(o.column, OutputColumn::One(_)));
+            for (i, o) in outs.iter().enumerate() {
+                let all = o.all();
+                written.add(&all);
+                let column = positional.then(|| cols[i].clone());
+                store(self, column, &all);
             }
         }
-        for key in ["target_list", "merge_when_clauses", "on_conflict_clause"] {
+        if let Some(targets) = q.get("target_list").and_then(Value::as_array) {
+            // UPDATE: each SET column and the value it takes.
+            for t in targets.iter().filter_map(node_of).map(|(_, t)| t) {
+                let s = self.expr(
+                    t.get("val").unwrap_or(&Value::Null),
+                    &scope,
+                    depth + 1,
+                    true,
+                );
+                written.add(&s);
+                let column = Some(str_field(t, "name").to_owned()).filter(|c| !c.is_empty());
+                store(self, column, &s);
+            }
+        }
+        for key in ["merge_when_clauses", "on_conflict_clause"] {
             if let Some(v) = q.get(key) {
                 let s = self.expr(v, &scope, depth + 1, true);
                 written.add(&s);
+                store(self, None, &s);
             }
         }
         for key in ["where_clause", "join_condition", "cols"] {

@@ -119,6 +119,17 @@ fn column(
     None
 }
 
+/// Whether column `column` of `table` is sensitive itself (a rule, a label, a view column
+/// made of one); `None` for either means the text does not say, which is not sensitive.
+pub(crate) fn column_sensitive(
+    masker: &Masker,
+    catalog: Option<&Catalog>,
+    table: Option<&str>,
+    column_name: Option<&str>,
+) -> bool {
+    column_name.is_some_and(|c| column(masker, catalog, table, c, 0).is_some())
+}
+
 /// The derived plan of each result column, from the names the server gave them.
 pub(crate) fn column_plans(
     masker: &Masker,

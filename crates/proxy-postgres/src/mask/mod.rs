@@ -14,7 +14,7 @@ mod report;
 mod types;
 
 pub(crate) use copy_binary::{BinaryCopy, Refused};
-pub(crate) use lineage::{Followed, reads_sensitive};
+pub(crate) use lineage::{Followed, column_sensitive, derived_plan, reads_sensitive};
 pub(crate) use report::{mask_notification, mask_report};
 
 use std::collections::{BTreeMap, HashMap};

@@ -425,3 +425,78 @@ async fn statements_are_decided_by_what_the_catalog_says_they_do() {
         ))
         .await;
 }
+
+/// A principal whose reads are masked cannot move a sensitive column's values into a column
+/// masking would not follow (`sensitive_copy`); writing a sensitive column from itself, or
+/// other columns anywhere, runs.
+#[tokio::test]
+async fn values_of_sensitive_columns_cannot_be_laundered_through_writes() {
+    let pid = std::process::id();
+    let s = format!("pcx_lau_{pid}");
+    direct()
+        .await
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {s} CASCADE; CREATE SCHEMA {s};
+             CREATE TABLE {s}.customers (id int PRIMARY KEY, email text, name text);
+             INSERT INTO {s}.customers VALUES (1, 'ada@example.com', 'Ada');
+             CREATE TABLE {s}.notes (id int, body text);"
+        ))
+        .await
+        .unwrap();
+    let target = portcullis_proxy_postgres::PgTarget {
+        masking: Some("default".into()),
+        ..support::local_target()
+    };
+    let gw = support::start_policy(&policy(&s), |_| {}, vec![target]).await;
+    let agent = gw.client_in(&["agents"]).await;
+    let before = direct()
+        .await
+        .query_one(&format!("SELECT count(*) FROM {s}.notes"), &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    for sql in [
+        format!("INSERT INTO {s}.notes (id, body) SELECT id, reverse(email) FROM {s}.customers"),
+        format!("INSERT INTO {s}.notes SELECT * FROM {s}.customers"),
+        format!("UPDATE {s}.customers SET name = 'x' || email WHERE id = 1"),
+        format!("CREATE TABLE {s}.copy AS SELECT upper(email) AS e FROM {s}.customers"),
+        format!(
+            "WITH c AS (SELECT email FROM {s}.customers) INSERT INTO {s}.notes SELECT 1, email FROM c"
+        ),
+    ] {
+        for extended in [false, true] {
+            let err = run(&agent, &sql, extended).await.unwrap_err();
+            assert_eq!(code(&err), "42501", "{sql}: {err}");
+            let detail = err
+                .as_db_error()
+                .and_then(|d| d.detail())
+                .unwrap_or_default();
+            assert!(detail.contains("sensitive_copy"), "{sql}: {detail}");
+        }
+    }
+    let after = direct()
+        .await
+        .query_one(&format!("SELECT count(*) FROM {s}.notes"), &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(before, after);
+    let denial = gw
+        .wait_event(|e| e["kind"] == "decision" && e["reason_code"] == "sensitive_copy")
+        .await;
+    assert_eq!(denial["outcome"], "deny");
+    for sql in [
+        format!("UPDATE {s}.customers SET email = lower(email) WHERE id = 1"),
+        format!("INSERT INTO {s}.notes SELECT id, name FROM {s}.customers"),
+        format!("UPDATE {s}.notes SET body = upper(body) WHERE id = 1"),
+    ] {
+        agent
+            .simple_query(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let _ = direct()
+        .await
+        .batch_execute(&format!("DROP SCHEMA {s} CASCADE"))
+        .await;
+}

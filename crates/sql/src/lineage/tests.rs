@@ -246,3 +246,53 @@ fn copy_formats_are_read_from_the_options() {
     assert_eq!((csv.delimiter, csv.quote, csv.escape), (b',', b'"', b'\\'));
     assert!(format("COPY members TO STDOUT (FORMAT binary)").binary);
 }
+
+#[test]
+fn stored_values_name_their_target_columns() {
+    let stored = |sql: &str| {
+        let l = crate::lineage_of(sql).expect("lineage");
+        l.stored
+            .iter()
+            .map(|s| {
+                let mut from: Vec<String> =
+                    s.sources.columns.iter().map(|c| c.column.clone()).collect();
+                from.extend(s.sources.whole_rows.iter().map(|t| format!("{t}.*")));
+                from.sort();
+                (s.table.clone(), s.column.clone(), from)
+            })
+            .collect::<Vec<_>>()
+    };
+    let name = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        stored(
+            "UPDATE notes SET body = reverse(m.card), id = 1 FROM members m WHERE notes.id = m.id"
+        ),
+        [(name("notes"), name("body"), vec!["card".to_owned()])]
+    );
+    assert_eq!(
+        stored("INSERT INTO notes (id, body) SELECT id, 'x' || email FROM members"),
+        [
+            (name("notes"), name("id"), vec!["id".to_owned()]),
+            (name("notes"), name("body"), vec!["email".to_owned()]),
+        ]
+    );
+    assert_eq!(
+        stored("INSERT INTO notes SELECT * FROM members"),
+        [(name("notes"), None, vec!["members.*".to_owned()])]
+    );
+    assert_eq!(
+        stored("CREATE TABLE copy AS SELECT reverse(ssn) FROM members"),
+        [(name("copy"), None, vec!["ssn".to_owned()])]
+    );
+    assert_eq!(
+        stored("SELECT reverse(ssn) INTO copy2 FROM members"),
+        [(None, None, vec!["ssn".to_owned()])]
+    );
+    assert_eq!(
+        stored("WITH u AS (UPDATE notes SET body = upper(body) RETURNING id) SELECT 1"),
+        [(name("notes"), name("body"), vec!["body".to_owned()])]
+    );
+    assert!(
+        crate::lineage_of("INSERT INTO notes VALUES (1, 'x')").is_none_or(|l| l.stored.is_empty())
+    );
+}
