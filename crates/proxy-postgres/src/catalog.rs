@@ -104,6 +104,9 @@ pub(crate) struct Catalog {
     builtins: HashSet<String>,
     /// User-defined operators by name: the functions they run (`schema.name`).
     operators: HashMap<String, Vec<String>>,
+    /// The names of the system relations (`pg_catalog`, `information_schema`): known, so a
+    /// driver's introspection does not read the catalog again, and not expanded.
+    system: HashSet<String>,
     loaded_at: Option<Instant>,
 }
 
@@ -195,10 +198,10 @@ impl Catalog {
     /// Whether every relation and function `statement` names is known (else one reload is
     /// due: it may have been created since the last read).
     pub(crate) fn knows_all(&self, statement: &Statement) -> bool {
-        let relations = statement
-            .tables
-            .iter()
-            .all(|t| !self.relations(t).is_empty());
+        let relations = statement.tables.iter().all(|t| {
+            let (_, name) = split(t);
+            self.system.contains(name) || !self.relations(t).is_empty()
+        });
         relations
             && statement.functions.iter().all(|f| {
                 let (_, name) = split(f);
@@ -270,7 +273,7 @@ impl Walk<'_> {
         let found = self.catalog.relations(written);
         if found.is_empty() {
             self.tables.insert(written.to_owned());
-            self.out.unknown = true;
+            self.out.unknown |= !self.catalog.system.contains(bare);
             return;
         }
         for rel in found {
@@ -558,6 +561,10 @@ const FUNCTIONS: &str = "SELECT n.nspname, p.proname, p.provolatile::text, p.pro
      JOIN pg_language l ON l.oid = p.prolang \
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
 
+const SYSTEM_RELATIONS: &str = "SELECT DISTINCT c.relname FROM pg_class c \
+     JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname IN ('pg_catalog', 'information_schema')";
+
 const BUILTINS: &str = "SELECT DISTINCT p.proname FROM pg_proc p \
      JOIN pg_namespace n ON n.oid = p.pronamespace \
      WHERE n.nspname IN ('pg_catalog', 'information_schema')";
@@ -625,9 +632,14 @@ async fn read(up: &mut Upstream) -> Result<Catalog, PgError> {
     let operators = query(up, OPERATORS).await?;
     let depends = query(up, DEPENDS).await?;
     let labels = query(up, LABELS).await?;
+    let system = query(up, SYSTEM_RELATIONS).await?;
     let mut catalog = build(relations, functions, triggers, rules);
     catalog.add_dependencies(operators, depends);
     catalog.add_labels(labels);
+    catalog.system = system
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect();
     catalog.builtins = builtins
         .into_iter()
         .filter_map(|row| row.into_iter().next().flatten())

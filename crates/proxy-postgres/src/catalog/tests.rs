@@ -201,3 +201,18 @@ fn resolve_speed() {
         println!("{name:>22}: {micros:6.2} µs per resolve");
     }
 }
+
+#[test]
+fn system_relations_are_known_and_user_ones_are_not_shadowed_by_them() {
+    let mut c = catalog();
+    c.system.insert("pg_type".to_owned());
+    let known = |c: &Catalog, sql: &str| {
+        let s = portcullis_sql::classify(sql, &Options::default());
+        c.knows_all(&s.statements[0])
+    };
+    assert!(known(&c, "SELECT typname FROM pg_catalog.pg_type"));
+    assert!(known(&c, "SELECT typname FROM pg_type"));
+    assert!(!known(&c, "SELECT * FROM pcx_nowhere"));
+    let r = resolve("SELECT * FROM pg_type");
+    assert!(r.unknown, "the test catalog has no system names: {r:?}");
+}
