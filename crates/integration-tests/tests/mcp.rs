@@ -22,6 +22,16 @@ fn call(tool: &str, args: Value) -> Result<CallToolRequestParams> {
 #[tokio::test]
 async fn an_mcp_client_queries_through_the_gateway() -> Result<()> {
     let pg = PgServer::start().await?;
+    // A view over the forbidden table: the catalog shows what it reads.
+    let app = pg.app_user().to_owned();
+    pg.superuser_sql(
+        "appdb",
+        &format!(
+            "CREATE VIEW order_summary AS SELECT id FROM orders; \
+             ALTER VIEW order_summary OWNER TO {app};"
+        ),
+    )
+    .await?;
     let gw = GatewayBuilder::new()
         .quickstart_policies()?
         .policy(
@@ -64,6 +74,10 @@ async fn an_mcp_client_queries_through_the_gateway() -> Result<()> {
         .collect();
     assert!(tables.contains(&"customers"), "{v}");
     assert!(!tables.contains(&"orders"), "{v}");
+    assert!(
+        !tables.contains(&"order_summary"),
+        "a view over orders: {v}"
+    );
     assert!(v["hidden"].as_u64().unwrap_or_default() >= 1, "{v}");
     let customers = v["tables"]
         .as_array()

@@ -439,7 +439,7 @@ impl CatalogCache {
         self.stale.store(true, std::sync::atomic::Ordering::Release);
     }
 
-    fn snapshot(&self) -> Option<Arc<Catalog>> {
+    pub(crate) fn snapshot(&self) -> Option<Arc<Catalog>> {
         self.current
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

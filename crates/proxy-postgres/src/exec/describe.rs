@@ -71,6 +71,9 @@ pub(super) async fn describe(exec: &PgExec, req: ExecRequest) -> Result<Describe
     let Some(target) = exec.door.targets.get(&req.connection) else {
         return Err(ExecRefusal::unknown_connection(&req.connection));
     };
+    // The catalog as the door decides with it (read when the describe session started), so
+    // a view over a table the caller may not read is not offered either.
+    let catalog = target.catalog.snapshot();
     let total = tables.len();
     let mut shown = Vec::with_capacity(total);
     for t in tables {
@@ -89,10 +92,20 @@ pub(super) async fn describe(exec: &PgExec, req: ExecRequest) -> Result<Describe
             ) else {
                 return false;
             };
+            let resolved = catalog.as_ref().map(|c| {
+                crate::catalog::Resolution(c.resolve(statement, &target.target.safe_functions))
+            });
+            let (action, facts) = match &resolved {
+                Some(r) => (
+                    r.0.action.unwrap_or(statement.action),
+                    std::borrow::Cow::Owned(r.facts(facts)),
+                ),
+                None => (statement.action, std::borrow::Cow::Borrowed(facts)),
+            };
             let ask = Ask {
-                action: statement.action,
+                action,
                 target: Target::Connection(&target.target.info),
-                facts,
+                facts: &facts,
                 command: None,
             };
             !matches!(
