@@ -162,12 +162,6 @@ pub(crate) async fn refresh(
     };
     match door.refresh(&name).await {
         Ok(answer) => Json(answer).into_response(),
-        Err(r) => Problem::new(
-            StatusCode::from_u16(r.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-            &r.code,
-            r.message,
-            r.hint,
-        )
-        .into_response(),
+        Err(r) => Problem::from(r).into_response(),
     }
 }

@@ -76,12 +76,6 @@ pub(crate) async fn exec(
             }
             (status, Json(body)).into_response()
         }
-        Err(r) => {
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
-            let mut p = Problem::new(status, &r.code, r.message, r.hint);
-            p.policies = r.policies;
-            p.decisions = r.decisions;
-            p.into_response()
-        }
+        Err(r) => Problem::from(r).into_response(),
     }
 }

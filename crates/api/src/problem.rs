@@ -132,3 +132,15 @@ impl IntoResponse for Problem {
         resp
     }
 }
+
+impl From<portcullis_pipeline::ExecRefusal> for Problem {
+    /// A door's refusal of a command (exec, describe, refresh): its status, code, message
+    /// and hint, and the policies and audited decisions behind it.
+    fn from(r: portcullis_pipeline::ExecRefusal) -> Self {
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+        let mut p = Problem::new(status, &r.code, r.message, r.hint);
+        p.policies = r.policies;
+        p.decisions = r.decisions;
+        p
+    }
+}

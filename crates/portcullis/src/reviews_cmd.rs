@@ -15,41 +15,16 @@ use crate::token_cmd::api_url;
 pub async fn connections(g: &Global, cmd: &ConnectionsCmd) -> anyhow::Result<ExitCode> {
     let ConnectionsCmd::Refresh(a) = cmd;
     let url = format!("{}/v1/connections/{}/refresh", api_url(g)?, encode(&a.name));
-    let resp = reqwest::Client::new()
-        .post(&url)
-        .bearer_auth(&a.auth.token)
-        .send()
-        .await
-        .with_context(|| {
-            format!("cannot reach the gateway at {url}: is `portcullis serve` running?")
-        })?;
-    let ok = resp.status().is_success();
-    let body: Value = resp
-        .json()
-        .await
-        .context("the gateway's answer is not JSON")?;
-    emit(g, &body, |b| {
-        if ok {
-            format!(
-                "{}: catalog read again ({} relations, {} user functions)",
-                s(b, "connection"),
-                b["relations"],
-                b["user_functions"]
-            )
-        } else {
-            format!(
-                "refused ({}): {}\nhint: {}",
-                s(b, "code"),
-                s(b, "detail"),
-                s(b, "hint")
-            )
-        }
-    });
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    let request = reqwest::Client::new().post(&url);
+    call(g, request, &a.auth.token, &url, |b| {
+        format!(
+            "{}: catalog read again ({} relations, {} user functions)",
+            s(b, "connection"),
+            b["relations"],
+            b["user_functions"]
+        )
     })
+    .await
 }
 
 pub async fn run(g: &Global, cmd: &ReviewsCmd) -> anyhow::Result<ExitCode> {
@@ -78,8 +53,27 @@ pub async fn run(g: &Global, cmd: &ReviewsCmd) -> anyhow::Result<ExitCode> {
             (client.post(url).json(&body), &a.auth.token)
         }
     };
+    call(g, request, token, &base, |b| {
+        match b["reviews"].as_array() {
+            Some(list) if list.is_empty() => "no reviews".to_owned(),
+            Some(list) => list.iter().map(line).collect::<Vec<_>>().join("\n"),
+            None => detail(b),
+        }
+    })
+    .await
+}
+
+/// Sends `request` with `token` and prints the answer: `shown` for a success, the problem's
+/// code, detail and hint for a refusal (exit 1).
+async fn call(
+    g: &Global,
+    request: reqwest::RequestBuilder,
+    token: &str,
+    url: &str,
+    shown: impl Fn(&Value) -> String,
+) -> anyhow::Result<ExitCode> {
     let resp = request.bearer_auth(token).send().await.with_context(|| {
-        format!("cannot reach the gateway at {base}: is `portcullis serve` running?")
+        format!("cannot reach the gateway at {url}: is `portcullis serve` running?")
     })?;
     let ok = resp.status().is_success();
     let body: Value = resp
@@ -87,19 +81,15 @@ pub async fn run(g: &Global, cmd: &ReviewsCmd) -> anyhow::Result<ExitCode> {
         .await
         .context("the gateway's answer is not JSON")?;
     emit(g, &body, |b| {
-        if !ok {
-            return format!(
-                "refused ({}): {}\nhint: {}",
-                b["code"].as_str().unwrap_or("?"),
-                b["detail"].as_str().unwrap_or_default(),
-                b["hint"].as_str().unwrap_or_default()
-            );
+        if ok {
+            return shown(b);
         }
-        match b["reviews"].as_array() {
-            Some(list) if list.is_empty() => "no reviews".to_owned(),
-            Some(list) => list.iter().map(line).collect::<Vec<_>>().join("\n"),
-            None => detail(b),
-        }
+        format!(
+            "refused ({}): {}\nhint: {}",
+            b["code"].as_str().unwrap_or("?"),
+            s(b, "detail"),
+            s(b, "hint")
+        )
     });
     Ok(if ok {
         ExitCode::SUCCESS

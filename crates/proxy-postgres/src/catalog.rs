@@ -13,6 +13,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwapOption;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -128,35 +131,20 @@ pub(crate) struct Resolved {
     pub(crate) rules: Vec<String>,
     /// The action the statement takes with all of the above (`None`: its own).
     pub(crate) action: Option<&'static str>,
-    /// A relation name the catalog does not hold.
+    /// A relation or function the statement names that the catalog does not hold (neither a
+    /// system relation nor a built-in function): it may be newer than the snapshot.
     pub(crate) unknown: bool,
 }
 
 impl Catalog {
     /// The relations a name as written stands for (`orders`, `public.orders`,
     /// `db.public.orders`).
-    fn relations(&self, written: &str) -> Vec<&Arc<Relation>> {
-        let (schema, name) = split(written);
-        self.relations
-            .get(name)
-            .map(|all| {
-                all.iter()
-                    .filter(|r| schema.is_none_or(|s| s == r.schema))
-                    .collect()
-            })
-            .unwrap_or_default()
+    pub(crate) fn relations(&self, written: &str) -> Vec<&Arc<Relation>> {
+        candidates(&self.relations, written, |r| &r.schema)
     }
 
     fn functions(&self, written: &str) -> Vec<&Function> {
-        let (schema, name) = split(written);
-        self.functions
-            .get(name)
-            .map(|all| {
-                all.iter()
-                    .filter(|f| schema.is_none_or(|s| s == f.schema))
-                    .collect()
-            })
-            .unwrap_or_default()
+        candidates(&self.functions, written, |f| &f.schema)
     }
 
     /// What `statement` reaches through the catalog. `safe` lists functions the connection
@@ -195,31 +183,12 @@ impl Catalog {
         out
     }
 
-    /// Whether every relation and function `statement` names is known (else one reload is
-    /// due: it may have been created since the last read).
-    pub(crate) fn knows_all(&self, statement: &Statement) -> bool {
-        let relations = statement.tables.iter().all(|t| {
-            let (_, name) = split(t);
-            self.system.contains(name) || !self.relations(t).is_empty()
-        });
-        relations
-            && statement.functions.iter().all(|f| {
-                let (_, name) = split(f);
-                self.builtins.contains(name) || !self.functions(f).is_empty()
-            })
-    }
-
     /// How many relations and user functions it holds.
     pub(crate) fn counts(&self) -> (usize, usize) {
         (
             self.relations.values().map(Vec::len).sum(),
             self.functions.values().map(Vec::len).sum(),
         )
-    }
-
-    /// The relation a lineage source names, for following view columns.
-    pub(crate) fn relation(&self, written: &str) -> Vec<&Arc<Relation>> {
-        self.relations(written)
     }
 }
 
@@ -245,7 +214,10 @@ impl Walk<'_> {
             self.table(t, writes, depth);
         }
         for f in &s.functions {
-            self.function(f);
+            let (_, name) = split(f);
+            if !self.function(f) && !self.catalog.builtins.contains(name) {
+                self.out.unknown = true;
+            }
         }
         // `t.f` is `f(t)` when `t` has no column `f`: a one-argument user function of that
         // name counts as called (a column of the same name makes this err on the safe side).
@@ -309,11 +281,14 @@ impl Walk<'_> {
         }
     }
 
-    fn function(&mut self, written: &str) {
+    /// Counts a call of `written`; whether a user function of that name exists.
+    fn function(&mut self, written: &str) -> bool {
         if !self.functions.insert(written.to_owned()) {
-            return;
+            return true;
         }
-        for f in self.catalog.functions(written) {
+        let found = self.catalog.functions(written);
+        let known = !found.is_empty();
+        for f in found {
             let qualified = f.qualified();
             self.out.user_functions.push(qualified.clone());
             let safe = self
@@ -326,6 +301,7 @@ impl Walk<'_> {
                 self.out.opaque_reads = true;
             }
         }
+        known
     }
 }
 
@@ -334,6 +310,22 @@ fn split(written: &str) -> (Option<&str>, &str) {
     let mut parts = written.rsplitn(3, '.');
     let name = parts.next().unwrap_or(written);
     (parts.next(), name)
+}
+
+/// The entries of `map` a name as written stands for: every schema's when it names none.
+fn candidates<'a, T>(
+    map: &'a HashMap<String, Vec<T>>,
+    written: &str,
+    schema: impl Fn(&T) -> &str,
+) -> Vec<&'a T> {
+    let (wanted, name) = split(written);
+    map.get(name)
+        .map(|all| {
+            all.iter()
+                .filter(|e| wanted.is_none_or(|w| w == schema(e)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// How much an action can do, for taking the strongest of a statement and what it sets off.
@@ -361,14 +353,11 @@ fn action_of(rank: u8) -> &'static str {
 }
 
 /// A statement's catalog reading, applied to what the policy sees.
-#[derive(Debug)]
-pub(crate) struct Resolution(pub(crate) Resolved);
-
-impl Resolution {
+impl Resolved {
     /// The statement as decided: its action raised to what it sets off.
     pub(crate) fn statement(&self, statement: &Statement) -> Statement {
         let mut s = statement.clone();
-        if let Some(action) = self.0.action {
+        if let Some(action) = self.action {
             s.action = action;
             s.modifies_data = true;
         }
@@ -385,7 +374,7 @@ impl Resolution {
         else {
             return facts;
         };
-        let r = &self.0;
+        let r = self;
         let mut tables: Vec<String> = sql
             .get("tables")
             .and_then(serde_json::Value::as_array)
@@ -414,8 +403,10 @@ impl Resolution {
 
 /// The catalog of one connection: the current snapshot and when to read it again.
 pub(crate) struct CatalogCache {
-    current: std::sync::Mutex<Option<Arc<Catalog>>>,
-    stale: std::sync::atomic::AtomicBool,
+    /// Read by every statement that names something, without a lock.
+    current: ArcSwapOption<Catalog>,
+    stale: AtomicBool,
+    /// One read at a time.
     loading: Mutex<()>,
     refresh: Duration,
 }
@@ -426,8 +417,8 @@ const UNKNOWN_RELOAD: Duration = Duration::from_secs(1);
 impl CatalogCache {
     pub(crate) fn new(refresh: Duration) -> Self {
         Self {
-            current: std::sync::Mutex::new(None),
-            stale: std::sync::atomic::AtomicBool::new(false),
+            current: ArcSwapOption::empty(),
+            stale: AtomicBool::new(false),
             loading: Mutex::new(()),
             refresh,
         }
@@ -436,89 +427,76 @@ impl CatalogCache {
     /// The next statement that needs the catalog reads it again first (DDL ran, or
     /// `portcullis connections refresh`).
     pub(crate) fn invalidate(&self) {
-        self.stale.store(true, std::sync::atomic::Ordering::Release);
+        self.stale.store(true, Ordering::Release);
     }
 
     pub(crate) fn snapshot(&self) -> Option<Arc<Catalog>> {
-        self.current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.current.load_full()
     }
 
     /// Whether a read is due: none yet, invalidated, older than the refresh interval, or
     /// (`unknown`) a name it does not know and at least a second old.
     fn due(&self, unknown: bool) -> bool {
-        let Some(c) = self.snapshot() else {
+        let Some(c) = &*self.current.load() else {
             return true;
         };
         let age = c.loaded_at.map_or(Duration::MAX, |at| at.elapsed());
-        self.stale.load(std::sync::atomic::Ordering::Acquire)
+        self.stale.load(Ordering::Acquire)
             || age >= self.refresh
             || (unknown && age >= UNKNOWN_RELOAD)
     }
 
-    fn store(&self, loaded: Result<Catalog, PgError>) {
-        match loaded {
+    /// Reads the catalog with `read` (one read at a time; `when` says whether one is still
+    /// due once it is this caller's turn) and keeps it; a failure keeps the last snapshot
+    /// and leaves a read due.
+    async fn read_with<F>(
+        &self,
+        when: impl Fn() -> bool,
+        read: F,
+    ) -> Option<Result<Arc<Catalog>, PgError>>
+    where
+        F: std::future::Future<Output = Result<Catalog, PgError>>,
+    {
+        let _one = self.loading.lock().await;
+        if !when() {
+            return None;
+        }
+        self.stale.store(false, Ordering::Release);
+        let loaded = tokio::time::timeout(LOAD_TIMEOUT, read)
+            .await
+            .unwrap_or_else(|_| Err(PgError::Catalog("reading the catalog timed out".into())));
+        Some(match loaded {
             Ok(c) => {
-                *self
-                    .current
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(c));
+                let c = Arc::new(c);
+                self.current.store(Some(c.clone()));
+                Ok(c)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "reading the connection's catalog failed; keeping the last one read");
                 self.invalidate();
+                Err(e)
             }
-        }
+        })
     }
 
     /// At session start, on the session's own server connection (so reading it never waits
     /// for one): reads the catalog when a read is due.
     pub(crate) async fn load_on(&self, up: &mut Upstream) {
-        if !self.due(false) {
-            return;
+        if self.due(false) {
+            self.read_with(|| self.due(false), read(up)).await;
         }
-        let _one = self.loading.lock().await;
-        if !self.due(false) {
-            return;
-        }
-        self.stale
-            .store(false, std::sync::atomic::Ordering::Release);
-        let loaded = tokio::time::timeout(LOAD_TIMEOUT, read(up))
-            .await
-            .unwrap_or_else(|_| Err(PgError::Catalog("reading the catalog timed out".into())));
-        self.store(loaded);
     }
 
     /// Reads the catalog now (`portcullis connections refresh`), over a connection of the
-    /// target's pool; on failure the next statement tries again.
+    /// target's pool.
     pub(crate) async fn reload(
         &self,
         target: &TargetRt,
         limits: portcullis_pgwire::Limits,
     ) -> Result<Arc<Catalog>, PgError> {
-        self.invalidate();
-        let _one = self.loading.lock().await;
-        self.stale
-            .store(false, std::sync::atomic::Ordering::Release);
-        let loaded = tokio::time::timeout(LOAD_TIMEOUT, load(target, limits))
+        self.read_with(|| true, load(target, limits))
             .await
-            .unwrap_or_else(|_| Err(PgError::Catalog("reading the catalog timed out".into())));
-        match loaded {
-            Ok(c) => {
-                let c = Arc::new(c);
-                *self
-                    .current
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c.clone());
-                Ok(c)
-            }
-            Err(e) => {
-                self.invalidate();
-                Err(e)
-            }
-        }
+            .unwrap_or_else(|| Err(PgError::Catalog("no read happened".into())))
     }
 
     /// The snapshot to decide with, read again first (over a connection of the target's
@@ -531,23 +509,14 @@ impl CatalogCache {
         unknown: bool,
     ) -> Option<Arc<Catalog>> {
         if self.due(unknown) {
-            let _one = self.loading.lock().await;
-            if self.due(unknown) {
-                self.stale
-                    .store(false, std::sync::atomic::Ordering::Release);
-                let loaded = tokio::time::timeout(LOAD_TIMEOUT, load(target, limits))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(PgError::Catalog("reading the catalog timed out".into()))
-                    });
-                self.store(loaded);
-            }
+            self.read_with(|| self.due(unknown), load(target, limits))
+                .await;
         }
         self.snapshot()
     }
 }
 
-const RELATIONS: &str = "SELECT n.nspname, c.relname, NULL, \
+const RELATIONS: &str = "SELECT n.nspname, c.relname, \
      CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END, \
      (SELECT array_to_json(array_agg(a.attname ORDER BY a.attnum))::text FROM pg_attribute a \
       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) \
@@ -624,37 +593,49 @@ async fn load(target: &TargetRt, limits: portcullis_pgwire::Limits) -> Result<Ca
 
 /// Reads the catalog over `up`, which is idle and stays so.
 async fn read(up: &mut Upstream) -> Result<Catalog, PgError> {
-    let relations = query(up, RELATIONS).await?;
-    let functions = query(up, FUNCTIONS).await?;
-    let triggers = query(up, TRIGGERS).await?;
-    let rules = query(up, RULES).await?;
-    let builtins = query(up, BUILTINS).await?;
-    let operators = query(up, OPERATORS).await?;
-    let depends = query(up, DEPENDS).await?;
-    let labels = query(up, LABELS).await?;
-    let system = query(up, SYSTEM_RELATIONS).await?;
-    let mut catalog = build(relations, functions, triggers, rules);
-    catalog.add_dependencies(operators, depends);
-    catalog.add_labels(labels);
-    catalog.system = system
-        .into_iter()
-        .filter_map(|row| row.into_iter().next().flatten())
-        .collect();
-    catalog.builtins = builtins
-        .into_iter()
-        .filter_map(|row| row.into_iter().next().flatten())
-        .collect();
-    Ok(catalog)
+    Ok(build(Reads {
+        relations: query(up, RELATIONS).await?,
+        functions: query(up, FUNCTIONS).await?,
+        triggers: query(up, TRIGGERS).await?,
+        rules: query(up, RULES).await?,
+        builtins: query(up, BUILTINS).await?,
+        operators: query(up, OPERATORS).await?,
+        depends: query(up, DEPENDS).await?,
+        labels: query(up, LABELS).await?,
+        system: query(up, SYSTEM_RELATIONS).await?,
+    }))
 }
 
 type Rows = Vec<Vec<Option<String>>>;
 
-fn build(relations: Rows, functions: Rows, triggers: Rows, rules: Rows) -> Catalog {
+/// What each catalog query returned, a row per entry in the queries' column order.
+#[derive(Default)]
+struct Reads {
+    relations: Rows,
+    functions: Rows,
+    triggers: Rows,
+    rules: Rows,
+    builtins: Rows,
+    operators: Rows,
+    depends: Rows,
+    labels: Rows,
+    system: Rows,
+}
+
+/// Column `i` of a row (`None`: SQL NULL or no such column).
+fn cell(row: &[Option<String>], i: usize) -> Option<String> {
+    row.get(i).cloned().flatten()
+}
+
+fn text(row: &[Option<String>], i: usize) -> String {
+    cell(row, i).unwrap_or_default()
+}
+
+fn build(reads: Reads) -> Catalog {
     let opts = Options::default();
-    let text = |row: &[Option<String>], i: usize| row.get(i).cloned().flatten().unwrap_or_default();
     let mut by_key: HashMap<(String, String), Relation> = HashMap::new();
-    for row in &relations {
-        let view = row.get(3).cloned().flatten().map(|def| {
+    for row in &reads.relations {
+        let view = cell(row, 2).map(|def| {
             let c = portcullis_sql::classify(&def, &opts);
             Arc::new(c.statements.into_iter().next().unwrap_or_else(|| {
                 // An empty definition reads nothing.
@@ -666,30 +647,49 @@ fn build(relations: Rows, functions: Rows, triggers: Rows, rules: Rows) -> Catal
         let rel = Relation {
             schema: text(row, 0),
             name: text(row, 1),
-            columns: serde_json::from_str(&text(row, 4)).unwrap_or_default(),
+            columns: serde_json::from_str(&text(row, 3)).unwrap_or_default(),
             view,
             ..Relation::default()
         };
         by_key.insert((rel.schema.clone(), rel.name.clone()), rel);
     }
-    for row in &triggers {
-        if let Some(rel) = by_key.get_mut(&(text(row, 0), text(row, 1))) {
-            rel.triggers.push(Trigger {
-                name: text(row, 2),
-                function: text(row, 3),
-            });
+    // Every other per-relation query starts with the relation's schema and name.
+    let mut each = |rows: &Rows, add: &mut dyn FnMut(&mut Relation, &[Option<String>])| {
+        for row in rows {
+            if let Some(rel) = by_key.get_mut(&(text(row, 0), text(row, 1))) {
+                add(rel, row);
+            }
         }
-    }
-    for row in &rules {
-        if let Some(rel) = by_key.get_mut(&(text(row, 0), text(row, 1))) {
-            rel.rules.push(Rule {
-                name: text(row, 2),
-                actions: rule_actions(&text(row, 3), &opts),
-            });
-        }
-    }
+    };
+    each(&reads.triggers, &mut |rel, row| {
+        rel.triggers.push(Trigger {
+            name: text(row, 2),
+            function: text(row, 3),
+        });
+    });
+    each(&reads.rules, &mut |rel, row| {
+        rel.rules.push(Rule {
+            name: text(row, 2),
+            actions: rule_actions(&text(row, 3), &opts),
+        });
+    });
+    each(
+        &reads.depends,
+        &mut |rel, row| match text(row, 3).as_str() {
+            "r" => rel.read_functions.push(text(row, 2)),
+            _ => rel.write_functions.push(text(row, 2)),
+        },
+    );
+    each(&reads.labels, &mut |rel, row| {
+        rel.sensitive.insert(text(row, 2), cell(row, 3));
+    });
+    let firsts = |rows: Rows| -> HashSet<String> {
+        rows.into_iter().filter_map(|row| cell(&row, 0)).collect()
+    };
     let mut catalog = Catalog {
         loaded_at: Some(Instant::now()),
+        builtins: firsts(reads.builtins),
+        system: firsts(reads.system),
         ..Catalog::default()
     };
     for rel in by_key.into_values() {
@@ -699,7 +699,7 @@ fn build(relations: Rows, functions: Rows, triggers: Rows, rules: Rows) -> Catal
             .or_default()
             .push(Arc::new(rel));
     }
-    for row in &functions {
+    for row in &reads.functions {
         let f = Function {
             schema: text(row, 0),
             name: text(row, 1),
@@ -714,54 +714,14 @@ fn build(relations: Rows, functions: Rows, triggers: Rows, rules: Rows) -> Catal
             .or_default()
             .push(f);
     }
+    for row in &reads.operators {
+        catalog
+            .operators
+            .entry(text(row, 0))
+            .or_default()
+            .push(text(row, 1));
+    }
     catalog
-}
-
-impl Catalog {
-    /// Columns marked sensitive by their comments.
-    fn add_labels(&mut self, labels: Rows) {
-        let text = |row: &[Option<String>], i: usize| row.get(i).cloned().flatten();
-        for row in &labels {
-            let (Some(schema), Some(name), Some(column)) =
-                (text(row, 0), text(row, 1), text(row, 2))
-            else {
-                continue;
-            };
-            for rel in self.relations.get_mut(&name).into_iter().flatten() {
-                if rel.schema == schema {
-                    Arc::make_mut(rel)
-                        .sensitive
-                        .insert(column.clone(), text(row, 3));
-                }
-            }
-        }
-    }
-
-    /// User operators' functions, and the functions relations' defaults, checks and
-    /// row-level security policies run.
-    fn add_dependencies(&mut self, operators: Rows, depends: Rows) {
-        let text =
-            |row: &[Option<String>], i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-        for row in &operators {
-            self.operators
-                .entry(text(row, 0))
-                .or_default()
-                .push(text(row, 1));
-        }
-        for row in &depends {
-            let (schema, name, function) = (text(row, 0), text(row, 1), text(row, 2));
-            let Some(all) = self.relations.get_mut(&name) else {
-                continue;
-            };
-            for rel in all.iter_mut().filter(|r| r.schema == schema) {
-                let rel = Arc::make_mut(rel);
-                match text(row, 3).as_str() {
-                    "r" => rel.read_functions.push(function.clone()),
-                    _ => rel.write_functions.push(function.clone()),
-                }
-            }
-        }
-    }
 }
 
 /// The statements a rule runs: `CREATE RULE r AS ON INSERT TO t DO ALSO (a; b)` gives `a` and

@@ -59,6 +59,16 @@ pub(crate) struct Admitted {
     pub(crate) catalog: Option<Arc<crate::catalog::Catalog>>,
 }
 
+impl Admitted {
+    /// Its lineage with the catalog it was decided with, for masking its results.
+    pub(crate) fn followed(&self) -> Option<crate::mask::Followed> {
+        Some(crate::mask::Followed {
+            lineage: self.lineage.clone()?,
+            catalog: self.catalog.clone(),
+        })
+    }
+}
+
 /// What each statement's `EXECUTE name` or `FETCH`/`MOVE ... name` refers to, following the
 /// statements of the same message in order: `DEALLOCATE q; PREPARE q AS DELETE ...; EXECUTE
 /// q` runs the DELETE, not the statement `q` named before the message, and a cursor declared
@@ -276,7 +286,7 @@ impl Enforcer<'_> {
     async fn resolve(
         &self,
         statement: &Statement,
-    ) -> Result<Option<(crate::catalog::Resolution, Arc<crate::catalog::Catalog>)>, Denial> {
+    ) -> Result<Option<(crate::catalog::Resolved, Arc<crate::catalog::Catalog>)>, Denial> {
         let Some(c) = &self.catalog else {
             return Ok(None);
         };
@@ -286,28 +296,22 @@ impl Enforcer<'_> {
         {
             return Ok(None);
         }
-        let cache = &c.target.catalog;
-        let mut catalog = cache.current(c.target, c.limits, false).await;
-        if catalog.as_ref().is_some_and(|k| !k.knows_all(statement)) {
+        let (cache, safe) = (&c.target.catalog, &c.target.target.safe_functions);
+        let Some(mut catalog) = cache.current(c.target, c.limits, false).await else {
+            return Err(catalog_unavailable());
+        };
+        let mut resolved = catalog.resolve(statement, safe);
+        if resolved.unknown {
             // A name it does not know: one more read (at most one a second), then the
             // statement is decided with what is known.
-            catalog = cache.current(c.target, c.limits, true).await;
+            if let Some(newer) = cache.current(c.target, c.limits, true).await
+                && !Arc::ptr_eq(&newer, &catalog)
+            {
+                resolved = newer.resolve(statement, safe);
+                catalog = newer;
+            }
         }
-        let Some(catalog) = catalog else {
-            return Err(Denial {
-                sqlstate: "58000",
-                message: "portcullis: the connection's catalog could not be read, so what this \
-                          statement reaches cannot be checked"
-                    .into(),
-                detail: Some("code: catalog_unavailable".into()),
-                hint: Some(
-                    "retry shortly; if it persists, tell the operator (the gateway log says why)"
-                        .into(),
-                ),
-            });
-        };
-        let resolved = catalog.resolve(statement, &c.target.target.safe_functions);
-        Ok(Some((crate::catalog::Resolution(resolved), catalog)))
+        Ok(Some((resolved, catalog)))
     }
 
     /// A write that would store values made of a sensitive column in a column that is not
@@ -325,21 +329,11 @@ impl Enforcer<'_> {
         if !statement.modifies_data && statement.action != ids::DDL {
             return None;
         }
-        let mut masks = self.read_masks(facts);
-        masks.extend(self.masking.profile.map(str::to_owned));
-        if masks.is_empty() {
+        // Masked as a read with these facts would be (none: nothing to launder from).
+        let Ok(Some(masker)) = self.masker(self.read_masks(facts)).await else {
             return None;
-        }
+        };
         let lineage = statement.lineage()?;
-        if lineage.stored.is_empty() {
-            return None;
-        }
-        masks.sort();
-        masks.dedup();
-        if self.unmasked().await {
-            return None;
-        }
-        let masker = self.masking.maskers.get(&masks).ok()?;
         let laundered = lineage.stored.iter().find(|s| {
             crate::mask::derived_plan(&masker, catalog, &s.sources).is_some()
                 && !crate::mask::column_sensitive(
@@ -409,7 +403,7 @@ impl Enforcer<'_> {
             facts,
             command: Some(command),
         };
-        match self
+        let (masks, review, seq) = match self
             .pipeline
             .decide_audited(self.principal, &ask, self.origin)
             .await
@@ -417,20 +411,7 @@ impl Enforcer<'_> {
             Ok(Decided {
                 decision: Decision::Allow { masks, .. },
                 seq,
-            }) => {
-                let masker = self
-                    .masker(self.with_read_masks(statement, facts, masks))
-                    .await?;
-                Ok(Arc::new(Admitted {
-                    seq,
-                    command: command.to_owned(),
-                    action: statement.action,
-                    lineage: masker.as_ref().and_then(|_| statement.lineage()),
-                    masker,
-                    review: None,
-                    catalog,
-                }))
-            }
+            }) => (masks, None, seq),
             Ok(Decided {
                 decision:
                     Decision::RequireApproval {
@@ -441,28 +422,31 @@ impl Enforcer<'_> {
                     },
                 seq,
             }) if self.holder.reviews.is_some() => {
-                let masker = self
-                    .masker(self.with_read_masks(statement, facts, masks))
-                    .await?;
-                Ok(Arc::new(Admitted {
-                    seq,
-                    command: command.to_owned(),
+                let review = Arc::new(NeedsReview {
                     action: statement.action,
-                    lineage: masker.as_ref().and_then(|_| statement.lineage()),
-                    masker,
-                    review: Some(Arc::new(NeedsReview {
-                        action: statement.action,
-                        display: statement.normalized.clone(),
-                        policies,
-                        reviewers,
-                        approvals,
-                    })),
-                    catalog,
-                }))
+                    display: statement.normalized.clone(),
+                    policies,
+                    reviewers,
+                    approvals,
+                });
+                (masks, Some(review), seq)
             }
-            Ok(d) => Err(denied(&d.decision, statement, &self.target.name)),
-            Err(refusal) => Err(refused(&refusal)),
-        }
+            Ok(d) => return Err(denied(&d.decision, statement, &self.target.name)),
+            Err(refusal) => return Err(refused(&refusal)),
+        };
+        let masker = self
+            .masker(self.with_read_masks(statement, facts, masks))
+            .await?;
+        Ok(Arc::new(Admitted {
+            seq,
+            command: command.to_owned(),
+            action: statement.action,
+            // Lineage costs about a parse: only a masked statement needs it.
+            lineage: masker.as_ref().and_then(|_| statement.lineage()),
+            masker,
+            review,
+            catalog,
+        }))
     }
 
     /// Data leaves through every statement, not only reads: the rows a write RETURNs, and
@@ -788,6 +772,21 @@ fn refused(refusal: &Refusal) -> Denial {
         message: format!("portcullis: statement refused: {}", refusal.code()),
         detail: None,
         hint: Some(refusal.hint().to_owned()),
+    }
+}
+
+/// A statement that names something the connection's catalog must show, which could never be
+/// read (fail closed).
+fn catalog_unavailable() -> Denial {
+    Denial {
+        sqlstate: "58000",
+        message: "portcullis: the connection's catalog could not be read, so what this \
+                  statement reaches cannot be checked"
+            .into(),
+        detail: Some("code: catalog_unavailable".into()),
+        hint: Some(
+            "retry shortly; if it persists, tell the operator (the gateway log says why)".into(),
+        ),
     }
 }
 

@@ -92,12 +92,12 @@ pub(super) async fn describe(exec: &PgExec, req: ExecRequest) -> Result<Describe
             ) else {
                 return false;
             };
-            let resolved = catalog.as_ref().map(|c| {
-                crate::catalog::Resolution(c.resolve(statement, &target.target.safe_functions))
-            });
+            let resolved = catalog
+                .as_ref()
+                .map(|c| c.resolve(statement, &target.target.safe_functions));
             let (action, facts) = match &resolved {
                 Some(r) => (
-                    r.0.action.unwrap_or(statement.action),
+                    r.action.unwrap_or(statement.action),
                     std::borrow::Cow::Owned(r.facts(facts)),
                 ),
                 None => (statement.action, std::borrow::Cow::Borrowed(facts)),

@@ -136,12 +136,7 @@ impl ExecDoor for PgExec {
 
     async fn refresh(&self, connection: &str) -> Result<serde_json::Value, ExecRefusal> {
         let Some(target) = self.door.targets.get(connection) else {
-            return Err(ExecRefusal::new(
-                "connection_unknown",
-                404,
-                format!("no connection named {connection:?}"),
-                "name one of the gateway's connections",
-            ));
+            return Err(ExecRefusal::unknown_connection(connection));
         };
         match target.catalog.reload(target, self.door.limits).await {
             Ok(c) => {

@@ -13,8 +13,6 @@
 
 use std::borrow::Cow;
 
-use std::sync::Arc;
-
 use portcullis_masking::{ColumnPlan, Counts, Masked, Masker};
 
 use super::types;
@@ -25,9 +23,6 @@ const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// The largest tuple held while waiting for the rest of it (PostgreSQL's own limit on a
 /// field is 1 GiB, but a result row that large cannot be masked in memory here).
 const MAX_TUPLE: usize = 256 << 20;
-
-/// Per field of a tuple, the whole-value plan that makes it NULL.
-pub(crate) type Wholes = Arc<[Option<ColumnPlan>]>;
 
 /// Why a binary COPY cannot pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,10 +63,10 @@ impl BinaryCopy {
 
     /// As `push`, with `whole(n)` giving, for tuples of `n` fields, the fields that become
     /// NULL whatever they hold (made of a sensitive column, by the statement's lineage).
-    pub(crate) fn push_with(
+    pub(crate) fn push_with<'w>(
         &mut self,
         masker: &Masker,
-        whole: &dyn Fn(usize) -> Option<Wholes>,
+        whole: &dyn Fn(usize) -> Option<&'w [Option<ColumnPlan>]>,
         data: &[u8],
         counts: &mut Counts,
     ) -> Result<Vec<u8>, Refused> {
@@ -144,9 +139,9 @@ fn header(b: &[u8]) -> Result<Option<Used>, Refused> {
 
 /// One tuple: `Int16` field count (-1 ends the data), then per field an `Int32` length (-1
 /// for NULL) and its bytes.
-fn tuple(
+fn tuple<'w>(
     masker: &Masker,
-    whole: &dyn Fn(usize) -> Option<Wholes>,
+    whole: &dyn Fn(usize) -> Option<&'w [Option<ColumnPlan>]>,
     b: &[u8],
     counts: &mut Counts,
     out: &mut Vec<u8>,
@@ -182,7 +177,7 @@ fn tuple(
         };
         at += len;
         if let Some(ColumnPlan::Whole { entity, .. }) =
-            wholes.as_ref().and_then(|w| w.get(i).cloned().flatten())
+            wholes.and_then(|w| w.get(i).copied().flatten())
         {
             counts.add(entity, 1);
             fields.push(Some(Cow::Owned(Vec::new())));

@@ -46,7 +46,7 @@ fn derived(
     for t in &sources.whole_rows {
         // A whole row is as sensitive as its most sensitive column; one whose columns are
         // not known is taken as sensitive.
-        let relations = catalog.map(|c| c.relation(t)).unwrap_or_default();
+        let relations = catalog.map(|c| c.relations(t)).unwrap_or_default();
         if relations.is_empty() {
             return Some(masker.whole(Entity::GenericSecret));
         }
@@ -87,7 +87,7 @@ fn column(
         return Some(plan);
     }
     let catalog = catalog?;
-    for rel in catalog.relation(t) {
+    for rel in catalog.relations(t) {
         if let Some(label) = rel.sensitive.get(name) {
             // Marked by its comment: the entity it names, else a generic secret.
             let entity = label
@@ -100,7 +100,7 @@ fn column(
     if depth >= MAX_VIEW_DEPTH {
         return None;
     }
-    for rel in catalog.relation(t) {
+    for rel in catalog.relations(t) {
         let Some(lineage) = rel.view.as_ref().and_then(|v| v.lineage()) else {
             continue;
         };
@@ -161,9 +161,6 @@ pub(crate) fn mask_copy_row(
     counts: &mut Counts,
 ) -> Option<Vec<u8>> {
     let spans = split_row(format, row);
-    if !plans.iter().any(Option::is_some) {
-        return None;
-    }
     let mut out = Vec::with_capacity(row.len());
     let mut last = 0;
     let mut changed = false;
@@ -310,6 +307,29 @@ mod tests {
             &m,
             &lineage("SELECT id, name FROM members")
         ));
+    }
+
+    /// The README's example, as the default profile answers it.
+    #[test]
+    fn the_readme_example_answers_as_it_says() {
+        let m = masker();
+        let l = lineage("SELECT id, reverse(email) AS r, substr(card, 1, 8) FROM customers");
+        let plans = column_plans(&m, &l, &["id", "r", "substr"]);
+        let shown: Vec<String> = [
+            ("1", &plans[0]),
+            ("moc.elpmaxe@ada", &plans[1]),
+            ("41111111", &plans[2]),
+        ]
+        .iter()
+        .map(|(v, p)| match p {
+            None => (*v).to_owned(),
+            Some(p) => match m.mask_value(p, v.as_bytes(), &mut Counts::default()) {
+                Masked::Replaced(r) => String::from_utf8(r).unwrap(),
+                other => format!("{other:?}"),
+            },
+        })
+        .collect();
+        assert_eq!(shown, ["1", "[EMAIL]", "[CREDIT_CARD]"]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub(crate) use lineage::{Followed, column_sensitive, derived_plan, reads_sensiti
 pub(crate) use report::{mask_notification, mask_report};
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use portcullis_masking::{ColumnPlan, Counts, Masked, Masker, ProfileSpec};
@@ -112,9 +112,11 @@ pub(crate) struct ResultPlan {
     masker: Masker,
     columns: Vec<Column>,
     /// Where the statement's columns come from, for a result without a description (COPY,
-    /// a portal never described): their plans by position, computed at the first row.
+    /// a portal never described): their plans by position, computed at the first row (every
+    /// row of a result has as many columns); `None` inside when no column needs one, so the
+    /// rows after the first cost nothing.
     lineage: Option<Followed>,
-    by_position: Mutex<Option<Arc<[Option<ColumnPlan>]>>>,
+    by_position: OnceLock<Option<Box<[Option<ColumnPlan>]>>>,
 }
 
 impl ResultPlan {
@@ -145,7 +147,7 @@ impl ResultPlan {
                 let own = masker.column(&f.name, type_name);
                 let plan = match (
                     &own,
-                    derived.as_ref().and_then(|d| d.get(i).cloned().flatten()),
+                    derived.as_ref().and_then(|d| d.get(i).copied().flatten()),
                 ) {
                     (ColumnPlan::Whole { .. }, _) | (_, None) => own,
                     (_, Some(derived)) => derived,
@@ -162,24 +164,20 @@ impl ResultPlan {
             masker,
             columns,
             lineage,
-            by_position: Mutex::new(None),
+            by_position: OnceLock::new(),
         }
     }
 
-    /// The lineage plans of a result of `n` columns that has no description.
-    fn positional(&self, n: usize) -> Option<Arc<[Option<ColumnPlan>]>> {
+    /// The lineage plans of a result that has no description, its column count given by
+    /// `columns` (asked once, at the first row); `None` when no column needs one.
+    fn positional(&self, columns: impl FnOnce() -> usize) -> Option<&[Option<ColumnPlan>]> {
         let lineage = self.lineage.as_ref()?;
-        let mut cached = self
-            .by_position
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(plans) = cached.as_ref().filter(|p| p.len() == n) {
-            return Some(plans.clone());
-        }
-        let plans: Arc<[Option<ColumnPlan>]> =
-            lineage::column_plans(&self.masker, lineage, &vec![""; n]).into();
-        *cached = Some(plans.clone());
-        Some(plans)
+        self.by_position
+            .get_or_init(|| {
+                let plans = lineage::column_plans(&self.masker, lineage, &vec![""; columns()]);
+                plans.iter().any(Option::is_some).then(|| plans.into())
+            })
+            .as_deref()
     }
 
     /// The masker every column of this result uses.
@@ -194,7 +192,7 @@ impl ResultPlan {
             masker,
             columns: Vec::new(),
             lineage,
-            by_position: Mutex::new(None),
+            by_position: OnceLock::new(),
         }
     }
 
@@ -208,14 +206,12 @@ impl ResultPlan {
         let mut out: Vec<Option<Masked<'_>>> = Vec::with_capacity(values.len());
         let mut changed = false;
         let positional = if self.columns.is_empty() {
-            self.positional(values.len())
+            self.positional(|| values.len())
         } else {
             None
         };
         for (i, v) in values.iter().enumerate() {
-            let whole = positional
-                .as_ref()
-                .and_then(|p| p.get(i).cloned().flatten());
+            let whole = positional.and_then(|p| p.get(i).copied().flatten());
             let masked = v.as_deref().map(|v| match &whole {
                 // No description: the value's type is unknown, so it cannot take text.
                 Some(plan) => {
@@ -379,14 +375,13 @@ impl ResultPlan {
 
     fn copy_fields(&self, row: &[u8], counts: &mut Counts) -> Option<Vec<u8>> {
         let format = self.lineage.as_ref()?.lineage.copy?;
-        let n = lineage::field_count(&format, row);
-        let plans = self.positional(n)?;
-        lineage::mask_copy_row(&self.masker, &format, row, &plans, counts)
+        let plans = self.positional(|| lineage::field_count(&format, row))?;
+        lineage::mask_copy_row(&self.masker, &format, row, plans, counts)
     }
 
-    /// For a binary COPY of `n` fields: the fields made of a sensitive column.
-    pub(crate) fn copy_whole(&self, n: usize) -> Option<Arc<[Option<ColumnPlan>]>> {
-        self.positional(n)
+    /// For a binary COPY whose tuples have `n` fields: the fields made of a sensitive column.
+    pub(crate) fn copy_whole(&self, n: usize) -> Option<&[Option<ColumnPlan>]> {
+        self.positional(|| n)
     }
 }
 

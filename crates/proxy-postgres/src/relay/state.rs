@@ -715,11 +715,7 @@ impl Tracker {
 
     /// The lineage of the statement at the front of the response stream, if it has one.
     pub(crate) fn front_lineage(&self) -> Option<Followed> {
-        let a = self.front_pending()?.admitted.as_ref()?;
-        Some(Followed {
-            lineage: a.lineage.clone()?,
-            catalog: a.catalog.clone(),
-        })
+        self.front_pending()?.admitted.as_ref()?.followed()
     }
 
     fn front_pending(&self) -> Option<&Pending> {
@@ -762,13 +758,7 @@ impl Tracker {
         let (masker, lineage) = match self.front_pending() {
             Some(Pending {
                 admitted: Some(a), ..
-            }) => (
-                a.masker.clone(),
-                a.lineage.clone().map(|l| Followed {
-                    lineage: l,
-                    catalog: a.catalog.clone(),
-                }),
-            ),
+            }) => (a.masker.clone(), a.followed()),
             Some(Pending { admitted: None, .. }) | None => (fallback(), None),
         };
         let Some(masker) = masker else {
