@@ -346,6 +346,11 @@ pub mod frontend {
         buf.put_i32(4);
     }
 
+    pub fn flush(buf: &mut BytesMut) {
+        buf.put_u8(tag::FLUSH);
+        buf.put_i32(4);
+    }
+
     pub fn terminate(buf: &mut BytesMut) {
         buf.put_u8(tag::TERMINATE);
         buf.put_i32(4);

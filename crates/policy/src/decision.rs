@@ -11,6 +11,10 @@ pub enum Decision {
     Allow {
         policies: Vec<String>,
         masks: Vec<String>,
+        /// The tightest `@max_rows` of the determining permits: a write may change at most
+        /// this many rows.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_rows: Option<RowLimit>,
     },
     /// Hold the command until `approvals` members of `reviewers` approve. `policies` are the
     /// permits that asked for approval. Serialized as `"approval_required"`, like
@@ -21,6 +25,9 @@ pub enum Decision {
         reviewers: Vec<String>,
         approvals: u32,
         masks: Vec<String>,
+        /// As for [`Decision::Allow`], over every permit that matched.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_rows: Option<RowLimit>,
     },
     /// Refuse the command; `reason` and `hint` go to the agent and the audit.
     Deny {
@@ -29,6 +36,13 @@ pub enum Decision {
         reason: String,
         hint: String,
     },
+}
+
+/// A bound on the rows one write may change, and the permit that set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowLimit {
+    pub max: u64,
+    pub policy: String,
 }
 
 /// Why a command was denied. Serialized as its [`DenyCode::code`], so the audit, the API and
@@ -81,6 +95,16 @@ impl Decision {
             Decision::Allow { policies, .. }
             | Decision::RequireApproval { policies, .. }
             | Decision::Deny { policies, .. } => policies,
+        }
+    }
+
+    /// The row limit an allowed (or held) command runs under.
+    pub fn max_rows(&self) -> Option<&RowLimit> {
+        match self {
+            Decision::Allow { max_rows, .. } | Decision::RequireApproval { max_rows, .. } => {
+                max_rows.as_ref()
+            }
+            Decision::Deny { .. } => None,
         }
     }
 

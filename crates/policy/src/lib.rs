@@ -24,7 +24,7 @@ mod verdict;
 mod tests;
 
 pub use compile::{PolicySource, Problem};
-pub use decision::{Decision, DenyCode};
+pub use decision::{Decision, DenyCode, RowLimit};
 pub use engine::PolicyEngine;
 pub use request::{ConnectionInfo, Request, Target};
 pub use schema::schema_text;

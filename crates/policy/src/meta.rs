@@ -6,6 +6,8 @@
 //! - `@approval("dba, security")`: on a permit, the groups whose members must approve.
 //! - `@approvals("2")`: on a permit with `@approval`, how many approvals are needed.
 //! - `@mask("profile, ...")`: on a permit, masking profiles applied to the answer.
+//! - `@max_rows("100")`: on a permit, the most rows one statement it allows may change; the
+//!   door checks the server's own count before the change can commit.
 
 use cedar_policy::{Effect, Policy};
 
@@ -19,6 +21,8 @@ pub(crate) struct PolicyMeta {
     pub(crate) approval: Vec<String>,
     pub(crate) approvals: u32,
     pub(crate) masks: Vec<String>,
+    /// From `@max_rows`: the most rows a write this permit allows may change.
+    pub(crate) max_rows: Option<u64>,
 }
 
 /// Reads the annotations of `policy`, named `id`; returns every misuse found.
@@ -33,6 +37,7 @@ pub(crate) fn read(id: String, policy: &Policy) -> Result<PolicyMeta, Vec<String
     only_on_permit("approval");
     only_on_permit("approvals");
     only_on_permit("mask");
+    only_on_permit("max_rows");
 
     let approval = list(policy, "approval", &mut errors);
     let masks = list(policy, "mask", &mut errors);
@@ -50,6 +55,15 @@ pub(crate) fn read(id: String, policy: &Policy) -> Result<PolicyMeta, Vec<String
             }
         },
     };
+    let max_rows = policy
+        .annotation("max_rows")
+        .and_then(|n| match n.trim().parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                errors.push(format!("@max_rows must be a whole number >= 0, got {n:?}"));
+                None
+            }
+        });
     if errors.is_empty() {
         Ok(PolicyMeta {
             id,
@@ -58,6 +72,7 @@ pub(crate) fn read(id: String, policy: &Policy) -> Result<PolicyMeta, Vec<String
             approval,
             approvals,
             masks,
+            max_rows,
         })
     } else {
         Err(errors)

@@ -113,6 +113,7 @@ fn decisions_serialize_with_their_outcome_and_code() {
         reviewers: vec!["dba".into()],
         approvals: 2,
         masks: vec![],
+        max_rows: None,
     };
     let value = serde_json::to_value(&approval).unwrap();
     assert_eq!(value["outcome"], approval.outcome());
@@ -133,8 +134,11 @@ fn decisions_serialize_with_their_outcome_and_code() {
     let allow = Decision::Allow {
         policies: vec![],
         masks: vec!["default".into()],
+        max_rows: None,
     };
-    assert_eq!(serde_json::to_value(&allow).unwrap()["outcome"], "allow");
+    let value = serde_json::to_value(&allow).unwrap();
+    assert_eq!(value["outcome"], "allow");
+    assert!(value.get("max_rows").is_none(), "no limit, no field");
 }
 
 /// `may_permit` reads scopes only: a conditional permit counts, a forbid does not remove it,

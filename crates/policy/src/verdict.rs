@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use cedar_policy::{PolicyId, Response};
 
-use crate::decision::{Decision, DenyCode};
+use crate::decision::{Decision, DenyCode, RowLimit};
 use crate::meta::PolicyMeta;
 use crate::request::Target;
 
@@ -124,6 +124,15 @@ fn allowed(permits: &[&PolicyMeta]) -> Decision {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    // Bounds add up too: the tightest one holds (ties name the first policy by id).
+    let max_rows = permits
+        .iter()
+        .filter_map(|m| m.max_rows.map(|max| (max, &m.id)))
+        .min()
+        .map(|(max, id)| RowLimit {
+            max,
+            policy: id.clone(),
+        });
     let asking: Vec<&PolicyMeta> = permits
         .iter()
         .copied()
@@ -133,6 +142,7 @@ fn allowed(permits: &[&PolicyMeta]) -> Decision {
         return Decision::Allow {
             policies: permits.iter().map(|m| m.id.clone()).collect(),
             masks,
+            max_rows,
         };
     }
     // Obligations add up: every matching permit that asks for approval is heard.
@@ -145,5 +155,6 @@ fn allowed(permits: &[&PolicyMeta]) -> Decision {
         reviewers: reviewers.into_iter().collect(),
         approvals: asking.iter().map(|m| m.approvals).max().unwrap_or(1),
         masks,
+        max_rows,
     }
 }

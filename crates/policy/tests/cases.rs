@@ -45,6 +45,8 @@ struct Case {
     expect_reviewers: Option<Vec<String>>,
     expect_approvals: Option<u32>,
     expect_masks: Option<Vec<String>>,
+    /// `"N by policy"` or `"none"`: the decision's `@max_rows` bound.
+    expect_max_rows: Option<String>,
     /// Substrings of the deny reason and hint.
     expect_reason: Option<String>,
     expect_hint: Option<String>,
@@ -185,6 +187,13 @@ fn compare(case: &Case, decision: &Decision) -> Vec<String> {
         format!("{:?}", case.expect_policies),
         format!("{:?}", decision.policies()),
     );
+    if let Some(want) = &case.expect_max_rows {
+        let got = decision.max_rows().map_or_else(
+            || "none".to_owned(),
+            |l| format!("{} by {}", l.max, l.policy),
+        );
+        expect("max_rows", want.clone(), got);
+    }
     match decision {
         Decision::Allow { masks, .. } => {
             if let Some(want) = &case.expect_masks {

@@ -69,6 +69,13 @@ fn principal(a: &PolicyCheckArgs) -> Principal {
     }
 }
 
+/// The `@max_rows` bound a decision carries, as a line of its own (empty without one).
+fn row_limit(d: &Decision) -> String {
+    d.max_rows().map_or_else(String::new, |l| {
+        format!("\n  max rows changed: {} (policy {})", l.max, l.policy)
+    })
+}
+
 fn render(d: &Decision) -> String {
     let list = |v: &[String]| {
         if v.is_empty() {
@@ -78,24 +85,28 @@ fn render(d: &Decision) -> String {
         }
     };
     match d {
-        Decision::Allow { policies, masks } => {
+        Decision::Allow {
+            policies, masks, ..
+        } => {
             let mut s = format!("allow\n  policies: {}", list(policies));
             if !masks.is_empty() {
                 s.push_str(&format!("\n  masks: {}", masks.join(", ")));
             }
-            s
+            s + &row_limit(d)
         }
         Decision::RequireApproval {
             policies,
             reviewers,
             approvals,
             ..
-        } => format!(
-            "approval required\n  policies: {}\n  reviewers: {} ({} approval(s))",
-            list(policies),
-            reviewers.join(", "),
-            approvals
-        ),
+        } => {
+            format!(
+                "approval required\n  policies: {}\n  reviewers: {} ({} approval(s))",
+                list(policies),
+                reviewers.join(", "),
+                approvals
+            ) + &row_limit(d)
+        }
         Decision::Deny {
             code,
             policies,

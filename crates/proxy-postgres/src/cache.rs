@@ -84,6 +84,7 @@ impl Classified {
             conforming_strings_off: false,
             database_wide: false,
             cursor: None,
+            counts_rows: false,
             lineage: portcullis_sql::LazyLineage::default(),
         };
         Arc::new(Self::new(Classification {

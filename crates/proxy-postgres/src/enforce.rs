@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use portcullis_audit::{Event, Who};
 use portcullis_identity::Principal;
 use portcullis_pipeline::{Ask, Decided, Origin, Pipeline, Refusal};
-use portcullis_policy::{ConnectionInfo, Decision, Target};
+use portcullis_policy::{ConnectionInfo, Decision, RowLimit, Target};
 use portcullis_sql::Statement;
 use serde_json::Value;
 
@@ -57,6 +57,9 @@ pub(crate) struct Admitted {
     pub(crate) lineage: Option<Arc<portcullis_sql::Lineage>>,
     /// The catalog it was decided with, for following view columns.
     pub(crate) catalog: Option<Arc<crate::catalog::Catalog>>,
+    /// The most rows it may change (`@max_rows`), set only on a statement that changes data:
+    /// the door checks the server's count before the change can commit.
+    pub(crate) row_limit: Option<RowLimit>,
 }
 
 impl Admitted {
@@ -403,15 +406,18 @@ impl Enforcer<'_> {
             facts,
             command: Some(command),
         };
-        let (masks, review, seq) = match self
+        let (masks, review, seq, row_limit) = match self
             .pipeline
             .decide_audited(self.principal, &ask, self.origin)
             .await
         {
             Ok(Decided {
-                decision: Decision::Allow { masks, .. },
+                decision:
+                    Decision::Allow {
+                        masks, max_rows, ..
+                    },
                 seq,
-            }) => (masks, None, seq),
+            }) => (masks, None, seq, max_rows),
             Ok(Decided {
                 decision:
                     Decision::RequireApproval {
@@ -419,6 +425,7 @@ impl Enforcer<'_> {
                         reviewers,
                         approvals,
                         masks,
+                        max_rows,
                     },
                 seq,
             }) if self.holder.reviews.is_some() => {
@@ -429,11 +436,20 @@ impl Enforcer<'_> {
                     reviewers,
                     approvals,
                 });
-                (masks, Some(review), seq)
+                (masks, Some(review), seq, max_rows)
             }
             Ok(d) => return Err(denied(&d.decision, statement, &self.target.name)),
             Err(refusal) => return Err(refused(&refusal)),
         };
+        // A bound matters only where rows change; where the server's count would not be
+        // every row changed, the statement is refused rather than run unbounded.
+        let row_limit = row_limit.filter(|_| statement.modifies_data);
+        if let Some(limit) = &row_limit
+            && !countable(statement, facts)
+        {
+            let denial = row_limit_unenforceable(limit);
+            return Err(self.refuse(statement.action, command, denial).await);
+        }
         let masker = self
             .masker(self.with_read_masks(statement, facts, masks))
             .await?;
@@ -446,6 +462,7 @@ impl Enforcer<'_> {
             masker,
             review,
             catalog,
+            row_limit,
         }))
     }
 
@@ -591,16 +608,27 @@ impl Enforcer<'_> {
                 c.target.catalog.invalidate();
             }
         }
+        let outcome = match (&done.exceeded, &done.sqlstate) {
+            (Some(_), _) => "refused",
+            (None, Some(_)) => "error",
+            (None, None) => "ok",
+        };
+        let mut data = serde_json::json!({
+            "decision_seq": done.admitted.as_ref().map(|a| a.seq),
+            "rows": done.rows,
+            "bytes": done.bytes,
+            "duration_us": u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX),
+            "sqlstate": done.sqlstate,
+            "masked": masked_counts(&done.masked),
+        });
+        if let Some(limit) = &done.exceeded {
+            data["row_limit"] =
+                serde_json::json!({"max": limit.max, "policy": limit.policy, "count": done.rows});
+        }
         let event = Event {
             kind: "statement.result".into(),
-            outcome: Some(
-                if done.sqlstate.is_some() {
-                    "error"
-                } else {
-                    "ok"
-                }
-                .into(),
-            ),
+            outcome: Some(outcome.into()),
+            reason_code: done.exceeded.as_ref().map(|_| "row_limit_exceeded".into()),
             who: Some(Who::from(self.principal)),
             connection: Some(self.target.name.clone()),
             protocol: Some(self.origin.protocol.into()),
@@ -608,14 +636,7 @@ impl Enforcer<'_> {
             run_id: self.origin.run_id.clone(),
             tool_call_id: self.origin.tool_call_id.clone(),
             action: done.admitted.as_ref().map(|a| a.action.to_owned()),
-            data: Some(serde_json::json!({
-                "decision_seq": done.admitted.as_ref().map(|a| a.seq),
-                "rows": done.rows,
-                "bytes": done.bytes,
-                "duration_us": u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX),
-                "sqlstate": done.sqlstate,
-                "masked": masked_counts(&done.masked),
-            })),
+            data: Some(data),
             ..Event::default()
         };
         self.pipeline.record_after(event).await;
@@ -694,6 +715,62 @@ fn detail(statement: &Statement) -> String {
             statement.action,
             statement.tables.join(", ")
         )
+    }
+}
+
+/// Whether the server's count for `statement` is every row it changes: a plain write (see
+/// [`Statement::counts_rows`]) that sets off no code which may write (trigger or called
+/// function, unless the connection lists it as safe) and no rule (which adds or replaces
+/// writes the count does not show).
+fn countable(statement: &Statement, facts: &Value) -> bool {
+    let none = |key: &str| {
+        facts
+            .pointer(&format!("/sql/{key}"))
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+    };
+    statement.counts_rows && none("writing_functions") && none("rules")
+}
+
+fn row_limit_unenforceable(limit: &RowLimit) -> Denial {
+    Denial {
+        sqlstate: "42501",
+        message: format!(
+            "portcullis: policy {} allows at most {} changed rows per statement, and the server \
+             cannot count every row this statement would change",
+            limit.policy, limit.max
+        ),
+        detail: Some(format!(
+            "code: row_limit_unenforceable; policies: {}",
+            limit.policy
+        )),
+        hint: Some(
+            "write it as one plain INSERT, UPDATE, DELETE, MERGE or COPY FROM (no write in a \
+             WITH clause, no EXPLAIN ANALYZE, no function, trigger or rule that writes), \
+             executed whole"
+                .into(),
+        ),
+    }
+}
+
+/// The refusal of a statement that changed more rows than its bound: the change is rolled
+/// back before the client sees its result.
+pub(crate) fn row_limit_exceeded(limit: &RowLimit, count: u64) -> Denial {
+    Denial {
+        sqlstate: "42501",
+        message: format!(
+            "portcullis: this statement would change {count} rows; policy {} allows at most {} \
+             (the change was not kept)",
+            limit.policy, limit.max
+        ),
+        detail: Some(format!(
+            "code: row_limit_exceeded; policies: {}",
+            limit.policy
+        )),
+        hint: Some(format!(
+            "narrow the WHERE clause, or change the rows in batches of at most {}",
+            limit.max
+        )),
     }
 }
 

@@ -90,6 +90,9 @@ pub enum PgError {
     /// The session's identity was revoked while it was open.
     #[error("the identity was revoked: {0}")]
     Revoked(&'static str),
+    /// The server did not do what a row-limited statement needs (open its transaction).
+    #[error("row limit: {0}")]
+    RowLimit(&'static str),
     /// A limit of the door's refused or ended the session.
     #[error("limit: {}", .0.code())]
     Limit(crate::limits::Exceeded),
@@ -109,7 +112,7 @@ impl PgError {
             | EncodingChanged(_)
             | ReadOnlyUndone(_) => ErrorKind::PolicyDenied,
             UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
-            | UpstreamGone | Catalog(_) => ErrorKind::Upstream,
+            | UpstreamGone | Catalog(_) | RowLimit(_) => ErrorKind::Upstream,
             Setup(_) | AuditUnavailable | RecordingUnavailable | Shutdown => ErrorKind::Internal,
             // Running out of server connections is the operator's to see; the rest is the
             // client's doing.

@@ -105,6 +105,11 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
             s("portcullis: the database server refused the session"),
             Some(s(OPERATOR_HINT)),
         ),
+        RowLimit(what) => (
+            "08006",
+            format!("terminating connection: {what}").into(),
+            Some(s(OPERATOR_HINT)),
+        ),
         UpstreamProtocol(_) => (
             "08006",
             s("portcullis: the database server broke the protocol"),

@@ -66,6 +66,7 @@ fn build(
     facts.functions = functions(&facts, opts);
     facts.system_write = facts.system_write.max(system::truncated_or_copied(node));
     let action = action(&head, &facts, opts);
+    let counts_rows = counts_rows(node, &facts, action);
     let has_where = has_where(action, node, &head, &facts);
     let client_encoding = client_encoding(&head, &facts);
     let conforming_strings_off = head.action != Action::Explain
@@ -99,7 +100,34 @@ fn build(
         conforming_strings_off,
         database_wide: database_wide(node),
         cursor: head.cursor,
+        counts_rows,
         lineage: crate::model::LazyLineage::default(),
+    }
+}
+
+/// See [`Statement::counts_rows`]. Read from the node itself (through PREPARE only): an
+/// EXPLAIN ANALYZE runs its write but its tag counts nothing. A write in a CTE, a second
+/// write, an INTO or an action raised to `sql.admin` (code whose writes no tag counts)
+/// makes the tag count less than the statement changes.
+fn counts_rows(node: &NodeEnum, facts: &Facts, action: Action) -> bool {
+    use Action as A;
+    match node {
+        NodeEnum::InsertStmt(_)
+        | NodeEnum::UpdateStmt(_)
+        | NodeEnum::DeleteStmt(_)
+        | NodeEnum::MergeStmt(_) => {
+            facts.write_nodes == 1
+                && !facts.into
+                && !facts.execute
+                && matches!(action, A::Insert | A::Update | A::Delete | A::Merge)
+        }
+        NodeEnum::CopyStmt(_) => action == A::CopyFrom,
+        NodeEnum::PrepareStmt(p) => p
+            .query
+            .as_deref()
+            .and_then(|q| q.node.as_ref())
+            .is_some_and(|inner| counts_rows(inner, facts, action)),
+        _ => false,
     }
 }
 
@@ -255,6 +283,7 @@ fn bare(action: Action, text: &str, normalized: String) -> Statement {
         conforming_strings_off: false,
         database_wide: false,
         cursor: None,
+        counts_rows: false,
         lineage: crate::model::LazyLineage::default(),
     }
 }

@@ -84,6 +84,11 @@ pub struct Statement {
     /// The SQL cursor the statement declares, reads, moves or closes, so that the door can
     /// follow it (a client may also run a cursor as a portal at the protocol level).
     pub cursor: Option<CursorOp>,
+    /// The server's CommandComplete count for this statement is every row it changes (the
+    /// trigger-free, rule-free case): a single INSERT, UPDATE, DELETE or MERGE (directly or
+    /// through PREPARE) with no other write in it, or a COPY FROM. A row limit can be
+    /// enforced only on such a statement.
+    pub counts_rows: bool,
     /// Where the rows it returns come from: read with [`Statement::lineage`], which computes
     /// it on first use (it costs about as much as the parse, and only masked statements need
     /// it).

@@ -39,6 +39,8 @@ pub(crate) struct Facts {
     /// Every INSERT/UPDATE/DELETE/MERGE in the tree, the top-level one included, plus an
     /// UPDATE for each `ON CONFLICT DO UPDATE`.
     pub writes: Vec<WriteKind>,
+    /// INSERT/UPDATE/DELETE/MERGE nodes in the tree (`writes` less the ON CONFLICT updates).
+    pub write_nodes: usize,
     /// An `INTO` clause (SELECT INTO, CREATE TABLE AS) is present.
     pub into: bool,
     /// An `EXECUTE` of a prepared statement is present (`CREATE TABLE AS EXECUTE`).
@@ -261,6 +263,7 @@ impl Walker {
 
     fn enter_write(&mut self, kind: WriteKind) -> usize {
         self.facts.writes.push(kind);
+        self.facts.write_nodes += 1;
         self.enter_scope()
     }
 

@@ -34,6 +34,8 @@ struct Case {
     deallocate_all: Option<bool>,
     /// `database_wide`, per statement.
     database_wide: Option<Vec<bool>>,
+    /// `counts_rows`, per statement.
+    counts_rows: Option<Vec<bool>>,
     /// `conforming_strings_off`, per statement.
     conforming_strings_off: Option<Vec<bool>>,
     /// `client_encoding`: the value, `<default>`, `<unknown>` or `<none>`.
@@ -163,6 +165,10 @@ fn check_statements(case: &Case, got: &Classification, expect: &mut Expect) {
             let want = (want != "<none>").then_some(want);
             expect(what, format!("{:?}", [want]), have);
         }
+    }
+    if let Some(want) = &case.counts_rows {
+        let have: Vec<bool> = got.statements.iter().map(|s| s.counts_rows).collect();
+        expect("counts_rows", format!("{want:?}"), format!("{have:?}"));
     }
     if let Some(want) = &case.database_wide {
         let have: Vec<bool> = got.statements.iter().map(|s| s.database_wide).collect();

@@ -38,6 +38,10 @@ where
     // Whether a failed write to the client ends the relay: not after the client's Terminate,
     // when the server still finishes what was sent before it.
     let gone = |relay: &Relay<'_>| !relay.terminated.load(std::sync::atomic::Ordering::SeqCst);
+    // A bounded statement of a simple Query went over its bound: the rest of that Query's
+    // answers, up to its ReadyForQuery, are not shown (they are rolled back; the refusal
+    // takes their place).
+    let mut hiding = false;
     loop {
         // Both branches are cancel-safe: the frame reader keeps partial input buffered.
         let next = tokio::select! {
@@ -64,11 +68,35 @@ where
                 };
             }
         };
+        let tag = frame.tag();
+        // Rows never belong to the gateway's own BEGIN/COMMIT/ROLLBACK: the hot path skips
+        // the lookup.
+        let theirs =
+            tag != tag::DATA_ROW && tag != tag::COPY_DATA && relay.tracker().front_hides(tag);
         let (out, finished) = inspect(relay, frame, &mut fatal_relayed, &mut result)?;
-        if relay.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        let mut hide = hiding || theirs;
+        if let Some(done) = &finished
+            && done.exceeded.is_some()
+        {
+            // Its CommandComplete gives way to the refusal.
+            hide = true;
+            hiding |= done.simple;
+        }
+        if tag == tag::READY_FOR_QUERY {
+            hiding = false;
+        }
+        // The client direction may wait for a bounded statement's end (an error may end it
+        // before it ran).
+        let bounded = finished
+            .as_ref()
+            .is_some_and(|d| d.admitted.as_ref().is_some_and(|a| a.row_limit.is_some()));
+        if bounded
+            || tag == tag::ERROR_RESPONSE
+            || relay.draining.load(std::sync::atomic::Ordering::SeqCst)
+        {
             relay.answered.notify_waiters();
         }
-        if let Some(out) = out.filter(|_| !unread) {
+        if let Some(out) = out.filter(|_| !unread && !hide) {
             Stats::add(&relay.stats.bytes_to_client, out.len() as u64);
             client.push_bytes(out);
         }
@@ -106,6 +134,8 @@ struct Current {
     binary_copy: Option<BinaryCopy>,
     /// The first rows as sent to the client, for the recording.
     kept: Vec<serde_json::Value>,
+    /// The statement's row bound, read at its first row (`None` until then).
+    limit: Option<Option<u64>>,
 }
 
 impl Current {
@@ -126,6 +156,14 @@ impl Current {
         finished.columns = columns;
         finished.kept = done.kept;
         Some(finished)
+    }
+
+    /// Whether the row just counted is beyond the statement's bound.
+    fn over_limit(&mut self, relay: &Relay<'_>) -> bool {
+        let limit = *self
+            .limit
+            .get_or_insert_with(|| relay.tracker().front_row_limit());
+        limit.is_some_and(|max| self.rows > max)
     }
 
     fn plan(&mut self, relay: &Relay<'_>) -> &RowsPlan {
@@ -162,6 +200,10 @@ fn inspect(
         tag::DATA_ROW => {
             cur.rows += 1;
             cur.bytes += frame.wire_len() as u64;
+            if cur.over_limit(relay) {
+                // Rows a write RETURNs beyond its bound: it is refused at its end.
+                return Ok((None, None));
+            }
             let out = match cur.plan(relay) {
                 RowsPlan::Clear => None,
                 RowsPlan::Masked(plan) => {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use portcullis_pgwire::encode_frontend;
 use portcullis_pgwire::{
-    Bind, Frame, FrameReader, FrameWriter, Frontend, ObjectKind, Parse, parse_frontend,
+    Bind, Frame, FrameReader, FrameWriter, Frontend, ObjectKind, Parse, parse_frontend, tag,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -15,7 +15,7 @@ use crate::encoding::{ClientEncoding, Unreadable};
 use crate::enforce::{Checked, Denial, Mode, Named};
 use crate::error::PgError;
 use crate::hold::Exact;
-use crate::relay::state::{MAX_STATEMENTS, SqlEncoding, Stats};
+use crate::relay::state::{MAX_STATEMENTS, Role, SqlEncoding, Stats, Verdict};
 use crate::relay::{End, FLUSH_AT, MARKER, Relay};
 
 /// Relays until the client terminates or leaves, or breaks the protocol.
@@ -31,9 +31,17 @@ where
     // After a denied Parse or Bind, the server discards everything up to Sync; so does the
     // gateway, so that nothing after the denial is decided or forwarded in vain.
     let mut discarding = false;
+    let mut inbox = Inbox {
+        reader: client,
+        held: None,
+    };
     loop {
         drain(relay, upstream).await?;
-        let frame = match crate::limits::watch(relay, client.next_frame()).await? {
+        let next = match inbox.held.take() {
+            Some(read) => read,
+            None => crate::limits::watch(relay, inbox.reader.next_frame()).await?,
+        };
+        let frame = match next {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(End::ClientGone),
             Err(e) => {
@@ -45,8 +53,16 @@ where
         };
         Stats::add(&relay.stats.bytes_from_client, frame.wire_len() as u64);
         let message = parse_frontend(&frame).map_err(PgError::Protocol)?;
-        let end = step(relay, &mut discarding, &frame, message, upstream).await?;
-        if end.is_some() || !client.has_complete_frame() || upstream.buffered() >= FLUSH_AT {
+        let end = step(
+            relay,
+            &mut discarding,
+            &frame,
+            message,
+            upstream,
+            &mut inbox,
+        )
+        .await?;
+        if end.is_some() || !inbox.reader.has_complete_frame() || upstream.buffered() >= FLUSH_AT {
             upstream.flush().await.map_err(|_| PgError::UpstreamGone)?;
         }
         if let Some(end) = end {
@@ -106,23 +122,30 @@ async fn drain<W: AsyncWrite + Unpin>(
     drained
 }
 
-async fn step<W: AsyncWrite + Unpin>(
+/// The client's reader, and the one message read ahead while the gateway waited for a
+/// bounded statement's verdict (handled next, as if just read).
+struct Inbox<'c, R> {
+    reader: &'c mut FrameReader<R>,
+    held: Option<Result<Option<Frame>, portcullis_pgwire::WireError>>,
+}
+
+async fn step<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     relay: &Relay<'_>,
     discarding: &mut bool,
     frame: &Frame,
     message: Frontend,
     up: &mut FrameWriter<W>,
+    inbox: &mut Inbox<'_, R>,
 ) -> Result<Option<End>, PgError> {
     if *discarding && !matches!(message, Frontend::Sync | Frontend::Terminate) {
         return Ok(None);
     }
     match message {
-        Frontend::Query { sql } => query(relay, frame, &sql, up).await?,
+        Frontend::Query { sql } => query(relay, frame, &sql, up, inbox).await?,
         Frontend::Parse(p) => *discarding = parse(relay, frame, p, up).await?,
         Frontend::Bind(b) => *discarding = bind(relay, frame, b, up).await?,
-        Frontend::Execute { portal, .. } => {
-            relay.tracker().execute(&portal);
-            up.push(frame);
+        Frontend::Execute { portal, max_rows } => {
+            *discarding = execute(relay, frame, &portal, max_rows, up, inbox).await?;
         }
         Frontend::Describe { kind, name } => {
             relay
@@ -180,11 +203,12 @@ async fn decide(relay: &Relay<'_>, classified: &Classified, mode: Mode<'_>) -> C
     checked
 }
 
-async fn query<W: AsyncWrite + Unpin>(
+async fn query<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     relay: &Relay<'_>,
     frame: &Frame,
     sql: &Bytes,
     up: &mut FrameWriter<W>,
+    inbox: &mut Inbox<'_, R>,
 ) -> Result<(), PgError> {
     let (text, classified) = match read_sql(relay, sql, up).await? {
         Ok(read) => read,
@@ -199,7 +223,15 @@ async fn query<W: AsyncWrite + Unpin>(
         params: &[],
     };
     let checked = decide(relay, &classified, Mode::Now(exact)).await;
-    match checked.denial {
+    let bounded = checked.admitted.iter().any(|a| a.row_limit.is_some());
+    let denial = match checked.denial {
+        None if bounded => alone(relay, &classified).await,
+        other => other,
+    };
+    match denial {
+        None if bounded => {
+            bounded_query(relay, frame, &classified, checked.admitted, up, inbox).await?
+        }
         None => {
             relay.neighbours.before(&classified).await;
             relay
@@ -214,6 +246,256 @@ async fn query<W: AsyncWrite + Unpin>(
         }
     }
     Ok(())
+}
+
+/// A simple Query with a row bound runs on its own, so that the gateway can end its
+/// transaction: refused (and audited) inside an unfinished extended sequence or COPY, or
+/// next to transaction control, which would commit it before its count is checked.
+async fn alone(relay: &Relay<'_>, classified: &Classified) -> Option<Denial> {
+    let mid_sequence = relay.tracker().mid_sequence();
+    let statements = &classified.classification.statements;
+    let ends = statements
+        .iter()
+        .find(|s| s.action == portcullis_sql::ids::TRANSACTION);
+    if !mid_sequence && ends.is_none() {
+        return None;
+    }
+    let denial = refusal(
+        "row_limit_unenforceable",
+        "portcullis: a statement with a row limit must run on its own, so that the gateway can undo it if it changes too many rows".into(),
+        "send it in its own Query, without BEGIN/COMMIT/SAVEPOINT in the same string and after the extended-protocol sequence before it was synced",
+    );
+    let first = ends.or(statements.first());
+    let (action, command) = first.map_or((portcullis_sql::ids::ADMIN, UNREAD), |s| {
+        (s.action, s.normalized.as_str())
+    });
+    let denial = relay.enforcer.refuse(action, command, denial).await;
+    record_denial(relay, classified, &denial).await;
+    Stats::add(&relay.stats.denied, 1);
+    Some(denial)
+}
+
+/// Runs a simple Query whose statements carry a row bound so that none of its changes can
+/// commit before the server's count is checked. Once the server has answered everything
+/// before it (the transaction status is then exact):
+///
+/// - in a transaction block, it runs as it is; if a statement goes over its bound, the rest
+///   of the Query's answers are not shown and the injected marker fails the block (the
+///   client can only roll it back), its error replaced by the refusal;
+/// - outside one, it runs inside the gateway's own BEGIN, which the gateway then COMMITs,
+///   or ROLLs BACK (after the marker) when a bound was exceeded; the client sees the
+///   answers as if no block had been opened;
+/// - in a failed block, it is forwarded as it is: the server refuses it (25P02).
+///
+/// While it runs, COPY data the client streams to it is forwarded; any other message is
+/// read ahead and handled after the verdict.
+async fn bounded_query<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    frame: &Frame,
+    classified: &Arc<Classified>,
+    admitted: Vec<Arc<crate::enforce::Admitted>>,
+    up: &mut FrameWriter<W>,
+    inbox: &mut Inbox<'_, R>,
+) -> Result<(), PgError> {
+    use portcullis_pgwire::TransactionStatus as Status;
+    settle(relay, up).await?;
+    let status = relay.tracker().status();
+    relay.neighbours.before(classified).await;
+    if status == Status::Failed {
+        relay.tracker().simple(None, Some(classified), admitted);
+        up.push(frame);
+        return Ok(());
+    }
+    let wrapped = status == Status::Idle;
+    if wrapped {
+        relay.tracker().internal(Role::Begin);
+        up.push_bytes(statement("BEGIN")?);
+        let opened = verdict(relay, up, inbox).await?;
+        if opened.status != Status::InTransaction {
+            return Err(PgError::RowLimit(
+                "the server did not open the transaction a row-limited write runs in",
+            ));
+        }
+    }
+    {
+        let mut t = relay.tracker();
+        t.simple(None, Some(classified), admitted);
+        t.bounded(wrapped);
+    }
+    up.push(frame);
+    let ran = verdict(relay, up, inbox).await?;
+    if let Some(denial) = ran.exceeded {
+        Stats::add(&relay.stats.denied, 1);
+        record_denial(relay, classified, &denial).await;
+        {
+            let mut t = relay.tracker();
+            t.simple(Some(denial), None, Vec::new());
+            if wrapped {
+                t.hide_ready();
+            }
+        }
+        up.push_bytes(injected(Injected::Query)?);
+        if wrapped {
+            relay.tracker().internal(Role::End);
+            up.push_bytes(statement("ROLLBACK")?);
+        }
+    } else if wrapped && ran.status != Status::Idle {
+        let end = if ran.status == Status::InTransaction {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
+        relay.tracker().internal(Role::End);
+        up.push_bytes(statement(end)?);
+    }
+    Ok(())
+}
+
+/// An Execute: a bounded portal runs alone (see [`bounded_query`]): it must fetch all its
+/// rows in one Execute, then nothing after it is sent until its count is checked. Over
+/// the bound, its CommandComplete is not shown and the injected Parse fails the implicit
+/// transaction (or the block) before anything can commit; the rest of the cycle is
+/// dropped as after any denial. Returns whether it was refused.
+async fn execute<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    frame: &Frame,
+    portal: &Bytes,
+    max_rows: i32,
+    up: &mut FrameWriter<W>,
+    inbox: &mut Inbox<'_, R>,
+) -> Result<bool, PgError> {
+    let limit = relay.tracker().portal_row_limit(portal);
+    let Some(limit) = limit else {
+        relay.tracker().execute(portal);
+        up.push(frame);
+        return Ok(false);
+    };
+    if max_rows != 0 {
+        let denial = refusal(
+            "row_limit_unenforceable",
+            format!(
+                "portcullis: policy {} limits the rows this statement changes, so it must run whole, not {max_rows} rows at a time",
+                limit.policy
+            ),
+            "execute it with no row count (Execute with max_rows 0)",
+        );
+        let denial = relay
+            .enforcer
+            .refuse(
+                portcullis_sql::ids::ADMIN,
+                "/* Execute of a bounded portal with a row count */",
+                denial,
+            )
+            .await;
+        Stats::add(&relay.stats.denied, 1);
+        return deny_extended(relay, denial, up);
+    }
+    {
+        let mut t = relay.tracker();
+        t.execute(portal);
+        t.await_execute();
+    }
+    up.push(frame);
+    up.push_bytes(flush_message());
+    let ran = verdict(relay, up, inbox).await?;
+    match ran.exceeded {
+        None => Ok(false),
+        Some(denial) => {
+            Stats::add(&relay.stats.denied, 1);
+            deny_extended(relay, denial, up)
+        }
+    }
+}
+
+/// Waits until the server has answered everything sent so far.
+async fn settle<W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    up: &mut FrameWriter<W>,
+) -> Result<(), PgError> {
+    up.flush().await.map_err(|_| PgError::UpstreamGone)?;
+    loop {
+        let answered = relay.answered.notified();
+        tokio::pin!(answered);
+        answered.as_mut().enable();
+        if !relay.tracker().in_flight() {
+            return Ok(());
+        }
+        answered.await;
+    }
+}
+
+/// Sends what is queued and waits for the verdict on the bounded statement (or the
+/// gateway's BEGIN) just forwarded. Meanwhile the client's COPY data goes to the server (a
+/// COPY FROM STDIN needs it to finish); the first other message is held for later, and the
+/// client is read no further. A Sync sent while a COPY FROM STDIN of the extended protocol
+/// starts is set aside: the server ignores it if it entered copy-in mode, so it is dropped
+/// then, and handled as read otherwise (the COPY failed before it began).
+async fn verdict<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    relay: &Relay<'_>,
+    up: &mut FrameWriter<W>,
+    inbox: &mut Inbox<'_, R>,
+) -> Result<Verdict, PgError> {
+    up.flush().await.map_err(|_| PgError::UpstreamGone)?;
+    let mut aside: Option<Frame> = None;
+    loop {
+        let answered = relay.answered.notified();
+        tokio::pin!(answered);
+        answered.as_mut().enable();
+        if let Some(verdict) = relay.tracker().verdict() {
+            if let Some(sync) = aside.filter(|_| !verdict.copied) {
+                // It comes before anything read after it.
+                debug_assert!(inbox.held.is_none());
+                inbox.held = Some(Ok(Some(sync)));
+            }
+            return Ok(verdict);
+        }
+        if inbox.held.is_some() {
+            answered.await;
+            continue;
+        }
+        let read = tokio::select! {
+            () = &mut answered => continue,
+            read = crate::limits::watch(relay, inbox.reader.next_frame()) => read?,
+        };
+        let kind = match &read {
+            Ok(Some(f)) => f.tag(),
+            _ => 0,
+        };
+        match read {
+            Ok(Some(f)) if matches!(kind, tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL) => {
+                Stats::add(&relay.stats.bytes_from_client, f.wire_len() as u64);
+                if kind != tag::COPY_DATA {
+                    relay.tracker().copy_end();
+                }
+                up.push(&f);
+                if kind != tag::COPY_DATA {
+                    // The Flush sent after the Execute came during copy-in mode, which
+                    // ignores it: the server must be asked again for the COPY's answer.
+                    up.push_bytes(flush_message());
+                }
+                up.flush().await.map_err(|_| PgError::UpstreamGone)?;
+            }
+            Ok(Some(f)) if kind == tag::SYNC && aside.is_none() && relay.tracker().copying_in() => {
+                aside = Some(f);
+            }
+            other => inbox.held = Some(other),
+        }
+    }
+}
+
+/// A Flush: the server sends what it has (its answers to an extended-protocol message wait
+/// for a Sync or a Flush otherwise).
+fn flush_message() -> Bytes {
+    let mut buf = BytesMut::with_capacity(5);
+    encode_frontend::flush(&mut buf);
+    buf.freeze()
+}
+
+/// A statement of the gateway's own, as a simple Query.
+fn statement(sql: &str) -> Result<Bytes, PgError> {
+    let mut buf = BytesMut::with_capacity(16);
+    encode_frontend::query(&mut buf, sql).map_err(|e| PgError::Setup(e.to_string()))?;
+    Ok(buf.freeze())
 }
 
 /// Returns whether the Parse was denied (and the rest of the cycle is to be dropped).

@@ -50,6 +50,7 @@ use crate::error::PgError;
 use crate::mask::{Followed, ResultPlan, SharedPlan};
 use crate::relay::MARKER;
 use portcullis_masking::{Counts, Masker};
+use portcullis_policy::RowLimit;
 
 /// How many prepared statements a session may have in the gateway's map; Parse beyond this
 /// is refused rather than letting one client grow the gateway's memory without bound.
@@ -86,6 +87,18 @@ enum Describing {
 #[derive(Default)]
 struct Cycle {
     simple: bool,
+    /// Who sent it: the client, or the gateway around a bounded write ([`Role`]).
+    role: Role,
+    /// Its ReadyForQuery gives the verdict the client direction waits for ([`Verdict`]).
+    decides: bool,
+    /// A simple Query the gateway wrapped in its own BEGIN: its ReadyForQuery is not shown
+    /// (the COMMIT or ROLLBACK that follows answers the client's).
+    wrapped: bool,
+    /// A bounded statement of this simple Query changed more rows than allowed: the rest
+    /// of its answers are not shown, and this is the refusal the client gets instead.
+    exceeded: Option<Denial>,
+    /// Its ReadyForQuery is not shown (the marker that aborts a wrapped transaction).
+    hide_ready: bool,
     /// Extended-protocol messages followed, before any Sync, by a simple Query: the Query's
     /// ReadyForQuery ends the cycle unless the extended part fails (see the module docs).
     then_query: bool,
@@ -126,6 +139,43 @@ struct Pending {
     started: Instant,
 }
 
+/// Who sent a cycle. Around a simple Query with a row limit, outside a transaction, the
+/// gateway sends its own `BEGIN` before it and `COMMIT` or `ROLLBACK` after it; their
+/// answers are the gateway's, not the client's.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    #[default]
+    Client,
+    /// The gateway's BEGIN: nothing of its answer is shown.
+    Begin,
+    /// The gateway's COMMIT or ROLLBACK: its CommandComplete is not shown; an error (a
+    /// deferred constraint failing at COMMIT) and the ReadyForQuery are the client's.
+    End,
+}
+
+/// What the client direction learns when the statement it waits for has run: whether a
+/// bounded statement changed more rows than allowed (the refusal to send), and the
+/// transaction status after it.
+#[derive(Debug)]
+pub(crate) struct Verdict {
+    pub(crate) exceeded: Option<Denial>,
+    pub(crate) status: TransactionStatus,
+    /// The server entered copy-in mode for it (so it ignored a Sync sent meanwhile).
+    pub(crate) copied: bool,
+}
+
+/// What the client direction is waiting for.
+#[derive(Debug, Default)]
+enum Awaiting {
+    #[default]
+    Nothing,
+    /// The ReadyForQuery of the cycle marked `decides`.
+    Ready,
+    /// The end of the bounded Execute forwarded last.
+    Execute,
+    Decided(Verdict),
+}
+
 /// A statement's result, for its `statement.result` audit event.
 #[derive(Debug)]
 pub(crate) struct Finished {
@@ -142,6 +192,11 @@ pub(crate) struct Finished {
     /// Its result columns, when known, and the first rows as sent (for the recording).
     pub(crate) columns: Option<Arc<[FieldDescription]>>,
     pub(crate) kept: Vec<serde_json::Value>,
+    /// It changed more rows than its bound allows (`rows` says how many): refused, and
+    /// rolled back.
+    pub(crate) exceeded: Option<RowLimit>,
+    /// Of a simple Query (not an Execute).
+    pub(crate) simple: bool,
 }
 
 /// A bound portal: what it runs, the decision that let it, and its result's shape.
@@ -239,6 +294,8 @@ pub(crate) struct Tracker {
     read_only: bool,
     /// When the last cycle in flight ended (for the idle timeouts).
     quiet_since: tokio::time::Instant,
+    /// What the client direction waits for around a bounded statement.
+    awaiting: Awaiting,
 }
 
 impl Tracker {
@@ -259,6 +316,7 @@ impl Tracker {
             copy_in_pending: false,
             read_only: false,
             quiet_since: tokio::time::Instant::now(),
+            awaiting: Awaiting::Nothing,
         }
     }
 
@@ -549,6 +607,16 @@ impl Tracker {
         });
     }
 
+    /// The row bound of the portal an Execute would run.
+    pub(crate) fn portal_row_limit(&self, portal: &[u8]) -> Option<RowLimit> {
+        self.portals
+            .get(portal)?
+            .admitted
+            .as_ref()?
+            .row_limit
+            .clone()
+    }
+
     /// The decision the unnamed statement was parsed under.
     pub(crate) fn unnamed_admitted(&self) -> Option<Arc<Admitted>> {
         self.unnamed.clone()
@@ -622,6 +690,68 @@ impl Tracker {
         self.extended(true).denial = Some(denial);
     }
 
+    /// Whether an extended-protocol sequence is open or a COPY FROM STDIN may be running:
+    /// a simple Query sent now would not run on its own.
+    pub(crate) fn mid_sequence(&self) -> bool {
+        self.open_extended || self.copy_in_pending
+    }
+
+    /// Whether a COPY FROM STDIN forwarded may still be reading data (no CopyDone or
+    /// CopyFail was forwarded after it).
+    pub(crate) fn copying_in(&self) -> bool {
+        self.copy_in_pending
+    }
+
+    /// The gateway's own BEGIN (`Role::Begin`, whose ReadyForQuery is awaited) or COMMIT or
+    /// ROLLBACK (`Role::End`) was forwarded as a simple Query.
+    pub(crate) fn internal(&mut self, role: Role) {
+        let begin = role == Role::Begin;
+        if begin {
+            self.awaiting = Awaiting::Ready;
+        }
+        self.queued += 1;
+        self.cycles.push_back(Cycle {
+            simple: true,
+            role,
+            decides: begin,
+            ..Cycle::default()
+        });
+    }
+
+    /// The simple Query just forwarded holds bounded statements: its ReadyForQuery gives the
+    /// verdict; `wrapped` when it runs in the gateway's BEGIN.
+    pub(crate) fn bounded(&mut self, wrapped: bool) {
+        if let Some(c) = self.cycles.back_mut() {
+            c.decides = true;
+            c.wrapped = wrapped;
+            self.awaiting = Awaiting::Ready;
+        }
+    }
+
+    /// The injected Query just forwarded ends a wrapped transaction that went over its
+    /// bound: its ReadyForQuery is not the client's (the ROLLBACK's is).
+    pub(crate) fn hide_ready(&mut self) {
+        if let Some(c) = self.cycles.back_mut() {
+            c.hide_ready = true;
+        }
+    }
+
+    /// The Execute just forwarded is bounded: its end gives the verdict.
+    pub(crate) fn await_execute(&mut self) {
+        self.awaiting = Awaiting::Execute;
+    }
+
+    /// The verdict the client direction waits for, once given.
+    pub(crate) fn verdict(&mut self) -> Option<Verdict> {
+        match std::mem::take(&mut self.awaiting) {
+            Awaiting::Decided(v) => Some(v),
+            other => {
+                self.awaiting = other;
+                None
+            }
+        }
+    }
+
     /// A Sync was forwarded: it ends the open extended cycle, or is a cycle of its own.
     pub(crate) fn sync(&mut self) {
         let swallowable = self.copy_in_pending;
@@ -677,7 +807,27 @@ impl Tracker {
         bytes: u64,
         sqlstate: Option<String>,
     ) -> Option<Finished> {
-        let pending = self.cycles.front_mut()?.results.pop_front()?;
+        let cycle = self.cycles.front_mut()?;
+        let pending = cycle.results.pop_front()?;
+        let simple = pending.portal.is_none();
+        let limit = pending.admitted.as_ref().and_then(|a| a.row_limit.as_ref());
+        let exceeded = limit
+            .filter(|l| sqlstate.is_none() && rows > l.max)
+            .cloned();
+        let refusal = exceeded
+            .as_ref()
+            .map(|l| crate::enforce::row_limit_exceeded(l, rows));
+        if simple {
+            if cycle.exceeded.is_none() {
+                cycle.exceeded = refusal;
+            }
+        } else if limit.is_some() && matches!(self.awaiting, Awaiting::Execute) {
+            self.awaiting = Awaiting::Decided(Verdict {
+                exceeded: refusal,
+                status: self.status,
+                copied: cycle.copy_in_seen,
+            });
+        }
         Some(Finished {
             admitted: pending.admitted,
             rows,
@@ -687,6 +837,8 @@ impl Tracker {
             masked: Counts::default(),
             columns: None,
             kept: Vec::new(),
+            exceeded,
+            simple,
         })
     }
 
@@ -696,6 +848,34 @@ impl Tracker {
         self.cycles
             .front()
             .is_some_and(|c| c.simple || (c.then_query && c.unanswered == 0))
+    }
+
+    /// The row bound of the statement at the front of the response stream: the rows it
+    /// returns beyond it are not shown (a refusal follows).
+    pub(crate) fn front_row_limit(&self) -> Option<u64> {
+        self.front_pending()?
+            .admitted
+            .as_ref()?
+            .row_limit
+            .as_ref()
+            .map(|l| l.max)
+    }
+
+    /// Whether the server message `tag`, about to be read, belongs to the gateway's own
+    /// exchange rather than the client's (see [`Role`]).
+    pub(crate) fn front_hides(&self, tag: u8) -> bool {
+        use portcullis_pgwire::tag;
+        let Some(c) = self.cycles.front() else {
+            return false;
+        };
+        match (c.role, tag) {
+            (Role::Begin, _) => true,
+            (Role::End, tag::COMMAND_COMPLETE) => true,
+            (_, tag::READY_FOR_QUERY) => {
+                c.hide_ready || (c.decides && (c.wrapped || c.exceeded.is_some()))
+            }
+            _ => false,
+        }
     }
 
     /// Whether the statement at the front of the response stream may be masked: it has a
@@ -789,6 +969,17 @@ impl Tracker {
     pub(crate) fn error(&mut self, fields: &ErrorFields) -> Option<Denial> {
         let mut cycle = self.cycles.pop_front()?;
         self.undo(&mut cycle);
+        // The bounded Execute awaited is in this cycle: it failed, or will be skipped.
+        let bounded = |p: &Pending| {
+            p.portal.is_some() && p.admitted.as_ref().is_some_and(|a| a.row_limit.is_some())
+        };
+        if matches!(self.awaiting, Awaiting::Execute) && cycle.results.iter().any(bounded) {
+            self.awaiting = Awaiting::Decided(Verdict {
+                exceeded: None,
+                status: self.status,
+                copied: cycle.copy_in_seen,
+            });
+        }
         // An extended message failed before the Query that followed it could run.
         cycle.skips_to_sync |= cycle.then_query && cycle.unanswered > 0;
         let denial = if is_marker(fields) {
@@ -813,6 +1004,15 @@ impl Tracker {
     /// before a Query), the cycles up to the one that Sync closes were skipped and end here.
     pub(crate) fn ready(&mut self, status: TransactionStatus) {
         self.status = status;
+        if let Some(c) = self.cycles.front_mut()
+            && c.decides
+        {
+            self.awaiting = Awaiting::Decided(Verdict {
+                exceeded: c.exceeded.take(),
+                status,
+                copied: c.copy_in_seen,
+            });
+        }
         let mut in_copy = false;
         let mut skipping = false;
         while let Some(mut cycle) = self.cycles.pop_front() {

@@ -281,6 +281,7 @@ fn admitted(seq: i64) -> std::sync::Arc<crate::enforce::Admitted> {
         review: None,
         lineage: None,
         catalog: None,
+        row_limit: None,
     })
 }
 

@@ -9,6 +9,7 @@ mod extended;
 mod pool;
 mod raw;
 mod robust;
+mod row_limits;
 mod sequences;
 mod simple;
 mod support;
