@@ -453,3 +453,47 @@ async fn reviewers_are_notified_by_signed_webhooks_without_blocking_the_hold() -
     }
     Ok(())
 }
+
+/// An approved write still runs under its permit's row bound (the quickstart's 1000): the
+/// approval lets it run, the server's count is checked when it does, and beyond the bound it
+/// is refused and changes nothing.
+#[tokio::test]
+async fn an_approved_write_is_still_bounded_by_its_row_limit() -> Result<()> {
+    let pg = PgServer::start().await?;
+    pg.superuser_sql(
+        "appdb",
+        "CREATE TABLE bulk AS SELECT g AS id, 0 AS n FROM generate_series(1, 1500) g;\n         GRANT ALL ON bulk TO PUBLIC",
+    )
+    .await?;
+    let gw = gateway(&pg, HOLD_20S).await?;
+    let agent = gw.mint("autogen-analyst", &["agents"], "15m")?;
+    let dba = gw.mint("dana", &["dba"], "15m")?;
+    let conn = gw.pg_conn("billing", &agent)?;
+    let held = tokio::spawn({
+        let conn = conn.clone();
+        async move { clients::psql(&conn, &["-c", "UPDATE bulk SET n = 1 WHERE id > 100"], None).await }
+    });
+    let review = pending(&gw, &dba, "UPDATE bulk").await?;
+    let id = review["id"].as_str().context("id")?.to_owned();
+    let ok = review_cli(&gw, "approve", &id, &dba, "bulk fix")?;
+    assert!(ok.status.success(), "{}", clients::describe(&ok));
+    let out = held.await??;
+    assert!(!out.status.success(), "{}", clients::describe(&out));
+    let stderr = clients::stderr(&out);
+    assert!(
+        stderr.contains("would change 1400 rows")
+            && stderr.contains("agents-write-prod-approval")
+            && stderr.contains("1000"),
+        "{stderr}"
+    );
+    let changed = pg
+        .superuser_sql("appdb", "SELECT count(*) FROM bulk WHERE n = 1")
+        .await?;
+    assert_eq!(changed.trim(), "0", "nothing committed");
+    let export = clients::stdout(&gw.cli(["audit", "export", "--format", "jsonl"])?);
+    assert!(
+        export.contains("row_limit_exceeded"),
+        "the refusal is audited"
+    );
+    Ok(())
+}

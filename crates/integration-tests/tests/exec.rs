@@ -26,6 +26,13 @@ async fn exec_runs_sql_through_the_door_with_masking_denials_and_approvals() -> 
         .quickstart_policies()?
         .pg_connection("appdb", &pg, &[("environment", "dev")])
         .pg_connection("billing", &pg, &[("environment", "prod")])
+        .pg_connection("ledger", &pg, &[("environment", "ledger")])
+        .policy(
+            "ledger.cedar",
+            r#"@id("ledger-writes-bounded")
+@max_rows("1000")
+permit (principal in Group::"agents", action in Action::"sql.write", resource == Connection::"ledger");"#,
+        )
         .start()
         .await?;
     let agent = gw.mint("autogen-analyst", &["agents"], "15m")?;
@@ -240,5 +247,47 @@ async fn exec_runs_sql_through_the_door_with_masking_denials_and_approvals() -> 
     assert_eq!(at(select_seq)["action"], "sql.select");
     assert_eq!(at(deny_seq)["action"], "sql.delete");
     assert_eq!(at(deny_seq)["outcome"], "deny");
+
+    // Row limits (`ledger` bounds writes to 1000 rows): the refusal is a 403 with its code
+    // and hint, and nothing changed.
+    pg.superuser_sql(
+        "appdb",
+        "CREATE TABLE bulk AS SELECT g AS id, 0 AS n FROM generate_series(1, 1200) g;
+         GRANT ALL ON bulk TO PUBLIC",
+    )
+    .await?;
+    let (status, r) = exec(
+        &gw,
+        &agent,
+        json!({"connection": "ledger", "input": "UPDATE bulk SET n = 1 WHERE id > 0"}),
+    )
+    .await?;
+    assert_eq!(status, 403, "{r}");
+    assert_eq!(r["code"], "row_limit_exceeded", "{r}");
+    assert!(
+        r["hint"].as_str().is_some_and(|h| h.contains("1000")),
+        "{r}"
+    );
+    let (status, r) = exec(
+        &gw,
+        &agent,
+        json!({"connection": "ledger",
+        "input": "WITH d AS (DELETE FROM bulk WHERE id > $1 RETURNING id) SELECT count(*) FROM d",
+        "parameters": [0]}),
+    )
+    .await?;
+    assert_eq!(status, 403, "{r}");
+    assert_eq!(r["code"], "row_limit_unenforceable", "{r}");
+    let changed = pg
+        .superuser_sql("appdb", "SELECT count(*) FROM bulk WHERE n = 1")
+        .await?;
+    assert_eq!(changed.trim(), "0");
+    let (status, r) = exec(
+        &gw,
+        &agent,
+        json!({"connection": "ledger", "input": "UPDATE bulk SET n = 2 WHERE id <= 10"}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{r}");
     Ok(())
 }

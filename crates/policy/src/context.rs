@@ -58,6 +58,7 @@ static SQL: Family = Family {
         ("modifies_data", Kind::Bool(false)),
         ("kinds", Kind::StrSet),
         ("user_functions", Kind::StrSet),
+        ("function_owners", Kind::StrSet),
         ("writing_functions", Kind::StrSet),
         ("opaque_reads", Kind::Bool(false)),
         ("triggers", Kind::StrSet),

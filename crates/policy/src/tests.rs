@@ -75,7 +75,7 @@ fn full_sql_facts_conform() {
     let facts = json!({"sql": {
         "parsed": false, "has_where": true, "statement_count": 3,
         "tables": ["a", "b"], "functions": ["now"], "modifies_data": true, "kinds": ["select"],
-        "user_functions": ["public.f"], "writing_functions": ["public.f"], "opaque_reads": true,
+        "user_functions": ["public.f"], "function_owners": ["app"], "writing_functions": ["public.f"], "opaque_reads": true,
         "triggers": ["public.t.audit"], "rules": ["public.t.r"]
     }});
     let family = context::family_for("sql.select");

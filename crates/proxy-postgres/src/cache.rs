@@ -85,6 +85,7 @@ impl Classified {
             database_wide: false,
             cursor: None,
             counts_rows: false,
+            transaction: None,
             lineage: portcullis_sql::LazyLineage::default(),
         };
         Arc::new(Self::new(Classification {

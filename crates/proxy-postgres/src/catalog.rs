@@ -82,6 +82,8 @@ pub(crate) struct Function {
     pub(crate) language: String,
     /// How many arguments it takes (attribute notation `t.f` calls only one-argument ones).
     pub(crate) arguments: u16,
+    /// The role that owns it (whose rights a SECURITY DEFINER function runs with).
+    pub(crate) owner: String,
 }
 
 impl Function {
@@ -121,6 +123,8 @@ pub(crate) struct Resolved {
     pub(crate) tables: Vec<String>,
     /// User functions it calls, directly, through views, rules and triggers (`schema.name`).
     pub(crate) user_functions: Vec<String>,
+    /// The roles that own those functions.
+    pub(crate) function_owners: Vec<String>,
     /// Those of them that may write or run anything, and that the connection does not list
     /// as safe: the statement is then `sql.admin`.
     pub(crate) writing_functions: Vec<String>,
@@ -165,6 +169,7 @@ impl Catalog {
         out.tables = tables;
         for list in [
             &mut out.user_functions,
+            &mut out.function_owners,
             &mut out.writing_functions,
             &mut out.triggers,
             &mut out.rules,
@@ -291,6 +296,7 @@ impl Walk<'_> {
         for f in found {
             let qualified = f.qualified();
             self.out.user_functions.push(qualified.clone());
+            self.out.function_owners.push(f.owner.clone());
             let safe = self
                 .safe
                 .iter()
@@ -387,6 +393,7 @@ impl Resolved {
         tables.dedup();
         sql.insert("tables".into(), tables.into());
         sql.insert("user_functions".into(), r.user_functions.clone().into());
+        sql.insert("function_owners".into(), r.function_owners.clone().into());
         sql.insert(
             "writing_functions".into(),
             r.writing_functions.clone().into(),
@@ -525,7 +532,7 @@ const RELATIONS: &str = "SELECT n.nspname, c.relname, \
      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'";
 
 const FUNCTIONS: &str = "SELECT n.nspname, p.proname, p.provolatile::text, p.prosecdef::text, \
-     l.lanname, p.pronargs \
+     l.lanname, p.pronargs, pg_get_userbyid(p.proowner)::text \
      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
      JOIN pg_language l ON l.oid = p.prolang \
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')";
@@ -707,6 +714,7 @@ fn build(reads: Reads) -> Catalog {
             security_definer: text(row, 3) == "true",
             language: text(row, 4),
             arguments: text(row, 5).parse().unwrap_or(0),
+            owner: text(row, 6),
         };
         catalog
             .functions

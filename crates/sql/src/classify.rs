@@ -101,6 +101,7 @@ fn build(
         database_wide: database_wide(node),
         cursor: head.cursor,
         counts_rows,
+        transaction: head.transaction,
         lineage: crate::model::LazyLineage::default(),
     }
 }
@@ -284,6 +285,7 @@ fn bare(action: Action, text: &str, normalized: String) -> Statement {
         database_wide: false,
         cursor: None,
         counts_rows: false,
+        transaction: None,
         lineage: crate::model::LazyLineage::default(),
     }
 }

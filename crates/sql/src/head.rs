@@ -32,6 +32,7 @@ pub(crate) struct Head {
     /// A SET that turns `standard_conforming_strings` off.
     pub conforming_strings_off: bool,
     pub cursor: Option<CursorOp>,
+    pub transaction: Option<crate::model::TransactionOp>,
 }
 
 impl Head {
@@ -47,6 +48,7 @@ impl Head {
             client_encoding: None,
             conforming_strings_off: false,
             cursor: None,
+            transaction: None,
         }
     }
 
@@ -81,7 +83,10 @@ pub(crate) fn head(node: &NodeEnum) -> Head {
         N::DeclareCursorStmt(s) => declare(s),
         N::FetchStmt(s) => fetch(s),
         N::ClosePortalStmt(s) => close(s),
-        N::TransactionStmt(s) => Head::new(session::transaction(s)),
+        N::TransactionStmt(s) => Head {
+            transaction: Some(session::transaction_op(s)),
+            ..Head::new(session::transaction(s))
+        },
         N::VariableSetStmt(s) => Head {
             client_encoding: session::client_encoding(s),
             conforming_strings_off: session::conforming_strings_off(s),

@@ -162,5 +162,5 @@ pub fn lineage_of(sql: &str) -> Option<Lineage> {
     lineage::lineage(node)
 }
 pub use lineage::{CopyFormat, Lineage, OutputColumn, SourceColumn, Sources, Stored};
-pub use model::{Classification, CursorOp, LazyLineage, SettingChange, Statement};
+pub use model::{Classification, CursorOp, LazyLineage, SettingChange, Statement, TransactionOp};
 pub use options::{DEFAULT_SIDE_EFFECT_FUNCTIONS, Options};

@@ -89,6 +89,8 @@ pub struct Statement {
     /// through PREPARE) with no other write in it, or a COPY FROM. A row limit can be
     /// enforced only on such a statement.
     pub counts_rows: bool,
+    /// What a transaction-control statement does to the transaction (`None`: not one).
+    pub transaction: Option<TransactionOp>,
     /// Where the rows it returns come from: read with [`Statement::lineage`], which computes
     /// it on first use (it costs about as much as the parse, and only masked statements need
     /// it).
@@ -139,6 +141,21 @@ impl SettingChange {
             _ => next,
         }
     }
+}
+
+/// What a transaction-control statement does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TransactionOp {
+    /// `BEGIN`, `START TRANSACTION`.
+    Begin,
+    /// Makes changes permanent: `COMMIT`/`END` (also `AND CHAIN`), `PREPARE TRANSACTION`,
+    /// `COMMIT PREPARED`.
+    Commit,
+    /// `ROLLBACK`/`ABORT` (also `AND CHAIN`).
+    Rollback,
+    /// Neither ends nor starts one: `SAVEPOINT`, `RELEASE`, `ROLLBACK TO`, `ROLLBACK
+    /// PREPARED` (of another, prepared transaction).
+    Within,
 }
 
 /// What a statement does to an SQL cursor (`DECLARE`, `FETCH`, `MOVE`, `CLOSE`).

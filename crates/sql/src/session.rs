@@ -31,6 +31,22 @@ pub(crate) fn transaction(stmt: &TransactionStmt) -> Action {
     }
 }
 
+/// See [`crate::TransactionOp`].
+pub(crate) fn transaction_op(stmt: &TransactionStmt) -> crate::model::TransactionOp {
+    use crate::model::TransactionOp as Op;
+    use protobuf::TransactionStmtKind as K;
+    match K::try_from(stmt.kind).unwrap_or(K::Undefined) {
+        K::TransStmtBegin | K::TransStmtStart => Op::Begin,
+        K::TransStmtRollback => Op::Rollback,
+        K::TransStmtSavepoint
+        | K::TransStmtRelease
+        | K::TransStmtRollbackTo
+        | K::TransStmtRollbackPrepared => Op::Within,
+        // COMMIT, PREPARE TRANSACTION, COMMIT PREPARED, and anything unknown: may commit.
+        _ => Op::Commit,
+    }
+}
+
 /// SET/RESET: `sql.session`, except role switches and anything that may leave read-only mode.
 pub(crate) fn set(stmt: &VariableSetStmt) -> Action {
     use protobuf::VariableSetKind as Kind;

@@ -36,6 +36,8 @@ struct Case {
     database_wide: Option<Vec<bool>>,
     /// `counts_rows`, per statement.
     counts_rows: Option<Vec<bool>>,
+    /// `transaction`, per statement: `begin`, `commit`, `rollback`, `within` or `<none>`.
+    transaction: Option<Vec<String>>,
     /// `conforming_strings_off`, per statement.
     conforming_strings_off: Option<Vec<bool>>,
     /// `client_encoding`: the value, `<default>`, `<unknown>` or `<none>`.
@@ -165,6 +167,17 @@ fn check_statements(case: &Case, got: &Classification, expect: &mut Expect) {
             let want = (want != "<none>").then_some(want);
             expect(what, format!("{:?}", [want]), have);
         }
+    }
+    if let Some(want) = &case.transaction {
+        let have: Vec<String> = got
+            .statements
+            .iter()
+            .map(|s| match s.transaction {
+                Some(op) => format!("{op:?}").to_lowercase(),
+                None => "<none>".to_owned(),
+            })
+            .collect();
+        expect("transaction", format!("{want:?}"), format!("{have:?}"));
     }
     if let Some(want) = &case.counts_rows {
         let have: Vec<bool> = got.statements.iter().map(|s| s.counts_rows).collect();

@@ -14,7 +14,15 @@ fn catalog() -> Catalog {
     let view =
         |schema: &str, name: &str, def: &str, columns: &str| row(&[schema, name, def, columns]);
     let function = |name: &str, volatility: &str, definer: &str, language: &str| {
-        row(&["public", name, volatility, definer, language])
+        row(&[
+            "public",
+            name,
+            volatility,
+            definer,
+            language,
+            "1",
+            "app_owner",
+        ])
     };
     build(Reads {
         relations: vec![
@@ -106,6 +114,7 @@ fn names_resolve_in_every_schema_and_views_expand() {
 fn user_functions_that_may_write_make_the_statement_admin() {
     let r = resolve("SELECT wipe_orders()");
     assert_eq!(r.writing_functions, ["public.wipe_orders"]);
+    assert_eq!(r.function_owners, ["app_owner"], "the owner is a fact too");
     assert_eq!(r.action, Some(ids::ADMIN));
     let r = resolve("SELECT public.run_sql('DELETE FROM orders')");
     assert_eq!(r.action, Some(ids::ADMIN));

@@ -224,13 +224,9 @@ async fn query<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     };
     let checked = decide(relay, &classified, Mode::Now(exact)).await;
     let bounded = checked.admitted.iter().any(|a| a.row_limit.is_some());
-    let denial = match checked.denial {
-        None if bounded => alone(relay, &classified).await,
-        other => other,
-    };
-    match denial {
+    match checked.denial {
         None if bounded => {
-            bounded_query(relay, frame, &classified, checked.admitted, up, inbox).await?
+            bounded_query(relay, frame, &classified, checked.admitted, up, inbox).await?;
         }
         None => {
             relay.neighbours.before(&classified).await;
@@ -248,31 +244,77 @@ async fn query<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// A simple Query with a row bound runs on its own, so that the gateway can end its
-/// transaction: refused (and audited) inside an unfinished extended sequence or COPY, or
-/// next to transaction control, which would commit it before its count is checked.
-async fn alone(relay: &Relay<'_>, classified: &Classified) -> Option<Denial> {
-    let mid_sequence = relay.tracker().mid_sequence();
-    let statements = &classified.classification.statements;
-    let ends = statements
+/// Where a simple Query with bounded statements runs, so that no change of theirs can
+/// commit before the server's count is checked: in the client's transaction block (open
+/// before the Query, or opened by a BEGIN in it before the first bounded statement), or in
+/// the gateway's own block (`Ok(true)`). Refused (`Err`: the statement in the way) is what
+/// would commit them first or end the gateway's block under them: a COMMIT (or BEGIN) after
+/// the first bounded statement, a COMMIT or ROLLBACK before it that leaves no block open,
+/// any transaction end in a Query the gateway wraps, and a Query inside an unfinished
+/// extended-protocol sequence or COPY.
+pub(crate) fn placement(
+    statements: &[portcullis_sql::Statement],
+    admitted: &[Arc<crate::enforce::Admitted>],
+    status: portcullis_pgwire::TransactionStatus,
+    mid_sequence: bool,
+) -> Result<bool, usize> {
+    use portcullis_pgwire::TransactionStatus as Status;
+    use portcullis_sql::TransactionOp as Op;
+    let first = admitted
         .iter()
-        .find(|s| s.action == portcullis_sql::ids::TRANSACTION);
-    if !mid_sequence && ends.is_none() {
-        return None;
+        .position(|a| a.row_limit.is_some())
+        .unwrap_or(0);
+    if mid_sequence {
+        return Err(first);
     }
+    let op = |s: &portcullis_sql::Statement| s.transaction;
+    let ends = |s: &portcullis_sql::Statement| matches!(op(s), Some(Op::Commit | Op::Rollback));
+    if let Some(i) = statements
+        .iter()
+        .skip(first)
+        .position(|s| matches!(op(s), Some(Op::Commit | Op::Begin)))
+    {
+        return Err(first + i);
+    }
+    let before = statements.get(..first).unwrap_or_default();
+    // The last BEGIN and the last end of a block before the first bounded statement.
+    let opened = before.iter().rposition(|s| op(s) == Some(Op::Begin));
+    let ended = before.iter().rposition(ends);
+    let in_own_block = match (opened, ended) {
+        (Some(b), Some(e)) => b > e,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    match (status, ended) {
+        // A failed block runs nothing: the server refuses it all (25P02).
+        (Status::Failed, _) => Ok(false),
+        _ if in_own_block => Ok(false),
+        (Status::InTransaction, None) => Ok(false),
+        (_, Some(e)) => Err(e),
+        // Outside any block: the gateway's own, which nothing in the Query may end.
+        (Status::Idle, None) => match statements.iter().position(ends) {
+            Some(i) => Err(i),
+            None => Ok(true),
+        },
+    }
+}
+
+/// The audited refusal of a Query whose bounded statements cannot run where their change
+/// could be undone; `at` is the statement in the way.
+async fn misplaced(relay: &Relay<'_>, classified: &Classified, at: usize) -> Denial {
     let denial = refusal(
         "row_limit_unenforceable",
-        "portcullis: a statement with a row limit must run on its own, so that the gateway can undo it if it changes too many rows".into(),
-        "send it in its own Query, without BEGIN/COMMIT/SAVEPOINT in the same string and after the extended-protocol sequence before it was synced",
+        "portcullis: a statement with a row limit must run where the gateway can undo it if it changes too many rows".into(),
+        "send COMMIT in its own Query after a statement with a row limit (not in the same string), and send such a statement after the extended-protocol sequence before it was synced",
     );
-    let first = ends.or(statements.first());
-    let (action, command) = first.map_or((portcullis_sql::ids::ADMIN, UNREAD), |s| {
+    let statement = classified.classification.statements.get(at);
+    let (action, command) = statement.map_or((portcullis_sql::ids::ADMIN, UNREAD), |s| {
         (s.action, s.normalized.as_str())
     });
     let denial = relay.enforcer.refuse(action, command, denial).await;
     record_denial(relay, classified, &denial).await;
     Stats::add(&relay.stats.denied, 1);
-    Some(denial)
+    denial
 }
 
 /// Runs a simple Query whose statements carry a row bound so that none of its changes can
@@ -298,15 +340,27 @@ async fn bounded_query<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     inbox: &mut Inbox<'_, R>,
 ) -> Result<(), PgError> {
     use portcullis_pgwire::TransactionStatus as Status;
-    settle(relay, up).await?;
+    let mid_sequence = relay.tracker().mid_sequence();
+    if !mid_sequence {
+        settle(relay, up).await?;
+    }
     let status = relay.tracker().status();
+    let statements = &classified.classification.statements;
+    let wrapped = match placement(statements, &admitted, status, mid_sequence) {
+        Ok(wrapped) => wrapped,
+        Err(at) => {
+            let denial = misplaced(relay, classified, at).await;
+            relay.tracker().simple(Some(denial), None, Vec::new());
+            up.push_bytes(injected(Injected::Query)?);
+            return Ok(());
+        }
+    };
     relay.neighbours.before(classified).await;
     if status == Status::Failed {
         relay.tracker().simple(None, Some(classified), admitted);
         up.push(frame);
         return Ok(());
     }
-    let wrapped = status == Status::Idle;
     if wrapped {
         relay.tracker().internal(Role::Begin);
         up.push_bytes(statement("BEGIN")?);
@@ -324,22 +378,24 @@ async fn bounded_query<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     }
     up.push(frame);
     let ran = verdict(relay, up, inbox).await?;
+    // The Query itself may have ended its block (a ROLLBACK after the bounded statements).
+    let open = ran.status != Status::Idle;
     if let Some(denial) = ran.exceeded {
         Stats::add(&relay.stats.denied, 1);
         record_denial(relay, classified, &denial).await;
         {
             let mut t = relay.tracker();
             t.simple(Some(denial), None, Vec::new());
-            if wrapped {
+            if wrapped && open {
                 t.hide_ready();
             }
         }
         up.push_bytes(injected(Injected::Query)?);
-        if wrapped {
+        if wrapped && open {
             relay.tracker().internal(Role::End);
             up.push_bytes(statement("ROLLBACK")?);
         }
-    } else if wrapped && ran.status != Status::Idle {
+    } else if wrapped && open {
         let end = if ran.status == Status::InTransaction {
             "COMMIT"
         } else {

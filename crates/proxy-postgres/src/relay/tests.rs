@@ -498,3 +498,81 @@ fn the_pipeline_depth_falls_as_answers_arrive() {
     t.ready(IDLE);
     assert_eq!(t.queued(), 0);
 }
+
+/// Where a simple Query with a bounded statement may run: never where a COMMIT in the same
+/// string (or one before it that leaves no block open) could commit it before its count is
+/// seen, and wrapped in the gateway's own block only when nothing in the Query ends it.
+#[test]
+fn bounded_statements_run_only_where_they_can_be_undone() {
+    use portcullis_pgwire::TransactionStatus::{Failed, Idle, InTransaction};
+    let bounded = |seq| {
+        std::sync::Arc::new(crate::enforce::Admitted {
+            seq,
+            action: "sql.update",
+            masker: None,
+            command: String::new(),
+            review: None,
+            lineage: None,
+            catalog: None,
+            row_limit: Some(portcullis_policy::RowLimit {
+                max: 5,
+                policy: "p".into(),
+            }),
+        })
+    };
+    let place = |sql: &str, status| {
+        let c = portcullis_sql::classify(sql, &portcullis_sql::Options::default());
+        // The UPDATEs are the bounded statements.
+        let admitted: Vec<_> = c
+            .statements
+            .iter()
+            .map(|s| {
+                if s.action == "sql.update" {
+                    bounded(1)
+                } else {
+                    admitted(1)
+                }
+            })
+            .collect();
+        crate::relay::frontend::placement(&c.statements, &admitted, status, false)
+    };
+    let up = "UPDATE t SET v = 1 WHERE id = 1";
+    // Outside a block: the gateway's own, unless the Query opens one first.
+    assert_eq!(place(up, Idle), Ok(true));
+    assert_eq!(place(&format!("SELECT 1; {up}; SELECT 2"), Idle), Ok(true));
+    assert_eq!(place(&format!("BEGIN; {up}"), Idle), Ok(false));
+    assert_eq!(place(&format!("BEGIN; {up}; ROLLBACK"), Idle), Ok(false));
+    assert_eq!(
+        place(&format!("BEGIN; SAVEPOINT a; {up}; ROLLBACK TO a"), Idle),
+        Ok(false)
+    );
+    assert_eq!(place(&format!("ROLLBACK; BEGIN; {up}"), Idle), Ok(false));
+    // What would commit it, or end the gateway's block under it.
+    assert_eq!(place(&format!("{up}; COMMIT"), Idle), Err(1));
+    assert_eq!(place(&format!("BEGIN; {up}; COMMIT"), Idle), Err(2));
+    assert_eq!(place(&format!("BEGIN; {up}; END"), Idle), Err(2));
+    assert_eq!(
+        place(&format!("{up}; PREPARE TRANSACTION 'x'"), InTransaction),
+        Err(1)
+    );
+    assert_eq!(place(&format!("{up}; ROLLBACK"), Idle), Err(1));
+    assert_eq!(place(&format!("{up}; BEGIN"), Idle), Err(1));
+    assert_eq!(place(&format!("BEGIN; COMMIT; {up}"), Idle), Err(1));
+    assert_eq!(place(&format!("COMMIT; {up}"), InTransaction), Err(0));
+    // In the client's block it runs as sent; a ROLLBACK after it is the client's.
+    assert_eq!(place(up, InTransaction), Ok(false));
+    assert_eq!(place(&format!("{up}; ROLLBACK"), InTransaction), Ok(false));
+    assert_eq!(
+        place(&format!("COMMIT; BEGIN; {up}"), InTransaction),
+        Ok(false)
+    );
+    // A failed block runs nothing.
+    assert_eq!(place(&format!("{up}; COMMIT"), Failed), Err(1));
+    assert_eq!(place(up, Failed), Ok(false));
+    // Inside an unfinished extended sequence it cannot run alone.
+    let c = portcullis_sql::classify(up, &portcullis_sql::Options::default());
+    assert_eq!(
+        crate::relay::frontend::placement(&c.statements, &[bounded(1)], Idle, true),
+        Err(0)
+    );
+}

@@ -309,7 +309,125 @@ async fn statements_are_decided_by_what_the_catalog_says_they_do() {
             format!("SELECT * FROM {s}.payroll_rows()"),
             Refused(payroll),
         ),
+        // More shapes of reaching payroll: subqueries, CTEs, set operations, LATERAL,
+        // TABLE, ONLY, whole-row values, MERGE sources, EXPLAIN, PREPARE, cursors.
+        (
+            &agent,
+            format!("SELECT * FROM (SELECT * FROM {s}.payroll) p"),
+            Refused(payroll),
+        ),
+        (
+            &agent,
+            format!("WITH p AS (SELECT * FROM {s}.payroll) SELECT * FROM p"),
+            Refused(payroll),
+        ),
+        (
+            &agent,
+            format!(
+                "SELECT id, total FROM {s}.orders UNION ALL SELECT id, salary FROM {s}.payroll"
+            ),
+            Refused(payroll),
+        ),
+        (
+            &reader,
+            format!("SELECT * FROM {s}.orders WHERE id IN (SELECT id FROM {s}.payroll_view)"),
+            Refused(payroll),
+        ),
+        (
+            &agent,
+            format!(
+                "SELECT * FROM {s}.orders o, LATERAL (SELECT * FROM {s}.innocent i WHERE i.id = o.id) x"
+            ),
+            Refused(payroll),
+        ),
+        (&agent, format!("TABLE {s}.payroll"), Refused(payroll)),
+        (
+            &agent,
+            format!("SELECT * FROM ONLY {s}.payroll"),
+            Refused(payroll),
+        ),
+        (
+            &agent,
+            format!("SELECT row_to_json(p) FROM {s}.payroll p"),
+            Refused(payroll),
+        ),
+        (
+            &agent,
+            format!(
+                "MERGE INTO {s}.orders o USING {s}.payroll p ON o.id = p.id WHEN MATCHED THEN UPDATE SET total = p.salary"
+            ),
+            Refused(payroll),
+        ),
+        (
+            &agent,
+            format!("EXPLAIN SELECT * FROM {s}.payroll_view"),
+            Refused(payroll),
+        ),
+        (
+            &agent,
+            format!("PREPARE pay AS SELECT * FROM {s}.payroll"),
+            Refused(payroll),
+        ),
+        (
+            &agent,
+            format!("DECLARE pay CURSOR FOR SELECT * FROM {s}.innocent"),
+            Refused(payroll),
+        ),
+        (
+            &agent,
+            format!("SELECT {s}.total_of(id) FROM {s}.orders"),
+            Refused(payroll),
+        ),
+        // More places a writing function hides.
+        (
+            &agent,
+            format!("SELECT CASE WHEN false THEN {s}.wipe_orders() END"),
+            Refused(admin),
+        ),
+        (
+            &agent,
+            format!("SELECT ARRAY[{s}.purge_customer(1)]"),
+            Refused(admin),
+        ),
+        (
+            &agent,
+            format!("VALUES ({s}.wipe_orders())"),
+            Refused(admin),
+        ),
+        (
+            &reader,
+            format!("SELECT {s}.wipe_orders() FROM {s}.orders LIMIT 0"),
+            Refused(admin),
+        ),
+        (
+            &agent,
+            format!("SELECT coalesce(NULL, {s}.run_sql('TRUNCATE {s}.orders'))"),
+            Refused(admin),
+        ),
+        (
+            &agent,
+            format!("UPDATE {s}.customers SET email = 'x' WHERE id = {s}.purge_customer(2)"),
+            Refused(admin),
+        ),
+        // A rule's unbounded write, set off by an INSERT that inserts nothing.
+        (
+            &agent,
+            format!("INSERT INTO {s}.inbox (body) SELECT 'x' WHERE false"),
+            Refused(Some("no-unbounded-writes")),
+        ),
         // What the catalog allows runs.
+        (
+            &agent,
+            format!(
+                "SELECT o.id, c.email FROM {s}.orders o JOIN {s}.customers c ON c.id = o.customer_id"
+            ),
+            Runs,
+        ),
+        (
+            &reader,
+            format!("WITH o AS (SELECT * FROM {s}.orders) SELECT count(*) FROM o"),
+            Runs,
+        ),
         (&agent, format!("SELECT * FROM {s}.orders"), Runs),
         (
             &reader,
@@ -354,7 +472,8 @@ async fn statements_are_decided_by_what_the_catalog_says_they_do() {
             checked += 1;
         }
     }
-    assert!(checked >= 60, "{checked} statements");
+    assert!(cases.len() >= 60, "{} statements", cases.len());
+    assert_eq!(checked, 2 * cases.len());
 
     // The shadowing schema first in the path: `orders` may now be the view over payroll.
     agent

@@ -207,6 +207,44 @@ async fn in_a_transaction_the_block_fails_and_rolls_back() {
     client.batch_execute("COMMIT").await.unwrap();
     assert_eq!(fingerprint(&s).await, before);
 
+    // Transaction control in the same Query: a block the Query opens holds the bounded
+    // statement (a ROLLBACK in it is the client's), a COMMIT after it is refused.
+    client
+        .batch_execute(&format!(
+            "BEGIN; UPDATE {s}.t SET v = 'q' WHERE id <= 2; ROLLBACK"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(fingerprint(&s).await, before);
+    assert!(idle(&client).await);
+    let e = client
+        .batch_execute(&format!(
+            "BEGIN; UPDATE {s}.t SET v = 'q' WHERE id <= 8; ROLLBACK"
+        ))
+        .await
+        .unwrap_err();
+    exceeded(&e);
+    assert!(idle(&client).await);
+    client
+        .batch_execute(&format!("BEGIN; UPDATE {s}.t SET v = 'q' WHERE id = 3"))
+        .await
+        .unwrap();
+    assert!(
+        !idle(&client).await,
+        "the Query's own BEGIN leaves its block open"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    for sql in [
+        format!("BEGIN; UPDATE {s}.t SET v = 'q' WHERE id = 3; COMMIT"),
+        format!("UPDATE {s}.t SET v = 'q' WHERE id = 3; ROLLBACK"),
+        format!("BEGIN; COMMIT; UPDATE {s}.t SET v = 'q' WHERE id = 3"),
+    ] {
+        let e = client.batch_execute(&sql).await.unwrap_err();
+        assert_eq!(refusal(&e).1, "row_limit_unenforceable", "{sql}");
+        assert!(idle(&client).await, "{sql}");
+    }
+    assert_eq!(fingerprint(&s).await, before);
+
     // Within the bound in a block: the client's COMMIT decides.
     client.batch_execute("BEGIN").await.unwrap();
     client
