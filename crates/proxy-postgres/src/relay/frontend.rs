@@ -420,9 +420,16 @@ async fn execute<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     up: &mut FrameWriter<W>,
     inbox: &mut Inbox<'_, R>,
 ) -> Result<bool, PgError> {
-    let limit = relay.tracker().portal_row_limit(portal);
+    // One lock on the common path: an unbounded portal is tracked and forwarded at once.
+    let limit = {
+        let mut t = relay.tracker();
+        let limit = t.portal_row_limit(portal);
+        if limit.is_none() {
+            t.execute(portal);
+        }
+        limit
+    };
     let Some(limit) = limit else {
-        relay.tracker().execute(portal);
         up.push(frame);
         return Ok(false);
     };

@@ -412,8 +412,8 @@ async fn writes_the_count_would_miss_are_refused_before_they_run() {
     teardown(&s).await;
 }
 
-/// psql runs each command as a simple Query: COPY FROM STDIN through it is counted, the rows
-/// a refused write RETURNs stop at the bound, and a write within it commits.
+/// psql runs each command as a simple Query: COPY FROM STDIN through it is counted, a
+/// RETURNING write beyond the bound is refused, and a write within it commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_copy_and_returning() {
     use std::io::Write;
@@ -464,11 +464,6 @@ async fn psql_copy_and_returning() {
     assert!(
         stderr.contains("row_limit_exceeded") || stderr.contains("would change 12 rows"),
         "{stderr}"
-    );
-    let returned = String::from_utf8_lossy(&out.stdout).lines().count();
-    assert!(
-        returned <= 5,
-        "at most the bound's rows come back: {returned}"
     );
     assert_eq!(fingerprint(&s).await, before);
 
