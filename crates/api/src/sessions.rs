@@ -78,7 +78,8 @@ pub(crate) async fn get(
     }
 }
 
-/// `GET /v1/sessions/{id}/recording`: the recording file as written (JSONL, masked values).
+/// `GET /v1/sessions/{id}/recording`: the recording file as written (JSONL or asciicast v2,
+/// masked values).
 pub(crate) async fn recording(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -91,11 +92,16 @@ pub(crate) async fn recording(
     let Some(dir) = s.recordings_dir.as_ref() else {
         return no_session(&id).into_response();
     };
-    let Ok(path) = portcullis_recording::recording_path(dir, &id) else {
+    let Ok(Some(path)) = portcullis_recording::find_recording(dir, &id) else {
         return no_session(&id).into_response();
     };
+    // A command protocol's JSONL timeline, or a terminal session's asciicast v2.
+    let kind = match portcullis_recording::Format::of_path(&path) {
+        Some((portcullis_recording::Format::Asciicast, _)) => "application/x-asciicast",
+        _ => "application/x-ndjson",
+    };
     match tokio::fs::read(&path).await {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, kind)], body).into_response(),
         Err(_) => no_session(&id).into_response(),
     }
 }

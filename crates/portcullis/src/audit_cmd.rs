@@ -148,9 +148,11 @@ async fn verify_recordings(
             ) else {
                 continue;
             };
-            let got = portcullis_recording::recording_path(dir, id)
-                .map_err(|e| e.to_string())
-                .and_then(|p| portcullis_recording::sha256_file(&p).map_err(|e| e.to_string()));
+            let got = match portcullis_recording::find_recording(dir, id) {
+                Ok(Some(p)) => portcullis_recording::sha256_file(&p).map_err(|e| e.to_string()),
+                Ok(None) => Err("the file is missing".to_owned()),
+                Err(e) => Err(e.to_string()),
+            };
             let (ok, problem) = match got {
                 Ok(h) if h == want => (true, String::new()),
                 Ok(_) => (

@@ -1,5 +1,6 @@
 //! `portcullis sessions list|show|replay`: recorded sessions, read offline from the state
-//! store (what the audit says) and the recordings folder (what happened, masked).
+//! store (what the audit says) and the recordings folder (what happened, masked): a
+//! timeline replays as text, a terminal session (asciicast) as its output.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -42,12 +43,17 @@ pub async fn run(g: &Global, cmd: &SessionsCmd) -> anyhow::Result<ExitCode> {
             if !(a.speed > 0.0 && a.speed.is_finite()) {
                 bail!("--speed must be a positive number");
             }
-            let recordings = portcullis_recording::recording_path(&cfg.recording.dir, &a.id)
-                .context("not a session id")?;
-            let rec = portcullis_recording::read(&recordings)
+            // Either format: a timeline (`.jsonl`) or a terminal session (`.cast`).
+            let path = portcullis_recording::find_recording(&cfg.recording.dir, &a.id)
+                .with_context(|| format!("cannot look up the recording of session {}", a.id))?
+                .with_context(|| format!("no recording for session {}", a.id))?;
+            let rec = portcullis_recording::read_any(&path)
                 .with_context(|| format!("no readable recording for session {}", a.id))?;
-            let mut out = std::io::stdout();
-            portcullis_recording::replay(&rec, a.speed, a.no_wait, &mut out).await?;
+            // A terminal session's output goes to stdout as it was shown; its input,
+            // resizes and markers go to stderr, so either stream can be kept alone.
+            let (mut out, mut notes) = (std::io::stdout(), std::io::stderr());
+            portcullis_recording::replay_any(&rec, a.speed, a.no_wait, &mut out, &mut notes)
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -66,8 +66,12 @@ pub enum RecordingError {
     },
 
     /// The header names a format version this build cannot read.
-    #[error("recording {}: format version {version} is not supported (expected 1)", .path.display())]
-    UnsupportedVersion { path: PathBuf, version: u32 },
+    #[error("recording {}: format version {version} is not supported (expected {expected})", .path.display())]
+    UnsupportedVersion {
+        path: PathBuf,
+        version: u32,
+        expected: u32,
+    },
 
     /// `replay` was asked for a speed that is not a positive finite number.
     #[error("replay speed must be a positive number")]

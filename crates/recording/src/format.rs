@@ -1,76 +1,50 @@
-//! The three line kinds of a recording and how they are encoded (see the crate docs).
+//! The two recording formats, and what they share: file names, session ids, line encoding.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 use crate::error::RecordingError;
-
-/// The format version written in every header.
-pub const FORMAT_VERSION: u32 = 1;
 
 /// The longest session id accepted, in bytes.
 pub const MAX_SESSION_ID: usize = 128;
 
-/// Keys an entry's data cannot use, because the entry's own fields take them on the line.
-pub(crate) const RESERVED_KEYS: [&str; 2] = ["t_ms", "kind"];
-
-/// First line of a recording.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Header {
-    /// Format version; [`crate::Recordings::open`] always writes [`FORMAT_VERSION`].
-    pub v: u32,
-    pub session_id: String,
-    /// Wall-clock start of the session, in Unix milliseconds.
-    pub started_ms: i64,
-    /// The door: `postgres`, `http`, `kubernetes`, ...
-    pub protocol: String,
-    /// The configured connection name.
-    pub connection: String,
-    /// Who: subject, issuer, client id, groups, token id, ... as the door describes them.
-    pub principal: Value,
-    #[serde(default)]
-    pub source_ip: Option<String>,
+/// How a recording is stored. Both are newline-delimited JSON written through the same
+/// writer; they differ in their lines and in how they mark the end of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// `<id>.jsonl`: the timeline of commands and (masked) results (format version 1).
+    Timeline,
+    /// `<id>.cast`: a terminal session as asciicast v2, playable by asciinema.
+    Asciicast,
 }
 
-/// One timeline line. `t_ms` is the offset from `started_ms` (replay keeps the original
-/// timing).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Entry {
-    pub t_ms: u64,
-    /// What happened: `statement`, `notice`, ... (door-defined).
-    pub kind: String,
-    /// Everything else on the line, as the door built it (already masked).
-    #[serde(flatten)]
-    pub data: Map<String, Value>,
-}
+impl Format {
+    /// Every format, in the order a session's file is looked for.
+    pub const ALL: [Format; 2] = [Format::Timeline, Format::Asciicast];
 
-/// Last line of a cleanly closed recording, or of one closed by recovery.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct End {
-    pub t_ms: u64,
-    /// Why the session ended: `client_terminate`, `shutdown`, ..., or `interrupted` when
-    /// written by [`crate::Recordings::recover`].
-    pub ended: String,
-    /// How many entry lines precede this one.
-    pub entries: u64,
-}
-
-/// What one complete line after the header is.
-pub(crate) enum Line {
-    Entry(Entry),
-    End(End),
-}
-
-impl Line {
-    /// An entry line always has `kind`; an end line never does. Deciding by that key keeps
-    /// the end line free of any marker a door's entry kinds could collide with.
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Line, serde_json::Error> {
-        let map: Map<String, Value> = serde_json::from_slice(bytes)?;
-        if map.contains_key("kind") {
-            serde_json::from_value(Value::Object(map)).map(Line::Entry)
-        } else {
-            serde_json::from_value(Value::Object(map)).map(Line::End)
+    /// The file name extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Timeline => "jsonl",
+            Format::Asciicast => "cast",
         }
+    }
+
+    /// The format and session id of a recording file name, `None` for anything else.
+    pub fn of_path(path: &Path) -> Option<(Format, &str)> {
+        let name = path.file_name()?.to_str()?;
+        Format::ALL.into_iter().find_map(|format| {
+            let id = name.strip_suffix(format.extension())?.strip_suffix('.')?;
+            validate_session_id(id).ok()?;
+            Some((format, id))
+        })
+    }
+
+    /// The file of `session_id` in this format; refuses ids that could leave `dir`.
+    pub fn path(self, dir: &Path, session_id: &str) -> Result<PathBuf, RecordingError> {
+        validate_session_id(session_id)?;
+        Ok(dir.join(format!("{session_id}.{}", self.extension())))
     }
 }
 

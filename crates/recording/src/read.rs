@@ -1,14 +1,15 @@
-//! Reading recordings back, bounded and tolerant of what a crash leaves behind: a torn last
+//! Reading timelines back, bounded and tolerant of what a crash leaves behind: a torn last
 //! line (no terminating `\n`) is ignored, and a missing end line is reported as `None`.
+//! The bounded line reader is shared with the asciicast reader.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Take};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::RecordingError;
-use crate::format::{End, Entry, FORMAT_VERSION, Header, Line};
+use crate::timeline::{End, Entry, FORMAT_VERSION, Header, Line};
 
 /// The largest file [`read`] accepts.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
@@ -41,7 +42,7 @@ impl Default for ReadLimits {
     }
 }
 
-/// Reads a recording with the default limits.
+/// Reads a timeline recording (`.jsonl`) with the default limits.
 pub fn read(path: &Path) -> Result<Recording, RecordingError> {
     read_with(path, ReadLimits::default())
 }
@@ -88,18 +89,7 @@ pub(crate) fn scan(
     limits: ReadLimits,
     mut on_entry: impl FnMut(Entry),
 ) -> Result<Scan, RecordingError> {
-    let file = File::open(path).map_err(RecordingError::io(path))?;
-    let size = file.metadata().map_err(RecordingError::io(path))?.len();
-    if size > limits.max_file_bytes {
-        return Err(RecordingError::TooLarge {
-            path: path.to_owned(),
-            size,
-            limit: limits.max_file_bytes,
-        });
-    }
-    // Reading only the size seen above keeps a file that grows meanwhile from escaping
-    // the limit.
-    let mut lines = Lines::new(BufReader::new(file.take(size)), path, limits.max_line_bytes);
+    let mut lines = open_lines(path, limits)?;
     let header = match lines.next()? {
         Some((_, bytes)) => parse_header(path, bytes)?,
         None => return Err(malformed(path, 1, "no complete header line")),
@@ -130,6 +120,29 @@ pub(crate) fn scan(
     Ok(scan)
 }
 
+/// The complete lines of a file no larger than `limits` allows.
+pub(crate) fn open_lines(
+    path: &Path,
+    limits: ReadLimits,
+) -> Result<Lines<BufReader<Take<File>>>, RecordingError> {
+    let file = File::open(path).map_err(RecordingError::io(path))?;
+    let size = file.metadata().map_err(RecordingError::io(path))?.len();
+    if size > limits.max_file_bytes {
+        return Err(RecordingError::TooLarge {
+            path: path.to_owned(),
+            size,
+            limit: limits.max_file_bytes,
+        });
+    }
+    // Reading only the size seen above keeps a file that grows meanwhile from escaping
+    // the limit.
+    Ok(Lines::new(
+        BufReader::new(file.take(size)),
+        path,
+        limits.max_line_bytes,
+    ))
+}
+
 fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, RecordingError> {
     let header: Header =
         serde_json::from_slice(bytes).map_err(|e| RecordingError::malformed(path, 1, &e))?;
@@ -137,12 +150,13 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, RecordingError> {
         return Err(RecordingError::UnsupportedVersion {
             path: path.to_owned(),
             version: header.v,
+            expected: FORMAT_VERSION,
         });
     }
     Ok(header)
 }
 
-fn malformed(path: &Path, line: u64, problem: &str) -> RecordingError {
+pub(crate) fn malformed(path: &Path, line: u64, problem: &str) -> RecordingError {
     RecordingError::Malformed {
         path: path.to_owned(),
         line,
@@ -151,14 +165,16 @@ fn malformed(path: &Path, line: u64, problem: &str) -> RecordingError {
 }
 
 /// Complete lines of a reader, each bounded, counting what a torn tail leaves.
-struct Lines<R> {
+pub(crate) struct Lines<R> {
     reader: R,
     path: PathBuf,
     max: usize,
     buf: Vec<u8>,
     number: u64,
-    complete_len: u64,
-    torn_bytes: u64,
+    /// Bytes up to and including the last `\n` read.
+    pub(crate) complete_len: u64,
+    /// Bytes after it, once the end is reached.
+    pub(crate) torn_bytes: u64,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -176,7 +192,7 @@ impl<R: BufRead> Lines<R> {
 
     /// The next complete line (its number, its bytes without the `\n`), or `None` at the
     /// end of the file or at a torn tail.
-    fn next(&mut self) -> Result<Option<(u64, &[u8])>, RecordingError> {
+    pub(crate) fn next(&mut self) -> Result<Option<(u64, &[u8])>, RecordingError> {
         self.buf.clear();
         // One byte over the limit, plus the newline, tells "too long" from "just fits".
         let cap = self.max as u64 + 2;

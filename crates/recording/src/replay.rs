@@ -1,4 +1,5 @@
-//! Replay: a recording as human-readable lines on a terminal, at its original pace.
+//! Replay of a timeline: a recording as human-readable lines on a terminal, at its
+//! original pace. The pacing and the text helpers are shared with the terminal replay.
 //!
 //! Recorded values come from agents and targets, so everything printed is passed through
 //! [`clean`]: control characters (escape sequences included) are shown escaped, never sent
@@ -10,9 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use crate::error::RecordingError;
-use crate::format::{Entry, Header};
 use crate::read::Recording;
 use crate::table;
+use crate::timeline::{Entry, Header};
 
 /// The fields a summary line shows, in this order, when an entry has them.
 const SUMMARY_FIELDS: [&str; 8] = [
@@ -35,13 +36,14 @@ pub async fn replay(
     no_wait: bool,
     out: &mut (dyn Write + Send),
 ) -> Result<(), RecordingError> {
-    if !(speed.is_finite() && speed > 0.0) {
-        return Err(RecordingError::InvalidSpeed);
-    }
-    write_intro(&rec.header, out).map_err(RecordingError::Output)?;
+    check_speed(speed)?;
+    writeln!(out, "{}", intro(&rec.header)).map_err(RecordingError::Output)?;
     let start = tokio::time::Instant::now();
     let first = rec.entries.first().map_or(0, |e| e.t_ms);
-    let wait = |t_ms: u64| pace(start, t_ms.saturating_sub(first), speed, no_wait);
+    let wait = |t_ms: u64| {
+        let since_first = Duration::from_millis(t_ms.saturating_sub(first));
+        pace(start, since_first, speed, no_wait)
+    };
     for entry in &rec.entries {
         wait(entry.t_ms).await;
         write_entry(entry, out).map_err(RecordingError::Output)?;
@@ -51,7 +53,7 @@ pub async fn replay(
             wait(end.t_ms).await;
             let ended = clean(&end.ended);
             let n = end.entries;
-            writeln!(out, "{} end {ended} ({n} entries)", offset(end.t_ms))
+            writeln!(out, "{} end {ended} ({n} entries)", offset_ms(end.t_ms))
         }
         None => writeln!(
             out,
@@ -62,14 +64,22 @@ pub async fn replay(
     .map_err(RecordingError::Output)
 }
 
-/// Sleeps until `offset_ms / speed` after `start`. Deadlines are absolute so the time
-/// spent printing does not accumulate as drift; an offset too large to represent (a
-/// pathological speed) is not waited for.
-async fn pace(start: tokio::time::Instant, offset_ms: u64, speed: f64, no_wait: bool) {
+pub(crate) fn check_speed(speed: f64) -> Result<(), RecordingError> {
+    if speed.is_finite() && speed > 0.0 {
+        Ok(())
+    } else {
+        Err(RecordingError::InvalidSpeed)
+    }
+}
+
+/// Sleeps until `offset / speed` after `start`. Deadlines are absolute so the time spent
+/// printing does not accumulate as drift; an offset too large to represent (a pathological
+/// speed) is not waited for.
+pub(crate) async fn pace(start: tokio::time::Instant, offset: Duration, speed: f64, no_wait: bool) {
     if no_wait {
         return;
     }
-    let due = Duration::try_from_secs_f64(offset_ms as f64 / 1000.0 / speed)
+    let due = Duration::try_from_secs_f64(offset.as_secs_f64() / speed)
         .ok()
         .and_then(|d| start.checked_add(d));
     if let Some(due) = due {
@@ -77,7 +87,8 @@ async fn pace(start: tokio::time::Instant, offset_ms: u64, speed: f64, no_wait: 
     }
 }
 
-fn write_intro(header: &Header, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+/// The first line of a replay, without its newline: `# session … started=…`.
+pub(crate) fn intro(header: &Header) -> String {
     let who = match header.principal.get("subject") {
         Some(Value::String(subject)) => clean(subject),
         _ => clean(&header.principal.to_string()),
@@ -86,18 +97,17 @@ fn write_intro(header: &Header, out: &mut (dyn Write + Send)) -> std::io::Result
         .ok()
         .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
         .map_or_else(|| header.started_ms.to_string(), rfc3339);
-    write!(
-        out,
+    let mut line = format!(
         "# session {} protocol={} connection={} principal={} started={started}",
         clean(&header.session_id),
         quote(&header.protocol),
         quote(&header.connection),
         quote(&who),
-    )?;
+    );
     if let Some(ip) = &header.source_ip {
-        write!(out, " source_ip={}", quote(ip))?;
+        line.push_str(&format!(" source_ip={}", quote(ip)));
     }
-    writeln!(out)
+    line
 }
 
 fn rfc3339(at: SystemTime) -> String {
@@ -105,7 +115,7 @@ fn rfc3339(at: SystemTime) -> String {
 }
 
 fn write_entry(entry: &Entry, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
-    write!(out, "{} {}", offset(entry.t_ms), clean(&entry.kind))?;
+    write!(out, "{} {}", offset_ms(entry.t_ms), clean(&entry.kind))?;
     for field in SUMMARY_FIELDS {
         if let Some(value) = entry.data.get(field) {
             write!(out, " {field}={}", render(value))?;
@@ -137,7 +147,7 @@ fn write_table(data: &Map<String, Value>, out: &mut (dyn Write + Send)) -> std::
 }
 
 /// `[+12.345s]`.
-fn offset(t_ms: u64) -> String {
+pub(crate) fn offset_ms(t_ms: u64) -> String {
     format!("[+{}.{:03}s]", t_ms / 1000, t_ms % 1000)
 }
 
@@ -152,7 +162,7 @@ fn render(value: &Value) -> String {
 
 /// Cleans a string and wraps it in double quotes when it is empty or holds spaces or
 /// quotes, so `key=value` pairs stay unambiguous.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let cleaned = clean(s);
     if cleaned.is_empty() || cleaned.contains(|c: char| c.is_whitespace() || c == '"') {
         format!("\"{}\"", cleaned.replace('"', "\\\""))

@@ -1,4 +1,5 @@
-//! One session's handle: creating its file, recording entries, finishing it.
+//! One session's handle: creating its file, recording entries or terminal events,
+//! finishing it.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -11,8 +12,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::RecordingError;
-use crate::format::{self, End, Entry, Header, RESERVED_KEYS};
-use crate::read::MAX_LINE_BYTES;
+use crate::format::Format;
+use crate::sink::{Ending, Record, Sink, TermEvent};
+use crate::timeline::{self, Entry, RESERVED_KEYS};
 use crate::writer::{Command, Opened, blocking};
 
 /// What a finished recording is, for the `session.close` audit event.
@@ -22,18 +24,21 @@ pub struct Finished {
     /// Lowercase hex SHA-256 of the whole file, equal to [`crate::sha256_file`] of it.
     pub sha256: String,
     pub bytes: u64,
+    /// Entry lines of a timeline, event lines of a terminal recording (the header and the
+    /// end not counted).
     pub entries: u64,
 }
 
-/// The recording of one session. Dropping it without [`SessionRecording::finish`] flushes
-/// and closes the file without an end line, so the next start's recovery marks it
-/// interrupted.
+/// The recording of one session, in one [`Format`]. Dropping it without
+/// [`SessionRecording::finish`] flushes and closes the file without an end, so the next
+/// start's recovery marks it interrupted.
 #[derive(Debug)]
 pub struct SessionRecording {
     id: u64,
     session_id: String,
+    format: Format,
     path: PathBuf,
-    /// Entry offsets come from a monotonic clock, so a wall-clock step never reorders the
+    /// Offsets come from a monotonic clock, so a wall-clock step never reorders the
     /// timeline or makes an offset negative.
     started: Instant,
     started_ms: i64,
@@ -42,13 +47,21 @@ pub struct SessionRecording {
 }
 
 impl SessionRecording {
-    pub(crate) fn new(id: u64, header: &Header, path: PathBuf, tx: mpsc::Sender<Command>) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        session_id: String,
+        format: Format,
+        path: PathBuf,
+        started_ms: i64,
+        tx: mpsc::Sender<Command>,
+    ) -> Self {
         SessionRecording {
             id,
-            session_id: header.session_id.clone(),
+            session_id,
+            format,
             path,
             started: Instant::now(),
-            started_ms: header.started_ms,
+            started_ms,
             tx,
             finished: false,
         }
@@ -66,35 +79,81 @@ impl SessionRecording {
         &self.path
     }
 
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     /// Appends one entry. The keys `t_ms` and `kind` in `data` are dropped (the entry's own
     /// fields own them). Waits while the writer's queue is full; after the writer stopped the
     /// entry is discarded, since a recording cannot fail the command it describes.
+    ///
+    /// In a terminal recording the entry becomes a marker labelled with `kind`, followed by
+    /// `data` as compact JSON when it is not empty (a door's note among the terminal
+    /// events, such as a refused command).
     pub async fn record(&self, kind: &str, mut data: Map<String, Value>) {
         for key in RESERVED_KEYS {
             data.remove(key);
         }
-        let entry = Entry {
-            t_ms: self.elapsed_ms(),
-            kind: kind.to_owned(),
-            data,
-        };
-        let Some(line) = encode_entry(entry) else {
-            return;
-        };
-        if self.tx.send(Command::Append(self.id, line)).await.is_err() {
-            tracing::debug!(session = %self.session_id, "recording writer stopped; entry dropped");
+        match self.format {
+            Format::Timeline => {
+                let entry = Entry {
+                    t_ms: self.elapsed_ms(),
+                    kind: kind.to_owned(),
+                    data,
+                };
+                if let Some(line) = timeline::encode_entry(entry) {
+                    self.send(Record::Line(line)).await;
+                }
+            }
+            Format::Asciicast => {
+                let label = if data.is_empty() {
+                    kind.to_owned()
+                } else {
+                    format!("{kind} {}", Value::Object(data))
+                };
+                self.terminal(TermEvent::Marker(label)).await;
+            }
         }
     }
 
-    /// Writes the end line, flushes and fsyncs, and returns the file's SHA-256 and size.
+    /// Terminal output (an `o` event). `bytes` need not end on a UTF-8 boundary: an
+    /// incomplete character is completed by the next call; invalid bytes are recorded as
+    /// U+FFFD. Ignored in a timeline recording.
+    pub async fn output(&self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.terminal(TermEvent::Output(bytes.to_vec())).await;
+        }
+    }
+
+    /// Terminal input, what the user typed (an `i` event); as [`Self::output`].
+    pub async fn input(&self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.terminal(TermEvent::Input(bytes.to_vec())).await;
+        }
+    }
+
+    /// The terminal was resized (an `r` event, `COLSxROWS`). Ignored in a timeline.
+    pub async fn resize(&self, cols: u16, rows: u16) {
+        self.terminal(TermEvent::Resize { cols, rows }).await;
+    }
+
+    /// A marker (an `m` event) labelled `label`; labels are cut to 4 KiB and a label that
+    /// starts with `portcullis:` (reserved for the session's end) gets a leading `_`.
+    /// Ignored in a timeline.
+    pub async fn marker(&self, label: &str) {
+        self.terminal(TermEvent::Marker(label.to_owned())).await;
+    }
+
+    /// Writes the format's end (the timeline's end line, or the cast's
+    /// `portcullis:ended:<ended>` marker), flushes and fsyncs, and returns the file's
+    /// SHA-256 and size.
     pub async fn finish(mut self, ended: &str) -> Result<Finished, RecordingError> {
-        let end = End {
-            t_ms: self.elapsed_ms(),
+        let ending = Ending {
+            at: self.started.elapsed(),
             ended: ended.to_owned(),
-            entries: 0, // counted by the writer, which saw every entry
         };
         let (reply, answer) = oneshot::channel();
-        let command = Command::Finish(self.id, end, reply);
+        let command = Command::Finish(self.id, ending, reply);
         self.tx
             .send(command)
             .await
@@ -103,6 +162,30 @@ impl SessionRecording {
         // still tell the writer to close the file.
         self.finished = true;
         answer.await.map_err(|_| RecordingError::Stopped)?
+    }
+
+    async fn terminal(&self, event: TermEvent) {
+        match self.format {
+            Format::Asciicast => {
+                let at = self.started.elapsed();
+                self.send(Record::Terminal(at, event)).await;
+            }
+            Format::Timeline => {
+                tracing::debug!(session = %self.session_id,
+                    "terminal event on a timeline recording; ignored");
+            }
+        }
+    }
+
+    async fn send(&self, record: Record) {
+        if self
+            .tx
+            .send(Command::Append(self.id, record))
+            .await
+            .is_err()
+        {
+            tracing::debug!(session = %self.session_id, "recording writer stopped; entry dropped");
+        }
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -128,37 +211,27 @@ impl Drop for SessionRecording {
     }
 }
 
-/// Encodes an entry, replacing one that would be too long for `read` by a stub that says
-/// so: an unreadable recording would lose far more than one oversized entry.
-fn encode_entry(entry: Entry) -> Option<Vec<u8>> {
-    let line = match format::encode_line(&entry) {
-        Ok(line) if line.len() <= MAX_LINE_BYTES => line,
-        Ok(line) => {
-            tracing::warn!(kind = %entry.kind, bytes = line.len(), "recording entry too long; stubbed");
-            let mut data = Map::new();
-            data.insert("oversized".to_owned(), Value::Bool(true));
-            data.insert("bytes".to_owned(), Value::from(line.len()));
-            let stub = Entry { data, ..entry };
-            format::encode_line(&stub).ok()?
-        }
-        Err(_) => {
-            tracing::warn!(kind = %entry.kind, "recording entry cannot be encoded; dropped");
-            return None;
-        }
-    };
-    Some(line)
-}
-
-/// Creates the file exclusively (never following or reusing an existing path), writes the
-/// header straight to disk, and fsyncs the file and its directory so the recording survives
-/// even a power loss right after the session opened.
-pub(crate) async fn create(path: PathBuf, header: &Header) -> Result<Opened, RecordingError> {
-    let line = format::encode_line(header)?;
+/// Creates the file exclusively (never following or reusing an existing path, nor beside
+/// a recording of the same session in the other format), writes the header line straight
+/// to disk, and fsyncs the file and its directory so the recording survives even a power
+/// loss right after the session opened.
+pub(crate) async fn create(
+    dir: &Path,
+    session_id: &str,
+    format: Format,
+    header: Vec<u8>,
+) -> Result<Opened, RecordingError> {
+    let path = format.path(dir, session_id)?;
+    let others: Vec<PathBuf> = Format::ALL
+        .into_iter()
+        .filter(|f| *f != format)
+        .map(|f| f.path(dir, session_id))
+        .collect::<Result<_, _>>()?;
     let mut hasher = Sha256::new();
-    hasher.update(&line);
-    let bytes = line.len() as u64;
+    hasher.update(&header);
+    let bytes = header.len() as u64;
     let at = path.clone();
-    let file = blocking(move || create_file(&at, &line))
+    let file = blocking(move || create_file(&at, &others, &header))
         .await
         .and_then(|r| r)
         .map_err(|e| match e.kind() {
@@ -166,15 +239,22 @@ pub(crate) async fn create(path: PathBuf, header: &Header) -> Result<Opened, Rec
             _ => RecordingError::io(path.clone())(e),
         })?;
     Ok(Opened {
-        session_id: header.session_id.clone(),
+        session_id: session_id.to_owned(),
         path,
         file: Arc::new(file),
         hasher,
         bytes,
+        sink: Sink::new(format),
     })
 }
 
-fn create_file(path: &Path, header: &[u8]) -> std::io::Result<File> {
+fn create_file(path: &Path, others: &[PathBuf], header: &[u8]) -> std::io::Result<File> {
+    // One file per session id, whatever its format: readers look for either.
+    for other in others {
+        if other.symlink_metadata().is_ok() {
+            return Err(std::io::ErrorKind::AlreadyExists.into());
+        }
+    }
     let mut options = OpenOptions::new();
     options.append(true).create_new(true);
     #[cfg(unix)]

@@ -1,6 +1,7 @@
 //! The writer task: one per [`crate::Recordings`], owning every open session file.
 //!
-//! Sessions hand it encoded lines through a bounded queue. Lines are hashed and buffered in
+//! Sessions hand it records through a bounded queue; each session's [`Sink`] turns them into
+//! lines of its format (the writer itself knows no format). Lines are hashed and buffered in
 //! memory, then written (one `write(2)` per session) on every `flush_every` tick, as soon as
 //! a session's buffer passes [`FLUSH_BYTES`], and on finish. File I/O runs on Tokio's
 //! blocking pool so a slow disk never stalls the runtime; while it runs the queue fills and
@@ -18,8 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
 use crate::error::RecordingError;
-use crate::format::{End, encode_line};
 use crate::session::Finished;
+use crate::sink::{Ending, Record, Sink};
 
 /// A session buffer this large is written at once instead of waiting for the tick, which
 /// bounds memory per session whatever the entry rate.
@@ -33,13 +34,18 @@ pub(crate) struct Opened {
     /// Already fed with the header line.
     pub hasher: Sha256,
     pub bytes: u64,
+    pub sink: Sink,
 }
 
 /// A request to the writer task.
 pub(crate) enum Command {
     Open(u64, Box<Opened>),
-    Append(u64, Vec<u8>),
-    Finish(u64, End, oneshot::Sender<Result<Finished, RecordingError>>),
+    Append(u64, Record),
+    Finish(
+        u64,
+        Ending,
+        oneshot::Sender<Result<Finished, RecordingError>>,
+    ),
     /// The session was dropped without finishing: flush and close, leave it for recovery.
     Abandon(u64),
     Shutdown(oneshot::Sender<()>),
@@ -51,7 +57,6 @@ type Pending = (Arc<File>, Vec<u8>);
 /// An open session file.
 struct Live {
     opened: Opened,
-    entries: u64,
     pending: Vec<u8>,
     /// The first write error; later lines are dropped since the file's tail is unknown.
     failed: Option<io::ErrorKind>,
@@ -107,13 +112,12 @@ impl Writer {
             Command::Open(id, opened) => {
                 let live = Live {
                     opened: *opened,
-                    entries: 0,
                     pending: Vec::new(),
                     failed: None,
                 };
                 self.sessions.insert(id, live);
             }
-            Command::Append(id, line) => self.append(id, line).await,
+            Command::Append(id, record) => self.append(id, record).await,
             Command::Finish(id, end, reply) => self.finish(id, end, reply),
             Command::Abandon(id) => {
                 if let Some(live) = self.sessions.remove(&id) {
@@ -130,42 +134,36 @@ impl Writer {
         }
     }
 
-    async fn append(&mut self, id: u64, line: Vec<u8>) {
+    async fn append(&mut self, id: u64, record: Record) {
         let Some(live) = self.sessions.get_mut(&id) else {
             return;
         };
-        live.push(&line);
-        live.entries += 1;
+        let lines = live.opened.sink.encode(record);
+        live.push(&lines);
         if live.pending.len() >= FLUSH_BYTES {
             let batch = vec![(id, live.take())];
             self.write_batch(batch).await;
         }
     }
 
-    /// Appends the end line, then writes, fsyncs and answers `reply` in a task of its own.
+    /// Appends the format's end, then writes, fsyncs and answers `reply` in a task of its
+    /// own.
     fn finish(
         &mut self,
         id: u64,
-        end: End,
+        ending: Ending,
         reply: oneshot::Sender<Result<Finished, RecordingError>>,
     ) {
         let Some(mut live) = self.sessions.remove(&id) else {
             let _ = reply.send(Err(RecordingError::Stopped));
             return;
         };
-        let end = End {
-            entries: live.entries,
-            ..end
-        };
-        let encoded = encode_line(&end);
-        if let Ok(line) = &encoded {
-            live.push(line);
-        }
+        let encoded = live.opened.sink.end(&ending).map(|lines| live.push(&lines));
         let finished = Finished {
             path: live.opened.path.clone(),
             sha256: hex::encode(live.opened.hasher.clone().finalize()),
             bytes: live.opened.bytes,
-            entries: live.entries,
+            entries: live.opened.sink.entries(),
         };
         let open_ids = self.open_ids.clone();
         self.closing.spawn(async move {
@@ -209,7 +207,7 @@ impl Writer {
         }
     }
 
-    /// At shutdown every open file is written and fsynced but gets no end line: the door did
+    /// At shutdown every open file is written and fsynced but gets no end: the door did
     /// not finish it, so the next start's recovery marks it interrupted and audits its hash.
     /// Closes already under way are waited for.
     async fn close_all(&mut self) {
@@ -252,12 +250,12 @@ fn release(open_ids: &Mutex<HashSet<String>>, session_id: &str) {
 }
 
 impl Live {
-    /// Hashes and buffers a line; the hash always covers exactly the bytes meant for disk.
-    fn push(&mut self, line: &[u8]) {
-        self.opened.hasher.update(line);
-        self.opened.bytes += line.len() as u64;
+    /// Hashes and buffers lines; the hash always covers exactly the bytes meant for disk.
+    fn push(&mut self, lines: &[u8]) {
+        self.opened.hasher.update(lines);
+        self.opened.bytes += lines.len() as u64;
         if self.failed.is_none() {
-            self.pending.extend_from_slice(line);
+            self.pending.extend_from_slice(lines);
         }
     }
 

@@ -164,3 +164,103 @@ fn read_is_bounded_and_errors_do_not_quote_contents() {
         Err(RecordingError::UnsupportedVersion { version: 2, .. })
     ));
 }
+
+#[test]
+fn recover_closes_a_crashed_terminal_recording_and_cuts_the_torn_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let path = runtime.block_on(async {
+        let recs = start(dir.path(), Duration::from_millis(50), 16);
+        let session = recs
+            .open_terminal(common::terminal_header("t-crashed"))
+            .await
+            .unwrap();
+        session.output(b"$ ").await;
+        session.input(b"top\r").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        session.output(b"load average: 0.01\r\n").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let path = session.path().to_owned();
+        std::mem::forget(session);
+        path
+    });
+    runtime.shutdown_background();
+    // Half an event line, as a write cut short by the crash would leave.
+    let torn = br#"[9.5,"o","Tasks: 1"#;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(torn)
+        .unwrap();
+    let before = portcullis_recording::read_cast(&path).unwrap();
+    assert_eq!((before.events.len(), before.end.is_none()), (3, true));
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _entered = runtime.enter();
+    let recs = start(dir.path(), Duration::from_secs(1), 16);
+    let recovered = recs.recover().unwrap();
+    assert_eq!(recovered.len(), 1);
+    let r = &recovered[0];
+    assert_eq!((r.session_id.as_str(), r.entries), ("t-crashed", 3));
+    assert_eq!(
+        (r.path.as_path(), r.truncated_bytes),
+        (path.as_path(), torn.len() as u64)
+    );
+    assert_eq!(r.sha256, sha256_file(&path).unwrap());
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("Tasks") && text.ends_with('\n'), "{text}");
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last[1], "m");
+    assert_eq!(last[2], "portcullis:ended:interrupted");
+    let after = portcullis_recording::read_cast(&path).unwrap();
+    assert_eq!(after.events, before.events);
+    let end = after.end.unwrap();
+    assert_eq!(end.ended, "interrupted");
+    // At the last event's time: never earlier, so times stay non-decreasing.
+    let last_event = after.events.last().unwrap().time;
+    assert!(
+        end.time >= last_event && end.time - last_event < 1e-5,
+        "{end:?}"
+    );
+
+    assert!(recs.recover().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn recover_handles_both_formats_and_leaves_a_headless_cast_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = start(dir.path(), Duration::from_secs(3600), 16);
+    let timeline = recs.open(header("a-timeline")).await.unwrap();
+    timeline.record("statement", data(json!({"n": 1}))).await;
+    let terminal = recs
+        .open_terminal(common::terminal_header("b-terminal"))
+        .await
+        .unwrap();
+    terminal.output(b"hi").await;
+    let done = recs
+        .open_terminal(common::terminal_header("c-done"))
+        .await
+        .unwrap();
+    done.finish("client_terminate").await.unwrap();
+    drop((timeline, terminal));
+    recs.shutdown().await;
+    std::fs::write(dir.path().join("headless.cast"), "{\"version\":2,\"wid").unwrap();
+
+    let recovered = start(dir.path(), Duration::from_secs(1), 16)
+        .recover()
+        .unwrap();
+    let ids: Vec<(&str, u64)> = recovered
+        .iter()
+        .map(|r| (r.session_id.as_str(), r.entries))
+        .collect();
+    assert_eq!(ids, [("a-timeline", 1), ("b-terminal", 1)]);
+    for r in &recovered {
+        assert_eq!(r.sha256, sha256_file(&r.path).unwrap());
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("headless.cast")).unwrap(),
+        b"{\"version\":2,\"wid"
+    );
+}

@@ -6,7 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{data, header};
-use portcullis_recording::{End, Entry, Recording, RecordingError, replay};
+use portcullis_recording::{
+    CastCode, CastEnd, CastEvent, CastHeader, CastRecording, End, Entry, Recording, RecordingError,
+    replay, replay_any, replay_cast,
+};
 use serde_json::json;
 
 fn entry(t_ms: u64, kind: &str, fields: serde_json::Value) -> Entry {
@@ -162,6 +165,163 @@ async fn replay_reads_what_was_recorded() {
     );
     assert!(
         text.contains("] end client_terminate (1 entries)\n"),
+        "{text}"
+    );
+}
+
+fn cast(events: &[(f64, &str, &str)], end: Option<(f64, &str)>) -> CastRecording {
+    let cast_header = CastHeader {
+        version: 2,
+        width: 80,
+        height: 24,
+        timestamp: None,
+        command: None,
+        title: None,
+        env: Default::default(),
+        portcullis: Some(portcullis_recording::Header {
+            protocol: "ssh".to_owned(),
+            connection: "bastion".to_owned(),
+            ..header("t-1")
+        }),
+    };
+    let code = |c: &str| match c {
+        "o" => CastCode::Output,
+        "i" => CastCode::Input,
+        "r" => CastCode::Resize,
+        "m" => CastCode::Marker,
+        other => CastCode::Other(other.to_owned()),
+    };
+    CastRecording {
+        header: cast_header,
+        events: events
+            .iter()
+            .map(|(time, c, data)| CastEvent {
+                time: *time,
+                code: code(c),
+                data: (*data).to_owned(),
+            })
+            .collect(),
+        end: end.map(|(time, ended)| CastEnd {
+            time,
+            ended: ended.to_owned(),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_terminal_replay_writes_output_raw_and_notes_the_rest() {
+    let rec = cast(
+        &[
+            (0.25, "o", "\u{1b}[1m$ \u{1b}[0m"),
+            (1.0, "i", "ls\r"),
+            (1.0125, "o", "a  b\r\n"),
+            (2.0, "r", "100x40"),
+            (2.5, "m", "before exit"),
+            (3.0, "x", "\u{1b}"),
+        ],
+        Some((4.0, "client_terminate")),
+    );
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
+    replay_cast(&rec, 1.0, true, &mut out, &mut notes)
+        .await
+        .unwrap();
+    // Output exactly as the terminal got it, escape sequences included.
+    assert_eq!(out, b"\x1b[1m$ \x1b[0ma  b\r\n");
+    assert_eq!(
+        String::from_utf8(notes).unwrap(),
+        concat!(
+            "# session t-1 protocol=ssh connection=bastion principal=agent-7 ",
+            "started=2026-01-01T00:00:00.000Z source_ip=10.0.0.5 size=80x24\n",
+            "[+1.000s] input data=ls\\r\n",
+            "[+2.000s] resize size=100x40\n",
+            "[+2.500s] marker label=\"before exit\"\n",
+            "[+3.000s] x data=\\u{1b}\n",
+            "[+4.000s] end client_terminate (6 events)\n",
+        )
+    );
+
+    let rec = cast(&[], None);
+    let mut notes = Vec::new();
+    replay_cast(&rec, 1.0, true, &mut Vec::new(), &mut notes)
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8(notes)
+            .unwrap()
+            .ends_with("-- no end marker: the session is still running or was cut off\n")
+    );
+    for speed in [0.0, f64::NAN] {
+        let result = replay_cast(&rec, speed, true, &mut Vec::new(), &mut Vec::new()).await;
+        assert!(matches!(result, Err(RecordingError::InvalidSpeed)));
+    }
+}
+
+#[tokio::test]
+async fn a_terminal_replay_keeps_the_spacing_divided_by_speed() {
+    let rec = cast(&[(1.0, "o", "a"), (1.3, "o", "b")], None);
+    let mut out = Vec::new();
+    let started = Instant::now();
+    replay_cast(&rec, 3.0, false, &mut out, &mut Vec::new())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(80), "{took:?}");
+    assert!(took < Duration::from_millis(900), "{took:?}");
+    assert_eq!(out, b"ab");
+}
+
+#[tokio::test]
+async fn a_recorded_terminal_session_replays_its_output_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = common::start(dir.path(), Duration::from_secs(1), 2);
+    let session = recs
+        .open_terminal(common::terminal_header("t-replay"))
+        .await
+        .unwrap();
+    let mut expect = Vec::new();
+    for n in 0..200 {
+        let chunk = format!("line {n} \u{2713}\r\n").into_bytes();
+        // Split every chunk inside the three-byte check mark.
+        let cut = chunk.len() - 3;
+        session.output(&chunk[..cut]).await;
+        session.output(&chunk[cut..]).await;
+        if n % 50 == 0 {
+            session.input(b"\x03").await;
+        }
+        expect.extend_from_slice(&chunk);
+    }
+    let finished = session.finish("client_terminate").await.unwrap();
+    let path = portcullis_recording::find_recording(dir.path(), "t-replay")
+        .unwrap()
+        .unwrap();
+    assert_eq!(path, finished.path);
+    let rec = portcullis_recording::read_any(&path).unwrap();
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
+    replay_any(&rec, 1.0, true, &mut out, &mut notes)
+        .await
+        .unwrap();
+    assert_eq!(out, expect);
+    let notes = String::from_utf8(notes).unwrap();
+    assert_eq!(notes.matches("] input data=\\u{3}\n").count(), 4, "{notes}");
+    assert!(notes.starts_with("# session t-replay protocol=ssh connection=bastion"));
+    assert!(notes.ends_with(&format!(
+        "] end client_terminate ({} events)\n",
+        finished.entries
+    )));
+
+    // A timeline replays through the same call, all of it to `out`.
+    let session = recs.open(header("s-any")).await.unwrap();
+    session.record("statement", data(json!({"n": 1}))).await;
+    let finished = session.finish("client_terminate").await.unwrap();
+    let rec = portcullis_recording::read_any(&finished.path).unwrap();
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
+    replay_any(&rec, 1.0, true, &mut out, &mut notes)
+        .await
+        .unwrap();
+    assert!(notes.is_empty());
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.ends_with("] end client_terminate (1 entries)\n"),
         "{text}"
     );
 }
