@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use aho_corasick::AhoCorasick;
+use regex_automata::Input;
 use regex_automata::meta::Regex;
 
 use crate::recognizers::{self, Recognizer};
@@ -28,6 +29,16 @@ pub struct Finding {
     pub entity: Entity,
     /// Its byte range in the text (always on character boundaries).
     pub range: Range<usize>,
+}
+
+/// What [`Engine::scan`] found in a text that may go on.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    pub(crate) findings: Vec<Finding>,
+    /// The first candidate (leftmost start) whose validator would read past the end of the
+    /// text (its recognizer's `reach`), with the text length it needs: findings from its
+    /// start on may change once more text follows; findings before it cannot.
+    pub(crate) wait: Option<(usize, usize)>,
 }
 
 pub(crate) struct Engine {
@@ -69,26 +80,49 @@ impl Engine {
 
     /// Every sensitive value in `text`, non-overlapping, in text order.
     pub(crate) fn find(&self, text: &str) -> Vec<Finding> {
-        if !self.may_contain(text) {
-            return Vec::new();
-        }
-        self.find_ungated(text)
+        self.find_from(text, 0)
     }
 
-    /// [`Engine::find`] without the gate; the tests use it to check that the gate is sound.
-    pub(crate) fn find_ungated(&self, text: &str) -> Vec<Finding> {
+    /// Every sensitive value that [`Engine::find`] on a longer text would find at or after
+    /// `from`, given that no match crosses `from`: the patterns search `text[from..]` only,
+    /// while validators see all of `text` as context. The streaming masker keeps the text
+    /// before `from` for that.
+    pub(crate) fn find_from(&self, text: &str, from: usize) -> Vec<Finding> {
+        self.scan(text, from).findings
+    }
+
+    /// [`Engine::find_from`], and where its answer may still change with more text after
+    /// `text` (see [`Scan::wait`]).
+    pub(crate) fn scan(&self, text: &str, from: usize) -> Scan {
+        if !self.may_contain(&text[from..]) {
+            return Scan::default();
+        }
+        self.find_ungated(text, from)
+    }
+
+    /// [`Engine::scan`] without the gate; the tests use it to check that the gate is sound.
+    pub(crate) fn find_ungated(&self, text: &str, from: usize) -> Scan {
         let Some(set) = &self.set else {
-            return Vec::new();
+            return Scan::default();
         };
         // If the set gave up, every recognizer runs: slower, never wrong.
-        let which: Vec<usize> = match set.which(text) {
+        let which: Vec<usize> = match set.which(text, from) {
             Some(which) => which.iter().map(|pid| pid.as_usize()).collect(),
             None => (0..self.each.len()).collect(),
         };
+        self.scan_with(text, from, which)
+    }
+
+    fn scan_with(&self, text: &str, from: usize, which: Vec<usize>) -> Scan {
         let mut candidates = Vec::new();
+        let mut wait: Option<(usize, usize)> = None;
         for pid in which {
             let recognizer = self.recognizers[pid];
-            for m in self.each[pid].find_iter(text) {
+            for m in self.each[pid].find_iter(Input::new(text).span(from..text.len())) {
+                let needs = m.end().saturating_add(recognizer.reach);
+                if needs > text.len() && wait.is_none_or(|(start, _)| m.start() < start) {
+                    wait = Some((m.start(), needs));
+                }
                 if let Some(range) = (recognizer.check)(text, m.range()) {
                     candidates.push(Finding {
                         entity: recognizer.entity,
@@ -97,7 +131,15 @@ impl Engine {
                 }
             }
         }
-        resolve(candidates)
+        Scan {
+            findings: resolve(candidates),
+            wait,
+        }
+    }
+
+    /// The recognizers this engine runs.
+    pub(crate) fn recognizers(&self) -> &[&'static Recognizer] {
+        &self.recognizers
     }
 
     /// The gate: whether `text` can hold anything at all. Every recognizer needs two ASCII

@@ -10,6 +10,14 @@
 //! confirmed by per-entity validators (`recognizers/`) and overlaps resolved by priority:
 //! secrets, then payment data, government ids, contact data and network addresses.
 //!
+//! Text that arrives in chunks (terminal output, HTTP bodies, COPY data) goes through a
+//! [`StreamMasker`] ([`Masker::stream`]): its output, put together, is [`Masker::mask_text`]
+//! of the whole text, with the same counts. It emits text up to the last cut point no value
+//! can run across (derived from the recognizers' own patterns), holds at most a window
+//! ([`StreamMasker::DEFAULT_WINDOW`], 64 KiB) after it plus 256 bytes of context, and masks a
+//! run longer than the window whole, as a private key or a generic secret, rather than let any
+//! of it out in clear (`stream.rs` documents the exact rules).
+//!
 //! The crate is pure: no I/O, no clock, no environment. Masking never fails and never panics
 //! on any input; replacements never contain tab, newline, backslash or quotes, so a door can
 //! place them in COPY text rows and array literals as they are.
@@ -27,6 +35,7 @@ mod profile;
 mod recognizers;
 mod set;
 mod strategy;
+mod stream;
 
 pub use counts::Counts;
 pub use engine::Finding;
@@ -36,6 +45,7 @@ pub use masker::Masker;
 pub use plan::{ColumnPlan, Masked};
 pub use profile::{ColumnMatch, ColumnRule, ProfileSpec};
 pub use strategy::Strategy;
+pub use stream::StreamMasker;
 
 #[cfg(test)]
 mod tests;

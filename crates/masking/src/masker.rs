@@ -2,12 +2,13 @@
 //! and per value.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::engine::{Engine, Finding};
+use crate::engine::{Engine, Finding, Scan};
 use crate::plan::{self, ColumnPlan, Masked};
 use crate::profile::{ColumnMatch, ColumnRule, ProfileSpec};
-use crate::strategy::Renderer;
+use crate::strategy::{Renderer, RunRenderer};
+use crate::stream::{StreamMasker, Tables};
 use crate::{Counts, Entity, Error, Strategy, array, glob, json};
 
 /// Compiled masking profiles. Cheap to clone (an `Arc` inside), `Send + Sync`.
@@ -21,6 +22,9 @@ struct Inner {
     columns: Vec<ColumnRule>,
     strategies: [Strategy; Entity::COUNT],
     renderer: Renderer,
+    /// The streaming masker's automata, built on first use (most maskers never stream);
+    /// `None` if they failed to build, which makes every stream fail closed.
+    stream: OnceLock<Option<Tables>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -76,6 +80,7 @@ impl Masker {
             columns,
             strategies,
             renderer,
+            stream: OnceLock::new(),
         };
         Ok(Masker {
             inner: Arc::new(inner),
@@ -137,6 +142,31 @@ impl Masker {
             return Cow::Borrowed(text);
         }
         Cow::Owned(self.apply(text, &findings, counts))
+    }
+
+    /// A masker for text that arrives in chunks (terminal output, HTTP bodies, COPY data),
+    /// with the same recognizers and strategies as [`Masker::mask_text`]; see
+    /// [`StreamMasker`] for what it holds back and for how long.
+    pub fn stream(&self) -> StreamMasker {
+        StreamMasker::new(self.clone())
+    }
+
+    /// The streaming automata, built once per masker.
+    pub(crate) fn stream_tables(&self) -> Option<&Tables> {
+        self.inner
+            .stream
+            .get_or_init(|| Tables::new(self.inner.engine.recognizers()).ok())
+            .as_ref()
+    }
+
+    /// See `Engine::scan`.
+    pub(crate) fn scan(&self, text: &str, from: usize) -> Scan {
+        self.inner.engine.scan(text, from)
+    }
+
+    /// Starts the replacement of a value that arrives in pieces, as `entity`.
+    pub(crate) fn run_renderer(&self, entity: Entity, out: &mut String) -> RunRenderer {
+        RunRenderer::begin(&self.inner.renderer, self.strategy(entity), entity, out)
     }
 
     /// Masks one column value according to its plan. `Pass`, `Json` and `Array` values are

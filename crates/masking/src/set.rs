@@ -8,10 +8,12 @@
 //! clear count, so every later search on that thread gives up too and a single hostile value
 //! would slow masking down for good. Here a cache that had to be cleared is reset after the
 //! search, and a search that gives up answers "unknown", after which the caller simply runs
-//! every recognizer on its own (each one's DFA is small and does not thrash).
+//! every recognizer on its own (each one's DFA is small and does not thrash). Small searches
+//! skip the set for a while after one thrashed, since they never get as far as giving up.
 
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::util::pool::Pool;
@@ -24,7 +26,20 @@ type CacheFn = Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSafe>
 pub(crate) struct PatternSetDfa {
     dfa: Arc<DFA>,
     caches: Pool<Cache, CacheFn>,
+    /// How many more bytes of small searches skip the set: after a search had to clear the
+    /// cache, the text at hand (a column of hashes, a base64 body streamed in chunks) builds
+    /// a state at almost every byte, and small searches never reach the give-up heuristic
+    /// (their cache is reset before it can), so they would pay for the states every time.
+    skip: AtomicUsize,
 }
+
+/// Searches up to this long may skip the set; longer ones have the DFA's own give-up.
+const SMALL: usize = 256 << 10;
+
+/// How many bytes of small searches skip the set after it thrashed: the per-recognizer passes
+/// cost about 20-70 MB/s, a thrashing set under 1 MB/s, and ordinary text that follows gets
+/// the set back after at most this much.
+const SKIP_AFTER_THRASHING: usize = 1 << 20;
 
 impl PatternSetDfa {
     pub(crate) fn new(patterns: &[&str]) -> Result<PatternSetDfa, Error> {
@@ -48,21 +63,35 @@ impl PatternSetDfa {
         Ok(PatternSetDfa {
             dfa,
             caches: Pool::new(create),
+            skip: AtomicUsize::new(0),
         })
     }
 
-    /// The patterns that match somewhere in `text`, or `None` if the DFA gave up (then any
-    /// pattern may match).
-    pub(crate) fn which(&self, text: &str) -> Option<PatternSet> {
+    /// The patterns that match somewhere in `text[from..]` (seeing the byte before `from` for
+    /// word boundaries), or `None` if the DFA gave up (then any pattern may match).
+    pub(crate) fn which(&self, text: &str, from: usize) -> Option<PatternSet> {
+        let len = text.len() - from;
+        if len <= SMALL
+            && self
+                .skip
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    (left > 0).then(|| left.saturating_sub(len))
+                })
+                .is_ok()
+        {
+            return None;
+        }
         let mut cache = self.caches.get();
         let mut which = PatternSet::new(self.dfa.pattern_len());
-        let result =
-            self.dfa
-                .try_which_overlapping_matches(&mut cache, &Input::new(text), &mut which);
+        let input = Input::new(text).span(from..text.len());
+        let result = self
+            .dfa
+            .try_which_overlapping_matches(&mut cache, &input, &mut which);
         // A cache that had to be cleared carries its clear count into the next search and
         // would make that one give up early: start it afresh.
         if result.is_err() || cache.clear_count() > 0 {
             cache.reset(&self.dfa);
+            self.skip.store(SKIP_AFTER_THRASHING, Ordering::Relaxed);
         }
         result.ok().map(|()| which)
     }

@@ -5,6 +5,8 @@
 //! characters turned into `*`. So a replacement never needs quoting or escaping in a COPY text
 //! row or an array literal, and never contains the whole original value.
 
+use std::collections::VecDeque;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -103,6 +105,84 @@ impl Renderer {
     }
 }
 
+/// Renders one value that arrives in pieces (a run of a stream too long to hold), with the
+/// same output as [`Renderer::render`] on the whole value: the label at once for `Redact` and
+/// `Null`, the HMAC token at the end, and for `Partial` a `*` per character as soon as it is
+/// known not to be among the last `keep`, which are held (and so are at most `keep`
+/// characters).
+pub(crate) struct RunRenderer {
+    strategy: Strategy,
+    entity: Entity,
+    mac: Option<Hmac<Sha256>>,
+    /// `Partial`: the characters that may still be among the last `keep`, and how many
+    /// characters the value had so far.
+    held: VecDeque<char>,
+    seen: usize,
+}
+
+impl RunRenderer {
+    pub(crate) fn begin(
+        renderer: &Renderer,
+        strategy: Strategy,
+        entity: Entity,
+        out: &mut String,
+    ) -> RunRenderer {
+        let mac = match strategy {
+            Strategy::Hmac => renderer.hmac.clone(),
+            _ => None,
+        };
+        // Without a key, Hmac redacts (as `render_bytes` does).
+        if matches!(strategy, Strategy::Redact | Strategy::Null)
+            || (strategy == Strategy::Hmac && mac.is_none())
+        {
+            label(entity, out);
+        }
+        RunRenderer {
+            strategy,
+            entity,
+            mac,
+            held: VecDeque::new(),
+            seen: 0,
+        }
+    }
+
+    /// Takes the next piece of the value.
+    pub(crate) fn feed(&mut self, piece: &str, out: &mut String) {
+        if let Some(mac) = &mut self.mac {
+            mac.update(piece.as_bytes());
+        }
+        if let Strategy::Partial { keep } = self.strategy {
+            for c in piece.chars() {
+                self.seen += 1;
+                self.held.push_back(c);
+                if self.held.len() > keep {
+                    self.held.pop_front();
+                    out.push('*');
+                }
+            }
+        }
+    }
+
+    /// Ends the value.
+    pub(crate) fn finish(self, out: &mut String) {
+        if let Some(mac) = self.mac {
+            hmac_digest(mac, self.entity, out);
+        }
+        if let Strategy::Partial { keep } = self.strategy {
+            // A value of `keep` characters or fewer is masked entirely.
+            if self.seen <= keep {
+                out.extend(std::iter::repeat_n('*', self.held.len()));
+            } else {
+                out.extend(
+                    self.held
+                        .iter()
+                        .map(|&c| if safe_kept(c) { c } else { '*' }),
+                );
+            }
+        }
+    }
+}
+
 fn label(entity: Entity, out: &mut String) {
     out.push('[');
     out.push_str(entity.as_str());
@@ -128,9 +208,14 @@ fn safe_kept(c: char) -> bool {
 }
 
 fn hmac_token(mac: &Hmac<Sha256>, entity: Entity, value: &[u8], out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut mac = mac.clone();
     mac.update(value);
+    hmac_digest(mac, entity, out);
+}
+
+/// `[ENTITY:<16 hex digits>]` from a MAC that has taken the whole value.
+fn hmac_digest(mac: Hmac<Sha256>, entity: Entity, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = mac.finalize().into_bytes();
     out.push('[');
     out.push_str(entity.as_str());

@@ -80,7 +80,7 @@ fn gate_never_hides_a_finding() {
     let mut failures = Vec::new();
     for _ in 0..5_000 {
         let text = random_text(&mut rng);
-        let (gated, full) = (engine.find(&text), engine.find_ungated(&text));
+        let (gated, full) = (engine.find(&text), engine.find_ungated(&text, 0).findings);
         if gated != full {
             failures.push(format!("{text:?}: gated {gated:?}, ungated {full:?}"));
         }
@@ -106,6 +106,10 @@ fn gate_passes_every_anchor_only_shape() {
         "Basic dXNlcjpwYXNz",
     ];
     for text in texts {
-        assert_eq!(engine.find(text), engine.find_ungated(text), "{text}");
+        assert_eq!(
+            engine.find(text),
+            engine.find_ungated(text, 0).findings,
+            "{text}"
+        );
     }
 }

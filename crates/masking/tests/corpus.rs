@@ -4,52 +4,10 @@
 // Test helpers report a broken fixture by panicking with its name.
 #![allow(clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::ops::Range;
+mod common;
 
+use common::{Expected, unmark};
 use portcullis_masking::{Counts, Entity, Masker, ProfileSpec};
-
-#[derive(serde::Deserialize)]
-struct Section {
-    #[serde(rename = "match", default)]
-    matches: Vec<String>,
-    #[serde(default)]
-    miss: Vec<String>,
-}
-
-type Expected = Vec<(Entity, Range<usize>)>;
-
-/// Removes the `‹›` splitters and the `«…»` / `«ENTITY|…»` markers; returns the plain text
-/// and the marked spans (byte ranges in the plain text).
-fn unmark(default: Option<Entity>, marked: &str) -> Result<(String, Expected), String> {
-    let marked = marked.replace("‹›", "");
-    let mut text = String::new();
-    let mut spans = Vec::new();
-    let mut open: Option<(usize, Entity)> = None;
-    let mut rest = marked.as_str();
-    while let Some(c) = rest.chars().next() {
-        rest = &rest[c.len_utf8()..];
-        match c {
-            '«' => {
-                let label = rest.split_once('|').filter(|(l, _)| !l.contains('»'));
-                let entity = match label.and_then(|(l, _)| l.parse::<Entity>().ok()) {
-                    Some(e) => {
-                        rest = &rest[label.map_or(0, |(l, _)| l.len() + 1)..];
-                        e
-                    }
-                    None => default.ok_or("a marker without entity in a table without one")?,
-                };
-                open = Some((text.len(), entity));
-            }
-            '»' => {
-                let (start, entity) = open.take().ok_or("» without «")?;
-                spans.push((entity, start..text.len()));
-            }
-            c => text.push(c),
-        }
-    }
-    Ok((text, spans))
-}
 
 /// Checks one case; `None` when it passes, else a description of the failure.
 fn check(masker: &Masker, default: Option<Entity>, marked: &str, positive: bool) -> Option<String> {
@@ -91,8 +49,7 @@ fn check(masker: &Masker, default: Option<Entity>, marked: &str, positive: bool)
 
 #[test]
 fn corpus() {
-    let corpus: BTreeMap<String, Section> =
-        toml::from_str(include_str!("corpus.toml")).expect("corpus.toml parses");
+    let corpus = common::load().expect("corpus.toml parses");
     let masker = Masker::new(&[&ProfileSpec::builtin_default()], None).expect("masker");
     let mut failures = Vec::new();
     for (name, section) in &corpus {

@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use super::checks::{after, before, glued_to_number};
-use super::{Recognizer, wb};
+use super::{NEAR, Recognizer, wb};
 use crate::Entity;
 
 pub(super) const RECOGNIZERS: &[Recognizer] = &[
@@ -19,11 +19,13 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: email,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::Phone,
         pattern: r"\+[1-9](?:[ .-]?\(?[0-9]{1,5}\)?){1,7}",
         check: international,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::Phone,
@@ -36,6 +38,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: north_american,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::Phone,
@@ -52,6 +55,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: national,
+        reach: NEAR,
     },
 ];
 

@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use super::checks::glued_to_number;
-use super::{Recognizer, wb};
+use super::{NEAR, Recognizer, wb};
 use crate::Entity;
 
 pub(super) const RECOGNIZERS: &[Recognizer] = &[
@@ -17,6 +17,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: ssn,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::UsSsn,
@@ -26,6 +27,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: |text, r| ssn(text, r.end - 9..r.end),
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::UkNino,
@@ -35,6 +37,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: nino,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::UsPassport,
@@ -44,6 +47,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: passport,
+        reach: NEAR,
     },
 ];
 

@@ -9,15 +9,37 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use super::checks::{after, char_classes, entropy, is_word};
-use super::{Recognizer, wb};
+use super::{NEAR, Recognizer, wb};
 use crate::Entity;
+
+/// The armour line that opens a PEM private key.
+macro_rules! pem_begin {
+    () => {
+        r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----"
+    };
+}
+
+/// The armour line that closes it.
+macro_rules! pem_end {
+    () => {
+        r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----"
+    };
+}
+
+/// A PEM private key: a lazy body up to the first END line, or to the end of a truncated text.
+pub(crate) const PEM: &str = concat!(pem_begin!(), r"(?s:.)*?(?:", pem_end!(), r"|\z)");
+
+/// The PEM header and END line on their own: a [`PEM`] match can run to the end of the text,
+/// so the streaming masker tracks blocks with these instead (`stream/pem.rs`).
+pub(crate) const PEM_BEGIN: &str = pem_begin!();
+pub(crate) const PEM_END: &str = pem_end!();
 
 pub(super) const RECOGNIZERS: &[Recognizer] = &[
     Recognizer {
         entity: Entity::PrivateKey,
-        // Lazy body up to the first END line, or to the end of a truncated text.
-        pattern: r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----|\z)",
+        pattern: PEM,
         check: |_, r| Some(r),
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::Jwt,
@@ -26,6 +48,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*){1,3}"
         ),
         check: jwt,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::AwsAccessKeyId,
@@ -35,11 +58,13 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: |_, r| Some(r),
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::AwsSecretAccessKey,
         pattern: r#"(?i:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?[ \t]*(?:=>|=|:)[ \t]*["']?[A-Za-z0-9/+]{40}"#,
         check: aws_secret,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::GithubToken,
@@ -49,16 +74,19 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: |_, r| (r.len() <= 255).then_some(r),
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::SlackToken,
         pattern: concat!(wb!(), r"(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,}"),
         check: slack_token,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::SlackToken,
         pattern: r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]{16,}",
         check: slack_webhook,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::StripeKey,
@@ -68,16 +96,19 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: stripe,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::OpenaiApiKey,
         pattern: concat!(wb!(), r"sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_-]{20,}"),
         check: openai,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::GoogleApiKey,
         pattern: concat!(wb!(), r"AIza[0-9A-Za-z_-]{35}"),
         check: |text, r| (!after(text, r.end).is_some_and(is_token_byte)).then_some(r),
+        reach: NEAR,
     },
 ];
 

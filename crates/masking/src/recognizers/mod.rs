@@ -7,6 +7,10 @@
 //! word boundaries (`(?-u:\b)`) so the lazy DFA never has to give up on non-ASCII text, and
 //! they must match only at character boundaries (they are compiled in UTF-8 mode).
 //!
+//! The streaming masker derives where a stream may be cut from the patterns themselves
+//! (`stream/frontier.rs`) and waits for each match's `reach` of context; only a pattern whose
+//! match can run to the end of the text (`\z`, the PEM block) needs handling there by hand.
+//!
 //! - `keys`: PEM private keys, JWTs, cloud and SaaS API keys of known formats.
 //! - `secrets`: generic secrets in assignment context and connection-string passwords.
 //! - `payment`: card numbers and IBANs.
@@ -27,6 +31,8 @@ use std::ops::Range;
 
 use crate::Entity;
 
+pub(crate) use keys::{PEM, PEM_BEGIN, PEM_END};
+
 /// A validator: given the whole text and a candidate match, the range to mask or `None`.
 pub(crate) type Check = fn(&str, Range<usize>) -> Option<Range<usize>>;
 
@@ -36,7 +42,20 @@ pub(crate) struct Recognizer {
     pub(crate) entity: Entity,
     pub(crate) pattern: &'static str,
     pub(crate) check: Check,
+    /// How many bytes past the end of a match `check` may read: [`NEAR`] for the neighbour
+    /// tests (`after`, `glued_to_number`), [`CONTEXT`] for a search for related keys around
+    /// the match. The streaming masker holds a match back until that much text after it has
+    /// arrived, so a validator never sees less context than it would in the whole text.
+    pub(crate) reach: usize,
 }
+
+/// The reach of validators that look only at the two bytes after a match.
+pub(crate) const NEAR: usize = 2;
+
+/// The radius of the context searched around a match for related keys (connection-string
+/// markers near a `password=`). Validators read at most this far before a match too, apart
+/// from the whitespace that the IPv4 version test skips backwards.
+pub(crate) const CONTEXT: usize = 256;
 
 /// An ASCII word boundary, usable by the lazy DFA on any text.
 macro_rules! wb {

@@ -5,7 +5,7 @@ use std::net::Ipv6Addr;
 use std::ops::Range;
 
 use super::checks::{after, before, glued_to_number};
-use super::{Recognizer, wb};
+use super::{NEAR, Recognizer, wb};
 use crate::Entity;
 
 pub(super) const RECOGNIZERS: &[Recognizer] = &[
@@ -13,11 +13,13 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         entity: Entity::Ipv4,
         pattern: concat!(wb!(), r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}", wb!()),
         check: ipv4,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::Ipv6,
         pattern: r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}",
         check: ipv6,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::MacAddress,
@@ -29,6 +31,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: mac,
+        reach: NEAR,
     },
 ];
 

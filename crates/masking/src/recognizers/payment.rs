@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use super::checks::{iban_mod97, luhn};
-use super::{Recognizer, wb};
+use super::{NEAR, Recognizer, wb};
 use crate::Entity;
 
 pub(super) const RECOGNIZERS: &[Recognizer] = &[
@@ -12,11 +12,13 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         entity: Entity::CreditCard,
         pattern: concat!(wb!(), r"[0-9](?:[ -]?[0-9]){12,18}", wb!()),
         check: card,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::Iban,
         pattern: concat!(wb!(), r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}", wb!()),
         check: iban,
+        reach: NEAR,
     },
 ];
 

@@ -8,8 +8,8 @@ use std::ops::Range;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::Recognizer;
 use super::checks::{before, char_classes, contains_ci, entropy, is_placeholder, window};
+use super::{CONTEXT, NEAR, Recognizer};
 use crate::Entity;
 
 pub(super) const RECOGNIZERS: &[Recognizer] = &[
@@ -17,16 +17,19 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         entity: Entity::GenericSecret,
         pattern: r#"(?i:password|passwd|passphrase|pass|pwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|private[_-]?key|credentials?)[A-Za-z0-9_.-]*["']?[ \t]*(?:=>|=|:)[ \t]*(?:"(?:[^"\\\r\n]|\\.)+"|'[^'\r\n]+'|[^\s"',;<>]+)"#,
         check: assignment,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::GenericSecret,
         pattern: r"(?i:bearer)[ \t]+[A-Za-z0-9._~+/-]{16,}=*",
         check: bearer,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::GenericSecret,
         pattern: r"(?i:basic)[ \t]+[A-Za-z0-9+/]{6,}={0,2}",
         check: basic,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::ConnectionStringPassword,
@@ -34,11 +37,13 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         // inside it is masked too.
         pattern: r#"[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/?#@"'<>\[\]]*:[^\s/?#"'<>]+@"#,
         check: url_password,
+        reach: NEAR,
     },
     Recognizer {
         entity: Entity::ConnectionStringPassword,
         pattern: r#"(?i:password|pwd)[ \t]*=[ \t]*(?:'(?:[^'\\\r\n]|\\.)+'|"[^"\r\n]+"|\{[^}\r\n]+\}|[^\s;'"&]+)"#,
         check: dsn_password,
+        reach: CONTEXT,
     },
 ];
 
@@ -210,6 +215,7 @@ fn dsn_password(text: &str, r: Range<usize>) -> Option<Range<usize>> {
         return None;
     }
     let (span, _) = value_after_separator(text, &r)?;
-    let ok = !is_placeholder(&text[span.clone()]) && contains_ci(window(text, &r, 256), MARKERS);
+    let ok =
+        !is_placeholder(&text[span.clone()]) && contains_ci(window(text, &r, CONTEXT), MARKERS);
     ok.then_some(span)
 }
