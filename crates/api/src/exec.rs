@@ -2,7 +2,8 @@
 //! The door does everything a native client's session gets (token, decision, hold, masking,
 //! recording, audit); this handler only picks the door and shapes the answer: 200 with the
 //! (masked) result, 202 with the review id when approval is needed, or problem+json with the
-//! reason code and hint.
+//! reason code and hint. A result is the door's kind of output: rows, a command's
+//! stdout/stderr and exit status, or an HTTP response (`output` says which).
 
 use std::net::SocketAddr;
 
@@ -69,13 +70,19 @@ pub(crate) async fn exec(
                 ExecOutcome::Done { .. } => StatusCode::OK,
                 ExecOutcome::Pending { .. } => StatusCode::ACCEPTED,
             };
-            let decision = out.decision().to_owned();
-            let mut body = serde_json::to_value(out).unwrap_or_default();
-            if let serde_json::Value::Object(m) = &mut body {
-                m.insert("decision".into(), decision.into());
-            }
-            (status, Json(body)).into_response()
+            (status, Json(outcome_json(&out))).into_response()
         }
         Err(r) => Problem::from(r).into_response(),
     }
+}
+
+/// An outcome as the exec API answers it, and as the MCP tools' structured content: the
+/// outcome's fields (for `done`, the output's beside `status`, named by `output`) and
+/// `decision`, the command's own last decision.
+pub(crate) fn outcome_json(out: &ExecOutcome) -> serde_json::Value {
+    let mut body = serde_json::to_value(out).unwrap_or_default();
+    if let serde_json::Value::Object(m) = &mut body {
+        m.insert("decision".into(), out.decision().into());
+    }
+    body
 }

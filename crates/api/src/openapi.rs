@@ -82,6 +82,58 @@ pub(crate) fn spec() -> Value {
                         "created_ms": {"type": "integer"}, "expires_ms": {"type": "integer"}
                     }
                 },
+                "Receipt": {
+                    "type": "object", "required": ["seq", "action", "outcome"],
+                    "description": "one audited decision the command took: its audit seq, what was asked, the outcome",
+                    "properties": {
+                        "seq": {"type": "integer"}, "action": {"type": "string"},
+                        "outcome": {"type": "string"},
+                        "policies": {"type": "array", "items": {"type": "string"}}
+                    }
+                },
+                "ExecDone": {
+                    "description": "The command ran: the door's output beside `status`, its kind named by `output`",
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/ExecRows"},
+                        {"$ref": "#/components/schemas/ExecStream"},
+                        {"$ref": "#/components/schemas/ExecHttp"}
+                    ],
+                    "discriminator": {"propertyName": "output", "mapping": {
+                        "rows": "#/components/schemas/ExecRows",
+                        "stream": "#/components/schemas/ExecStream",
+                        "http": "#/components/schemas/ExecHttp"
+                    }}
+                },
+                "ExecRows": exec_done("rows", "SQL doors: column names and rows of (masked) text values; null is NULL", json!({
+                    "columns": {"type": "array", "items": {"type": "string"}},
+                    "rows": {"type": "array", "items": {"type": "array", "items": {"type": ["string", "null"]}}},
+                    "row_count": {"type": "integer", "description": "rows the statement produced or changed, even when fewer are returned"},
+                    "truncated": {"type": "boolean", "description": "rows were left out by the gateway's limits"}
+                })),
+                "ExecStream": exec_done("stream", "command and terminal doors: what the command wrote (masked) and how it ended", json!({
+                    "stdout": {"type": "string"}, "stderr": {"type": "string"},
+                    "exit_status": {"type": ["integer", "null"], "description": "null when the command ended without one (a signal, or the session closed first)"},
+                    "truncated": {"type": "boolean", "description": "output was left out by the gateway's limits"}
+                })),
+                "ExecHttp": exec_done("http", "HTTP doors: the (masked) response", json!({
+                    "status_code": {"type": "integer", "description": "the HTTP status (`status` is the outcome's)"},
+                    "headers": {"type": "array", "description": "[name, value] pairs in the order received; a repeated header once per value",
+                        "items": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}},
+                    "body": {"type": "string", "description": "UTF-8 text as it is, or standard padded base64 when not UTF-8 (see body_encoding)"},
+                    "body_encoding": {"enum": ["utf8", "base64"]},
+                    "truncated": {"type": "boolean", "description": "the body was cut short by the gateway's limits"}
+                })),
+                "ExecPending": {
+                    "type": "object",
+                    "required": ["status", "review_id", "message", "hint", "session_id", "decision", "decisions"],
+                    "properties": {
+                        "status": {"const": "pending"},
+                        "review_id": {"type": "string"}, "message": {"type": "string"},
+                        "hint": {"type": "string"}, "session_id": {"type": ["string", "null"]},
+                        "decision": {"type": "string"},
+                        "decisions": {"type": "array", "items": {"$ref": "#/components/schemas/Receipt"}}
+                    }
+                },
                 "Revocation": {
                     "type": "object", "required": ["kind", "value"],
                     "properties": {
@@ -143,8 +195,10 @@ pub(crate) fn spec() -> Value {
                         "parameters": {"type": "array", "description": "values bound to $1, $2, ... (text; null is NULL; objects and arrays as JSON text)"},
                         "wait": {"type": "boolean", "description": "wait up to the hold time for approval"}}}}}},
                 "responses": {
-                    "200": {"description": "{status: done, session_id, columns, rows, row_count, truncated, decision, decisions: [{seq, action, outcome, policies}]}"},
-                    "202": {"description": "{status: pending, review_id, message, hint, session_id, decision, decisions}"},
+                    "200": {"description": "it ran: `output` names the door's kind of result (rows, stream, http)",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExecDone"}}}},
+                    "202": {"description": "held for approval: the review id to wait on",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExecPending"}}}},
                     "401": unauthorized, "403": forbidden,
                     "404": problem_response("no such connection"),
                     "422": problem_response("the target refused the statement")
@@ -191,6 +245,31 @@ pub(crate) fn spec() -> Value {
     })
 }
 
+/// A `done` exec answer whose output is `kind`, with that output's `fields`.
+fn exec_done(kind: &str, description: &str, fields: Value) -> Value {
+    let mut properties = json!({
+        "status": {"const": "done"},
+        "output": {"const": kind},
+        "session_id": {"type": ["string", "null"]},
+        "decision": {"type": "string", "description": "the outcome of the command's own last decision (allow, ...)"},
+        "decisions": {"type": "array", "items": {"$ref": "#/components/schemas/Receipt"}}
+    });
+    let mut required = vec![json!("status"), json!("output"), json!("session_id")];
+    if let (Value::Object(p), Value::Object(f)) = (&mut properties, fields) {
+        for (name, schema) in f {
+            required.push(json!(name));
+            p.insert(name, schema);
+        }
+    }
+    required.extend([json!("decision"), json!("decisions")]);
+    json!({
+        "type": "object",
+        "description": description,
+        "required": required,
+        "properties": properties
+    })
+}
+
 fn verdict(summary: &str, unauthorized: &Value) -> Value {
     json!({
         "summary": summary,
@@ -213,6 +292,31 @@ pub(crate) async fn document() -> Json<Value> {
 
 #[cfg(test)]
 mod tests {
+    /// Each exec output kind is documented with the fields its JSON has.
+    #[test]
+    fn exec_outputs_are_documented() {
+        let spec = super::spec();
+        let schemas = &spec["components"]["schemas"];
+        for (schema, kind, field) in [
+            ("ExecRows", "rows", "row_count"),
+            ("ExecStream", "stream", "exit_status"),
+            ("ExecHttp", "http", "status_code"),
+        ] {
+            let s = &schemas[schema];
+            assert_eq!(s["properties"]["output"]["const"], kind);
+            assert!(s["properties"].get(field).is_some(), "{schema}");
+            let required = s["required"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            assert!(required.iter().any(|r| r == field), "{schema}");
+            assert!(
+                schemas["ExecDone"]["discriminator"]["mapping"][kind].is_string(),
+                "{kind}"
+            );
+        }
+    }
+
     #[test]
     fn every_route_is_documented() {
         let spec = super::spec();

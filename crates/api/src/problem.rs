@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use portcullis_pipeline::Refusal;
+use portcullis_pipeline::{Code, Refusal};
 use portcullis_policy::Decision;
 use serde::Serialize;
 
@@ -101,13 +101,27 @@ impl Problem {
     }
 }
 
+/// The HTTP status of a refusal: chosen here, from its code, for every door.
+pub fn status_of(code: Code) -> StatusCode {
+    match code {
+        Code::Token(_) | Code::TokenExpired | Code::TlsRequired => StatusCode::UNAUTHORIZED,
+        Code::ConnectionUnknown => StatusCode::NOT_FOUND,
+        // The caller's own sessions are at their limit: it can wait for one to end.
+        Code::SessionLimitPrincipal => StatusCode::TOO_MANY_REQUESTS,
+        Code::ParametersTooMany => StatusCode::BAD_REQUEST,
+        Code::Unsupported => StatusCode::NOT_IMPLEMENTED,
+        // The target's own error: the request was understood and allowed, and failed there.
+        Code::StatementFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        c if c.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::FORBIDDEN,
+    }
+}
+
 impl From<Refusal> for Problem {
     fn from(r: Refusal) -> Self {
-        let status = match r {
-            Refusal::Token(_) => StatusCode::UNAUTHORIZED,
-            Refusal::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        Self::new(status, r.code(), r.detail(), r.hint())
+        let mut p = Self::new(status_of(r.code), r.code(), r.message, r.hint);
+        p.policies = r.policies;
+        p
     }
 }
 
@@ -137,9 +151,7 @@ impl From<portcullis_pipeline::ExecRefusal> for Problem {
     /// A door's refusal of a command (exec, describe, refresh): its status, code, message
     /// and hint, and the policies and audited decisions behind it.
     fn from(r: portcullis_pipeline::ExecRefusal) -> Self {
-        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
-        let mut p = Problem::new(status, &r.code, r.message, r.hint);
-        p.policies = r.policies;
+        let mut p = Problem::from(r.refusal);
         p.decisions = r.decisions;
         p
     }

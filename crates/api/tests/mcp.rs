@@ -1,5 +1,6 @@
 //! The MCP server end to end in process: the real API router on 127.0.0.1:0 with a real
-//! pipeline (SQLite audit, dev issuer, Cedar), a fake exec door, and the `rmcp` client.
+//! pipeline (SQLite audit, dev issuer, Cedar), two fake exec doors (one SQL, one that runs
+//! command lines), and the `rmcp` client.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,7 +10,9 @@ use std::time::Duration;
 
 use portcullis_audit::{AuditSettings, Auditor, SigningKey};
 use portcullis_identity::{DevIssuer, IdentitySettings, MintRequest, Validator};
-use portcullis_pipeline::{ExecDoor, ExecOutcome, ExecRefusal, ExecRequest, Pipeline};
+use portcullis_pipeline::{
+    ExecDoor, ExecOutcome, ExecRefusal, ExecRequest, Output, Pipeline, ToolCall, ToolSpec,
+};
 use portcullis_policy::{ConnectionInfo, PolicyEngine, PolicySource};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, RequestMetaObject};
@@ -18,7 +21,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 
 const POLICY: &str = r#"
 @id("connect") permit (principal in Group::"agents", action == Action::"connect", resource)
-when { resource.kind == "postgres" };
+when { resource.kind == "postgres" || resource.kind == "ssh" };
 @id("no-secret") forbid (principal, action == Action::"connect", resource == Connection::"secret");
 "#;
 
@@ -36,33 +39,107 @@ impl ExecDoor for FakeDoor {
         vec!["secret".into(), "x".into()]
     }
     fn connection_info(&self, c: &str) -> Option<ConnectionInfo> {
-        self.serves(c).then(|| ConnectionInfo {
-            name: c.into(),
-            kind: "postgres".into(),
-            labels: Default::default(),
-        })
+        info(self, c)
+    }
+    fn tools(&self, c: &str) -> Vec<ToolSpec> {
+        vec![ToolSpec {
+            name: format!("query_{c}"),
+            title: format!("Query {c}"),
+            description: "Run one SQL statement".into(),
+            input_schema: serde_json::json!({
+                "type": "object",
+                "properties": {"sql": {"type": "string"}, "parameters": {"type": "array"}},
+                "required": ["sql"]
+            }),
+            read_only: false,
+            call: ToolCall::Run {
+                input: "sql",
+                parameters: Some("parameters"),
+                example: "SELECT ...",
+            },
+        }]
     }
     async fn exec(&self, req: ExecRequest) -> Result<ExecOutcome, ExecRefusal> {
         match req.input.as_str() {
             "SELECT 1" => Ok(ExecOutcome::Done {
                 session_id: Some("s1".into()),
-                columns: vec!["one".into()],
-                rows: vec![vec![Some("1".into())]],
-                row_count: 1,
-                truncated: false,
+                output: Output::Rows {
+                    columns: vec!["one".into()],
+                    rows: vec![vec![Some("1".into())]],
+                    row_count: 1,
+                    truncated: false,
+                },
                 decisions: Vec::new(),
             }),
             _ => Err(ExecRefusal {
-                code: "policy_forbid".into(),
-                status: 403,
-                message: "sql.delete denied by policy no-delete: no deletes".into(),
-                hint: "do not delete".into(),
-                policies: vec!["no-delete".into()],
+                refusal: portcullis_pipeline::Refusal::new(
+                    portcullis_pipeline::Code::Policy(portcullis_policy::DenyCode::Forbidden),
+                    "sql.delete denied by policy no-delete: no deletes",
+                    "do not delete",
+                )
+                .with_policies(vec!["no-delete".into()]),
                 protocol_code: Some("42501".into()),
                 session_id: Some("s2".into()),
                 decisions: Vec::new(),
             }),
         }
+    }
+}
+
+fn info(door: &dyn ExecDoor, c: &str) -> Option<ConnectionInfo> {
+    door.serves(c).then(|| ConnectionInfo {
+        name: c.into(),
+        kind: door.kind().into(),
+        labels: Default::default(),
+    })
+}
+
+/// A door that runs command lines: one `run_<connection>` tool, its command in `command`.
+struct Shell;
+
+#[async_trait::async_trait]
+impl ExecDoor for Shell {
+    fn kind(&self) -> &'static str {
+        "ssh"
+    }
+    fn serves(&self, c: &str) -> bool {
+        c == "box"
+    }
+    fn connections(&self) -> Vec<String> {
+        vec!["box".into()]
+    }
+    fn connection_info(&self, c: &str) -> Option<ConnectionInfo> {
+        info(self, c)
+    }
+    fn tools(&self, c: &str) -> Vec<ToolSpec> {
+        vec![ToolSpec {
+            name: format!("run_{c}"),
+            title: format!("Run on {c}"),
+            description: "Run one command line".into(),
+            input_schema: serde_json::json!({
+                "type": "object",
+                "properties": {"command": {"type": "string"}},
+                "required": ["command"]
+            }),
+            read_only: false,
+            call: ToolCall::Run {
+                input: "command",
+                parameters: None,
+                example: "uptime",
+            },
+        }]
+    }
+    async fn exec(&self, req: ExecRequest) -> Result<ExecOutcome, ExecRefusal> {
+        Ok(ExecOutcome::Done {
+            session_id: Some("s3".into()),
+            output: Output::Stream {
+                stdout: format!("ran {}\n", req.input),
+                stderr: String::new(),
+                exit_status: Some(0),
+                truncated: false,
+            },
+            decisions: Vec::new(),
+        })
     }
 }
 
@@ -110,7 +187,7 @@ async fn gateway(dir: &std::path::Path) -> (SocketAddr, String) {
         max_body_bytes: 1 << 20,
         reviews: None,
         recordings_dir: None,
-        exec: vec![Arc::new(FakeDoor)],
+        exec: vec![Arc::new(FakeDoor), Arc::new(Shell)],
         exec_limits: (100, 1 << 20),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -135,7 +212,13 @@ async fn lists_and_calls_tools_over_streamable_http() {
 
     let tools = client.list_all_tools().await.unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    assert_eq!(names, ["query_x"], "`secret` is not connectable");
+    assert_eq!(names, ["query_x", "run_box"], "`secret` is not connectable");
+    let run = tools.iter().find(|t| t.name == "run_box").unwrap();
+    assert!(
+        run.input_schema["properties"].get("sql").is_none(),
+        "{:?}",
+        run.input_schema
+    );
 
     let mut call = CallToolRequestParams::new("query_x");
     call.arguments = Some(serde_json::from_value(serde_json::json!({"sql": "SELECT 1"})).unwrap());
@@ -170,6 +253,30 @@ async fn lists_and_calls_tools_over_streamable_http() {
     );
     let text = format!("{:?}", refused.content);
     assert!(text.contains("do not delete"), "{text}");
+
+    // The command door's tool, by its declared name and argument.
+    let mut call = CallToolRequestParams::new("run_box");
+    call.arguments =
+        Some(serde_json::from_value(serde_json::json!({"command": "uptime"})).unwrap());
+    let ran = client.call_tool(call).await.unwrap();
+    assert_eq!(ran.is_error, Some(false));
+    let v = ran.structured_content.unwrap();
+    assert_eq!(v["output"], "stream");
+    assert_eq!(v["stdout"], "ran uptime\n");
+    assert_eq!(v["exit_status"], 0);
+    let mut call = CallToolRequestParams::new("run_box");
+    call.arguments = Some(serde_json::from_value(serde_json::json!({"sql": "uptime"})).unwrap());
+    let bad = client.call_tool(call).await.unwrap();
+    assert_eq!(bad.is_error, Some(true));
+    let v = bad.structured_content.unwrap();
+    assert_eq!(v["code"], "argument_invalid");
+    assert_eq!(v["message"], "`command` (a string) is required");
+
+    // A name no door declared is no tool, whatever it looks like.
+    let unknown = client
+        .call_tool(CallToolRequestParams::new("query_box"))
+        .await;
+    assert!(unknown.is_err(), "{unknown:?}");
     client.cancel().await.unwrap();
 }
 

@@ -5,7 +5,10 @@
 //! event, and an audit write that fails refuses the request (fail closed).
 
 mod exec;
+mod masking;
 mod metrics;
+mod refusal;
+pub mod session;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,9 +20,13 @@ use portcullis_identity::{Principal, Rejection, Validator};
 use portcullis_policy::{Decision, PolicyEngine, Request, Target};
 
 pub use exec::{
-    Described, DescribedColumn, DescribedTable, ExecDoor, ExecOutcome, ExecRefusal, ExecRequest,
+    BodyEncoding, Described, DescribedColumn, DescribedTable, ExecDoor, ExecOutcome, ExecRefusal,
+    ExecRequest, Output, ToolCall, ToolSpec,
 };
+pub use masking::{Maskers, MaskingSettings};
 pub use metrics::Metrics;
+pub use refusal::{AUDIT_HINT, Code, Refusal};
+pub use session::{Engine, EngineSettings};
 
 /// Where a request came from, for the audit and for policy context.
 #[derive(Debug, Clone, Default)]
@@ -37,9 +44,31 @@ pub struct Origin {
     pub receipts: Option<Receipts>,
 }
 
-/// The audit receipts of the decisions taken for one request, in order.
+impl Origin {
+    /// The origin of a new session of `protocol` from `peer`, with a fresh session id (a
+    /// UUIDv7, so ids sort by time).
+    pub fn session(protocol: &'static str, peer: std::net::SocketAddr) -> Self {
+        Self {
+            source_ip: Some(peer.ip().to_canonical()),
+            protocol,
+            session_id: Some(uuid::Uuid::now_v7().to_string()),
+            ..Self::default()
+        }
+    }
+}
+
+/// What the sessions of one request did, for a caller inside the gateway that answers with
+/// it (the exec API): the audit receipts of their decisions in order, the last refusal a
+/// door told its client, and the last hold, as typed values.
 #[derive(Debug, Clone, Default)]
-pub struct Receipts(Arc<std::sync::Mutex<Vec<Receipt>>>);
+pub struct Receipts(Arc<std::sync::Mutex<Noted>>);
+
+#[derive(Debug, Default)]
+struct Noted {
+    receipts: Vec<Receipt>,
+    refusal: Option<Refusal>,
+    held: Option<session::Held>,
+}
 
 /// One audited decision: its audit seq, what was asked and the outcome.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -56,48 +85,37 @@ pub struct Receipt {
 }
 
 impl Receipts {
+    fn noted(&self) -> std::sync::MutexGuard<'_, Noted> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn push(&self, r: Receipt) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+        self.noted().receipts.push(r);
+    }
+
+    /// Notes a refusal a door told its client.
+    pub fn refused(&self, r: &Refusal) {
+        self.noted().refusal = Some(r.clone());
+    }
+
+    /// Notes a hold a door told its client about.
+    pub fn held(&self, h: &session::Held) {
+        self.noted().held = Some(h.clone());
     }
 
     /// The receipts noted so far (the list is emptied).
     pub fn take(&self) -> Vec<Receipt> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-/// Why the pipeline refused before or instead of a policy decision.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum Refusal {
-    #[error("token rejected: {}", .0.reason.code())]
-    Token(Rejection),
-    /// The audit trail could not be written, so nothing runs.
-    #[error("audit unavailable")]
-    AuditUnavailable,
-}
-
-impl Refusal {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Refusal::Token(r) => r.reason.code(),
-            Refusal::AuditUnavailable => "audit_unavailable",
-        }
+        std::mem::take(&mut self.noted().receipts)
     }
 
-    pub fn hint(&self) -> &'static str {
-        match self {
-            Refusal::Token(r) => r.reason.hint(),
-            Refusal::AuditUnavailable => {
-                "the gateway cannot write its audit trail, so it runs nothing; retry later or tell the operator"
-            }
-        }
+    /// The last refusal noted (taken).
+    pub fn take_refusal(&self) -> Option<Refusal> {
+        self.noted().refusal.take()
     }
 
-    pub fn detail(&self) -> String {
-        match self {
-            Refusal::Token(r) => r.detail.clone(),
-            Refusal::AuditUnavailable => "the audit store did not acknowledge the event".into(),
-        }
+    /// The last hold noted (taken).
+    pub fn take_held(&self) -> Option<session::Held> {
+        self.noted().held.take()
     }
 }
 
@@ -186,7 +204,7 @@ impl Pipeline {
                     ..Event::default()
                 };
                 self.record(event).await?;
-                Err(Refusal::Token(rej))
+                Err(Refusal::token(&rej))
             }
         }
     }
@@ -288,7 +306,7 @@ impl Pipeline {
             Err(e) => {
                 self.metrics.audit_failed();
                 tracing::error!(error = %e, "audit write failed; refusing the request");
-                Err(Refusal::AuditUnavailable)
+                Err(Refusal::audit_unavailable())
             }
         }
     }

@@ -5,6 +5,7 @@ mod approvals;
 mod audit_cmd;
 mod cli;
 mod config_cmd;
+mod doors;
 mod output;
 mod policy_cmd;
 mod reviews_cmd;

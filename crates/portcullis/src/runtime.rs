@@ -190,8 +190,6 @@ pub fn pg_door(
         idle_in_transaction_timeout: pg.idle_in_transaction_timeout,
         max_pipeline_depth: pg.max_pipeline_depth,
     };
-    settings.masking = masking_settings(cfg)?;
-    settings.hold = cfg.approvals.hold;
     settings.record_rows = cfg.recording.rows;
     settings.catalog_refresh = cfg.postgres.catalog_refresh;
     let mut targets = Vec::new();
@@ -228,9 +226,9 @@ pub fn pg_door(
 }
 
 /// `[masking]` as the doors use it: every profile compiled from the config, and the key.
-fn masking_settings(
+pub fn masking_settings(
     cfg: &portcullis_config::Config,
-) -> anyhow::Result<portcullis_proxy_postgres::MaskingSettings> {
+) -> anyhow::Result<portcullis_pipeline::MaskingSettings> {
     let profiles = cfg.masking.profiles().map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("masking profiles:\n{}", lines.join("\n"))
@@ -239,5 +237,5 @@ fn masking_settings(
         Some(k) => Some(k.resolve().context("masking.hmac_key")?),
         None => None,
     };
-    Ok(portcullis_proxy_postgres::MaskingSettings { profiles, hmac_key })
+    Ok(portcullis_pipeline::MaskingSettings { profiles, hmac_key })
 }

@@ -12,8 +12,7 @@ use portcullis_api::{AppState, Reload};
 use portcullis_audit::{AuditSettings, Auditor, Event, SigningKey};
 use portcullis_config::{Config, Severity};
 use portcullis_identity::{Revocation, Validator};
-use portcullis_pipeline::Pipeline;
-use portcullis_proxy_postgres::PgDoor;
+use portcullis_pipeline::{Engine, EngineSettings, Pipeline};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -68,29 +67,27 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
     let (reviews, notifier) = approvals::start(&cfg, store.clone(), pipeline.clone())?;
     let recordings = start_recordings(&cfg, &pipeline).await?;
     let sweeper = reviews.spawn_sweeper(Duration::from_secs(5), shutdown.clone());
-    let mut doors = Vec::new();
-    let mut pg_addr = None;
-    let mut exec: Vec<Arc<dyn portcullis_pipeline::ExecDoor>> = Vec::new();
-    if cfg.postgres.enabled {
-        let (settings, targets) = runtime::pg_door(&cfg)?;
-        let pg_listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("binding the PostgreSQL door on {}", settings.listen))?;
-        pg_addr = Some(pg_listener.local_addr()?);
-        let mut door =
-            PgDoor::new(settings, pipeline.clone(), targets)?.with_reviews(reviews.clone());
-        if let Some(r) = &recordings {
-            door = door.with_recordings(r.clone());
-        }
-        exec.push(Arc::new(door.exec(shutdown.clone())));
-        let stop = shutdown.clone();
-        doors.push(tokio::spawn(async move {
-            if let Err(e) = door.serve(pg_listener, stop).await {
-                tracing::error!(error = %e, "the PostgreSQL door stopped");
-            }
-        }));
+    let mut engine = Engine::new(
+        pipeline.clone(),
+        EngineSettings {
+            hold: cfg.approvals.hold,
+            masking: runtime::masking_settings(&cfg)?,
+        },
+    )
+    .with_reviews(reviews.clone());
+    if let Some(r) = &recordings {
+        engine = engine.with_recordings(r.clone());
     }
-    announce(addr, pg_addr);
+    let engine = Arc::new(engine);
+    let doors = crate::doors::start(&crate::doors::Setup {
+        cfg: &cfg,
+        engine: &engine,
+        shutdown: &shutdown,
+    })
+    .await?;
+    let exec: Vec<Arc<dyn portcullis_pipeline::ExecDoor>> =
+        doors.iter().filter_map(|d| d.exec.clone()).collect();
+    announce(addr, &doors);
     let started = Event {
         kind: "gateway.start".into(),
         outcome: Some("ok".into()),
@@ -140,7 +137,7 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
     .await?;
     shutdown.cancel();
     for d in doors {
-        let _ = tokio::time::timeout(Duration::from_secs(10), d).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), d.task).await;
     }
 
     if let Some(r) = &recordings {
@@ -164,11 +161,11 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
 
 /// The first line on stdout tells scripts and tests where the gateway listens (the port may
 /// have been 0).
-fn announce(addr: SocketAddr, postgres: Option<SocketAddr>) {
+fn announce(addr: SocketAddr, doors: &[crate::doors::Started]) {
     use std::io::Write;
     let mut line = serde_json::json!({ "event": "listening", "api": format!("http://{addr}") });
-    if let Some(pg) = postgres {
-        line["postgres"] = serde_json::Value::String(pg.to_string());
+    for d in doors {
+        line[d.name] = serde_json::Value::String(d.addr.to_string());
     }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");

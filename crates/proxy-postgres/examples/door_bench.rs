@@ -79,7 +79,11 @@ async fn main() {
         safe_functions: Vec::new(),
     };
     let settings = PgDoorSettings::new(addr, dir.path().to_owned());
-    let door = PgDoor::new(settings, pipeline, vec![target]).unwrap();
+    let engine = std::sync::Arc::new(portcullis_pipeline::Engine::new(
+        pipeline,
+        portcullis_pipeline::EngineSettings::default(),
+    ));
+    let door = PgDoor::new(settings, engine, vec![target]).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_pgwire::Limits;
-use portcullis_pipeline::Pipeline;
+use portcullis_pipeline::Engine;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +14,6 @@ use tokio_util::task::TaskTracker;
 use crate::cache::StatementCache;
 use crate::cancel::CancelMap;
 use crate::error::PgError;
-use crate::mask::Maskers;
 use crate::pool::Pool;
 use crate::settings::{PgDoorSettings, PgTarget};
 use crate::upstream::{self, LOGIN_TIMEOUT, Upstream, UpstreamConn};
@@ -52,19 +51,15 @@ impl TargetRt {
 /// What every session shares.
 pub(crate) struct Door {
     pub(crate) settings: PgDoorSettings,
-    pub(crate) pipeline: Arc<Pipeline>,
+    /// The session engine: authentication, decisions, audit, holds, masking, recording.
+    pub(crate) engine: Arc<Engine>,
     pub(crate) targets: HashMap<String, Arc<TargetRt>>,
     pub(crate) acceptor: TlsAcceptor,
     pub(crate) cache: StatementCache,
     pub(crate) cancels: Arc<CancelMap>,
     pub(crate) limits: Limits,
-    pub(crate) maskers: Maskers,
     /// Open sessions by principal and by connection, for the session limits.
     pub(crate) sessions: Arc<crate::limits::Sessions>,
-    /// Where statements that need approval are held; `None`: they are refused.
-    pub(crate) reviews: Option<portcullis_reviews::Reviews>,
-    /// Where sessions are recorded; `None`: not recorded.
-    pub(crate) recordings: Option<portcullis_recording::Recordings>,
 }
 
 /// The PostgreSQL door: build it once with [`PgDoor::new`], then [`PgDoor::serve`] a listener.
@@ -85,11 +80,11 @@ impl PgDoor {
     /// Fails on unusable TLS files, a malformed upstream address or a duplicate name.
     pub fn new(
         settings: PgDoorSettings,
-        pipeline: Arc<Pipeline>,
+        engine: Arc<Engine>,
         targets: Vec<PgTarget>,
     ) -> Result<PgDoor, PgError> {
         let server = tls::server_config(settings.tls.as_ref(), &settings.state_dir)?;
-        let maskers = Maskers::new(settings.masking.clone());
+        let maskers = engine.maskers();
         let mut map = HashMap::new();
         for target in targets {
             if let Some(profile) = &target.masking {
@@ -133,36 +128,15 @@ impl PgDoor {
         Ok(PgDoor {
             door: Arc::new(Door {
                 settings,
-                pipeline,
+                engine,
                 targets: map,
                 acceptor: TlsAcceptor::from(server),
                 cache,
                 cancels: Arc::new(CancelMap::default()),
                 limits,
-                maskers,
                 sessions: Arc::default(),
-                reviews: None,
-                recordings: None,
             }),
         })
-    }
-
-    /// Holds statements whose decision is RequireApproval with `reviews` (without it, they
-    /// are refused). Call before [`PgDoor::serve`].
-    pub fn with_reviews(mut self, reviews: portcullis_reviews::Reviews) -> PgDoor {
-        if let Some(door) = Arc::get_mut(&mut self.door) {
-            door.reviews = Some(reviews);
-        }
-        self
-    }
-
-    /// Records every session with `recordings` (a session whose recording cannot be opened
-    /// is refused). Call before [`PgDoor::serve`].
-    pub fn with_recordings(mut self, recordings: portcullis_recording::Recordings) -> PgDoor {
-        if let Some(door) = Arc::get_mut(&mut self.door) {
-            door.recordings = Some(recordings);
-        }
-        self
     }
 
     /// A handle that runs commands through this door for the exec API (see

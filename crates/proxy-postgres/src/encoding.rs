@@ -108,11 +108,12 @@ pub(crate) enum Unreadable {
 }
 
 impl Unreadable {
-    pub(crate) fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> portcullis_pipeline::Code {
+        use portcullis_pipeline::Code;
         match self {
-            Self::Invalid(_) => "invalid_encoding",
-            Self::Unsupported(_) => "client_encoding_unsupported",
-            Self::Unsafe(_) => "client_encoding_forbidden",
+            Self::Invalid(_) => Code::InvalidEncoding,
+            Self::Unsupported(_) => Code::ClientEncodingUnsupported,
+            Self::Unsafe(_) => Code::ClientEncodingForbidden,
         }
     }
 

@@ -1,32 +1,29 @@
-//! Asks the pipeline about each statement and turns its answer into what the relay does:
-//! forward, or replace with a denial. The door never evaluates policy itself.
+//! Takes each statement through the session engine (decide, audit, hold, masking) and turns
+//! its answer into what the relay does: forward, or replace with a denial. The door never
+//! evaluates policy itself; what it adds is SQL's: the catalog's reading of a statement,
+//! writes that would launder sensitive values, and whether a row limit can be enforced.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use portcullis_audit::{Event, Who};
-use portcullis_identity::Principal;
-use portcullis_pipeline::{Ask, Decided, Origin, Pipeline, Refusal};
-use portcullis_policy::{ConnectionInfo, Decision, RowLimit, Target};
+use portcullis_pipeline::session::{Command, Exact, NeedsReview, Ran, Session};
+use portcullis_pipeline::{Code, Refusal};
+use portcullis_policy::RowLimit;
 use portcullis_sql::Statement;
 use serde_json::Value;
 
-use portcullis_masking::{Counts, Masker};
+use portcullis_masking::Masker;
 
 use crate::cache::Classified;
-use crate::hold::{Exact, Holder, Need, NeedsReview};
-use crate::mask::Maskers;
+use crate::hold::Holder;
 use crate::relay::state::Finished;
 
-/// What the client is told in place of a statement that does not run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Denial {
-    pub(crate) sqlstate: &'static str,
-    pub(crate) message: String,
-    pub(crate) detail: Option<String>,
-    pub(crate) hint: Option<String>,
-}
+/// What the client is told in place of a statement that does not run: the engine's typed
+/// refusal, rendered as an ErrorResponse in one place (`respond.rs`).
+pub(crate) type Denial = Refusal;
+
+/// Shared so a Parse-time decision can be carried to the Bind that runs it.
+pub(crate) type Need = Arc<NeedsReview>;
 
 /// The outcome of checking one client message's SQL.
 #[derive(Debug)]
@@ -152,37 +149,13 @@ pub(crate) enum Mode<'a> {
     Now(Exact<'a>),
 }
 
-/// The session's masking: the door's profiles, the connection's own, and whether this
-/// principal may see raw values (asked once, on first need).
-pub(crate) struct Masking<'a> {
-    pub(crate) maskers: &'a Maskers,
-    pub(crate) profile: Option<&'a str>,
-    pub(crate) unmask: tokio::sync::OnceCell<bool>,
-    /// Every profile a statement of this session was masked with, for what no statement
-    /// owns (see [`Enforcer::fallback_masker`]).
-    pub(crate) seen: Mutex<BTreeSet<String>>,
-}
-
-impl<'a> Masking<'a> {
-    pub(crate) fn new(maskers: &'a Maskers, profile: Option<&'a str>) -> Self {
-        Self {
-            maskers,
-            profile,
-            unmask: tokio::sync::OnceCell::new(),
-            seen: Mutex::new(BTreeSet::new()),
-        }
-    }
-}
-
 /// Everything a decision needs about the session.
 pub(crate) struct Enforcer<'a> {
-    pub(crate) pipeline: &'a Pipeline,
-    pub(crate) principal: &'a Principal,
-    pub(crate) target: &'a ConnectionInfo,
-    pub(crate) origin: &'a Origin,
+    /// The engine's session: decisions, audit, holds, masking obligations.
+    pub(crate) session: &'a Session,
     /// Write statements to the audit with literals replaced by placeholders.
     pub(crate) redact_literals: bool,
-    pub(crate) masking: Masking<'a>,
+    /// How a held statement's client is told and cancels.
     pub(crate) holder: Holder<'a>,
     /// The connection's catalog, for what statements really reach (`None`: decided by
     /// their text alone, as the exec door's unit tests do).
@@ -333,7 +306,11 @@ impl Enforcer<'_> {
             return None;
         }
         // Masked as a read with these facts would be (none: nothing to launder from).
-        let Ok(Some(masker)) = self.masker(self.read_masks(facts)).await else {
+        let Ok(Some(masker)) = self
+            .session
+            .masker(self.session.masks_of(portcullis_sql::ids::SELECT, facts))
+            .await
+        else {
             return None;
         };
         let lineage = statement.lineage()?;
@@ -351,19 +328,15 @@ impl Enforcer<'_> {
             (Some(t), None) => format!(" into {t}"),
             _ => String::new(),
         };
-        Some(Denial {
-            sqlstate: "42501",
-            message: format!(
+        Some(Refusal::new(
+            Code::SensitiveCopy,
+            format!(
                 "portcullis: this statement would store values made of a sensitive column{into}, \
                  where masking could not follow them"
             ),
-            detail: Some("code: sensitive_copy".into()),
-            hint: Some(
-                "write values that do not come from sensitive columns, or store them only in \
-                 columns that are sensitive themselves"
-                    .into(),
-            ),
-        })
+            "write values that do not come from sensitive columns, or store them only in \
+             columns that are sensitive themselves",
+        ))
     }
 
     /// Holds the command if one of its statements needs approval. One review covers one
@@ -374,23 +347,18 @@ impl Enforcer<'_> {
             return Ok(());
         };
         if needs.next().is_some() {
-            return Err(Denial {
-                sqlstate: "42501",
-                message: "portcullis: more than one statement of this command needs approval"
-                    .into(),
-                detail: Some("code: approval_one_at_a_time".into()),
-                hint: Some("send each statement that needs approval on its own".into()),
-            });
+            return Err(Refusal::new(
+                Code::ApprovalOneAtATime,
+                "portcullis: more than one statement of this command needs approval",
+                "send each statement that needs approval on its own",
+            ));
         }
         self.hold(need, exact).await
     }
 
     /// Holds a statement decided earlier (at its Parse) now that it is about to run.
     pub(crate) async fn hold(&self, need: &NeedsReview, exact: &Exact<'_>) -> Result<(), Denial> {
-        let requester = crate::hold::requester(self.principal);
-        self.holder
-            .hold(need, requester, &self.target.name, self.origin, exact)
-            .await
+        self.session.hold(need, exact, &self.holder).await
     }
 
     async fn one(
@@ -400,195 +368,59 @@ impl Enforcer<'_> {
         command: &str,
         catalog: Option<Arc<crate::catalog::Catalog>>,
     ) -> Result<Arc<Admitted>, Denial> {
-        let ask = Ask {
+        use portcullis_sql::ids;
+        // Data leaves through every statement, not only reads: the rows a write RETURNs, and
+        // the text of any statement's error (`UPDATE t SET n = email::int` quotes the
+        // email). So a statement that is not a read is masked at least as a read with the
+        // same facts would be.
+        let reads = matches!(statement.action, ids::SELECT | ids::COPY_TO | ids::EXPLAIN);
+        let ask = Command {
             action: statement.action,
-            target: Target::Connection(self.target),
             facts,
-            command: Some(command),
+            audit: command,
+            display: &statement.normalized,
+            noun: "statement",
+            masked_as: (!reads).then_some(ids::SELECT),
         };
-        let (masks, review, seq, row_limit) = match self
-            .pipeline
-            .decide_audited(self.principal, &ask, self.origin)
+        let admission = self
+            .session
+            .decide(&ask)
             .await
-        {
-            Ok(Decided {
-                decision:
-                    Decision::Allow {
-                        masks, max_rows, ..
-                    },
-                seq,
-            }) => (masks, None, seq, max_rows),
-            Ok(Decided {
-                decision:
-                    Decision::RequireApproval {
-                        policies,
-                        reviewers,
-                        approvals,
-                        masks,
-                        max_rows,
-                    },
-                seq,
-            }) if self.holder.reviews.is_some() => {
-                let review = Arc::new(NeedsReview {
-                    action: statement.action,
-                    display: statement.normalized.clone(),
-                    policies,
-                    reviewers,
-                    approvals,
-                });
-                (masks, Some(review), seq, max_rows)
-            }
-            Ok(d) => return Err(denied(&d.decision, statement, &self.target.name)),
-            Err(refusal) => return Err(refused(&refusal)),
-        };
+            .map_err(|r| r.with_context(detail(statement)))?;
         // A bound matters only where rows change; where the server's count would not be
         // every row changed, the statement is refused rather than run unbounded.
-        let row_limit = row_limit.filter(|_| statement.modifies_data);
+        let row_limit = admission.row_limit.filter(|_| statement.modifies_data);
         if let Some(limit) = &row_limit
             && !countable(statement, facts)
         {
             let denial = row_limit_unenforceable(limit);
             return Err(self.refuse(statement.action, command, denial).await);
         }
-        let masker = self
-            .masker(self.with_read_masks(statement, facts, masks))
-            .await?;
+        let masker = admission.masker;
         Ok(Arc::new(Admitted {
-            seq,
+            seq: admission.seq,
             command: command.to_owned(),
             action: statement.action,
             // Lineage costs about a parse: only a masked statement needs it.
             lineage: masker.as_ref().and_then(|_| statement.lineage()),
             masker,
-            review,
+            review: admission.review,
             catalog,
             row_limit,
         }))
     }
 
-    /// Data leaves through every statement, not only reads: the rows a write RETURNs, and
-    /// the text of any statement's error (`UPDATE t SET n = email::int` quotes the email).
-    /// So a statement that is not a read is masked at least as a read with the same facts
-    /// would be: the masks the policy attaches to `sql.select` here are added to its own.
-    /// This asks the policy without an audit event (`preview`): it grants nothing and only
-    /// shapes what the answer shows. A principal who may not read at all gets its own
-    /// decision's masks and the connection's profile.
-    fn with_read_masks(
-        &self,
-        statement: &Statement,
-        facts: &Value,
-        mut masks: Vec<String>,
-    ) -> Vec<String> {
-        use portcullis_sql::ids;
-        if matches!(statement.action, ids::SELECT | ids::COPY_TO | ids::EXPLAIN) {
-            return masks;
-        }
-        masks.extend(self.read_masks(facts));
-        masks
-    }
-
-    /// The `@mask` profiles a read with `facts` would be answered with.
-    fn read_masks(&self, facts: &Value) -> Vec<String> {
-        let ask = Ask {
-            action: portcullis_sql::ids::SELECT,
-            target: Target::Connection(self.target),
-            facts,
-            command: None,
-        };
-        match self.pipeline.preview(self.principal, &ask, self.origin) {
-            Decision::Allow { masks, .. } | Decision::RequireApproval { masks, .. } => masks,
-            Decision::Deny { .. } => Vec::new(),
-        }
-    }
-
     /// The masker for what the server says that no statement of the session owns: a NOTIFY
     /// from another session, a notice or error between statements, the rows of a portal the
-    /// gateway never saw bound (one a function opened). It is the union of every profile
-    /// this session was masked with, the connection's own and what a plain read would get;
-    /// `None` when none applies or the principal may `data.unmask` here.
+    /// gateway never saw bound (one a function opened): every profile this session was
+    /// masked with, the connection's own and what a plain read would get.
     pub(crate) fn fallback_masker(&self) -> Option<Masker> {
-        if self.masking.unmask.get() == Some(&true) {
-            return None;
-        }
         let plain_read = serde_json::json!({"sql": {
             "parsed": true, "has_where": false, "statement_count": 1, "tables": [],
             "functions": [], "modifies_data": false,
         }});
-        let mut names: BTreeSet<String> = self.read_masks(&plain_read).into_iter().collect();
-        names.extend(self.masking.profile.map(str::to_owned));
-        names.extend(
-            self.masking
-                .seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .iter()
-                .cloned(),
-        );
-        if names.is_empty() {
-            return None;
-        }
-        let names: Vec<String> = names.into_iter().collect();
-        match self.masking.maskers.get(&names) {
-            Ok(masker) => Some(masker),
-            Err(e) => {
-                tracing::error!(error = %e, "masking profiles cannot be built");
-                None
-            }
-        }
-    }
-
-    /// The masker for a statement allowed with `masks` (the policies' `@mask` profiles) on
-    /// top of the connection's profile; `None` when nothing masks it or the principal may
-    /// `data.unmask` here. A profile set that cannot be built refuses the statement.
-    async fn masker(&self, mut masks: Vec<String>) -> Result<Option<Masker>, Denial> {
-        masks.extend(self.masking.profile.map(str::to_owned));
-        if masks.is_empty() {
-            return Ok(None);
-        }
-        masks.sort();
-        masks.dedup();
-        if self.unmasked().await {
-            return Ok(None);
-        }
-        self.masking
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(masks.iter().cloned());
-        self.masking.maskers.get(&masks).map(Some).map_err(|e| {
-            tracing::error!(error = %e, "masking profiles cannot be built; refusing the statement");
-            Denial {
-                sqlstate: "58000",
-                message: "portcullis: the masking profiles for this statement cannot be built".into(),
-                detail: None,
-                hint: Some("the gateway's masking configuration is broken; tell the operator (portcullis config check)".into()),
-            }
-        })
-    }
-
-    /// Whether the principal may see raw values on this connection: the `data.unmask`
-    /// action, decided (and audited) once per session when first needed. Anything but an
-    /// Allow, including an audit failure, keeps the masking on.
-    async fn unmasked(&self) -> bool {
-        *self
-            .masking
-            .unmask
-            .get_or_init(|| async {
-                let facts = Value::Null;
-                let ask = Ask {
-                    action: "data.unmask",
-                    target: Target::Connection(self.target),
-                    facts: &facts,
-                    command: None,
-                };
-                matches!(
-                    self.pipeline
-                        .decide(self.principal, &ask, self.origin)
-                        .await,
-                    Ok(Decision::Allow { .. })
-                )
-            })
-            .await
+        self.session
+            .fallback_masker((portcullis_sql::ids::SELECT, &plain_read))
     }
 
     /// Queues the `statement.result` event of a statement that ran (or failed in the
@@ -608,102 +440,48 @@ impl Enforcer<'_> {
                 c.target.catalog.invalidate();
             }
         }
-        let outcome = match (&done.exceeded, &done.sqlstate) {
-            (Some(_), _) => "refused",
-            (None, Some(_)) => "error",
-            (None, None) => "ok",
-        };
-        let mut data = serde_json::json!({
-            "decision_seq": done.admitted.as_ref().map(|a| a.seq),
-            "rows": done.rows,
-            "bytes": done.bytes,
-            "duration_us": u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX),
-            "sqlstate": done.sqlstate,
-            "masked": masked_counts(&done.masked),
+        let refused = done.exceeded.as_ref().map(|limit| {
+            let facts = serde_json::json!({"row_limit": {
+                "max": limit.max, "policy": limit.policy, "count": done.rows,
+            }});
+            (Code::RowLimitExceeded, facts)
         });
-        if let Some(limit) = &done.exceeded {
-            data["row_limit"] =
-                serde_json::json!({"max": limit.max, "policy": limit.policy, "count": done.rows});
-        }
-        let event = Event {
-            kind: "statement.result".into(),
-            outcome: Some(outcome.into()),
-            reason_code: done.exceeded.as_ref().map(|_| "row_limit_exceeded".into()),
-            who: Some(Who::from(self.principal)),
-            connection: Some(self.target.name.clone()),
-            protocol: Some(self.origin.protocol.into()),
-            session_id: self.origin.session_id.clone(),
-            run_id: self.origin.run_id.clone(),
-            tool_call_id: self.origin.tool_call_id.clone(),
-            action: done.admitted.as_ref().map(|a| a.action.to_owned()),
-            data: Some(data),
-            ..Event::default()
+        let ran = Ran {
+            seq: done.admitted.as_ref().map(|a| a.seq),
+            action: done.admitted.as_ref().map(|a| a.action),
+            rows: done.rows,
+            bytes: done.bytes,
+            duration: done.duration,
+            error_key: "sqlstate",
+            error: done.sqlstate,
+            masked: done.masked,
+            refused,
         };
-        self.pipeline.record_after(event).await;
+        self.session.result(&ran).await;
     }
 
     /// The FunctionCall message runs a function by OID, bypassing SQL text entirely: the
-    /// gateway cannot classify it, so it is always refused.
+    /// gateway cannot classify it, so it is always refused (audited like every refusal).
     pub(crate) async fn function_call(&self, oid: u32) -> Denial {
         self.refuse(
             "sql.function_call",
             &format!("FunctionCall oid={oid}"),
-            Denial {
-                sqlstate: "42501",
-                message: "portcullis: the FunctionCall message is not allowed".into(),
-                detail: Some(format!("function oid {oid}; code: function_call_forbidden")),
-                hint: Some(
-                    "call the function from a SQL statement instead, e.g. SELECT f(...)".into(),
-                ),
-            },
+            Refusal::new(
+                Code::FunctionCallForbidden,
+                "portcullis: the FunctionCall message is not allowed",
+                "call the function from a SQL statement instead, e.g. SELECT f(...)",
+            )
+            .with_context(format!("function oid {oid}")),
         )
         .await
     }
 
     /// A refusal of the gateway's own, before any policy is asked (the statement cannot be
     /// read as the server would read it, or would switch the session to an encoding the
-    /// gateway cannot follow). It is audited as a denied decision with its reason code,
-    /// which `denial`'s DETAIL carries as `code: ...`; an audit that cannot be written
-    /// refuses the statement all the same, with that reason instead.
+    /// gateway cannot follow): audited by the engine as a denied decision with its code.
     pub(crate) async fn refuse(&self, action: &str, command: &str, denial: Denial) -> Denial {
-        let code = denial
-            .detail
-            .as_deref()
-            .and_then(|d| crate::respond::detail_field(d, "code"))
-            .unwrap_or("gateway_refused")
-            .to_owned();
-        let event = Event {
-            kind: "decision".into(),
-            outcome: Some("deny".into()),
-            who: Some(Who::from(self.principal)),
-            source_ip: self.origin.source_ip.map(|i| i.to_string()),
-            connection: Some(self.target.name.clone()),
-            protocol: Some(self.origin.protocol.into()),
-            session_id: self.origin.session_id.clone(),
-            run_id: self.origin.run_id.clone(),
-            tool_call_id: self.origin.tool_call_id.clone(),
-            action: Some(action.to_owned()),
-            command: Some(command.to_owned()),
-            reason_code: Some(code),
-            ..Event::default()
-        };
-        match self.pipeline.record(event).await {
-            Ok(()) => denial,
-            Err(refusal) => refused(&refusal),
-        }
+        self.session.refuse(action, command, denial).await
     }
-}
-
-/// Masked values by entity label, e.g. `{"EMAIL": 3}`; `null` when nothing was masked.
-fn masked_counts(counts: &Counts) -> Value {
-    if counts.is_empty() {
-        return Value::Null;
-    }
-    counts
-        .iter()
-        .map(|(e, n)| (e.as_str().to_owned(), Value::from(n)))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
 }
 
 fn detail(statement: &Statement) -> String {
@@ -733,138 +511,47 @@ fn countable(statement: &Statement, facts: &Value) -> bool {
 }
 
 fn row_limit_unenforceable(limit: &RowLimit) -> Denial {
-    Denial {
-        sqlstate: "42501",
-        message: format!(
+    Refusal::new(
+        Code::RowLimitUnenforceable,
+        format!(
             "portcullis: policy {} allows at most {} changed rows per statement, and the server \
              cannot count every row this statement would change",
             limit.policy, limit.max
         ),
-        detail: Some(format!(
-            "code: row_limit_unenforceable; policies: {}",
-            limit.policy
-        )),
-        hint: Some(
-            "write it as one plain INSERT, UPDATE, DELETE, MERGE or COPY FROM (no write in a \
-             WITH clause, no EXPLAIN ANALYZE, no function, trigger or rule that writes), \
-             executed whole"
-                .into(),
-        ),
-    }
+        "write it as one plain INSERT, UPDATE, DELETE, MERGE or COPY FROM (no write in a \
+         WITH clause, no EXPLAIN ANALYZE, no function, trigger or rule that writes), \
+         executed whole",
+    )
+    .with_policies(vec![limit.policy.clone()])
 }
 
 /// The refusal of a statement that changed more rows than its bound: the change is rolled
 /// back before the client sees its result.
 pub(crate) fn row_limit_exceeded(limit: &RowLimit, count: u64) -> Denial {
-    Denial {
-        sqlstate: "42501",
-        message: format!(
+    Refusal::new(
+        Code::RowLimitExceeded,
+        format!(
             "portcullis: this statement would change {count} rows; policy {} allows at most {} \
              (the change was not kept)",
             limit.policy, limit.max
         ),
-        detail: Some(format!(
-            "code: row_limit_exceeded; policies: {}",
-            limit.policy
-        )),
-        hint: Some(format!(
+        format!(
             "narrow the WHERE clause, or change the rows in batches of at most {}",
             limit.max
-        )),
-    }
-}
-
-/// The client-facing message and hint for a decision other than Allow on `action`.
-pub(crate) fn refusal_text(
-    action: &str,
-    decision: &Decision,
-    connection: &str,
-) -> (String, String) {
-    match decision {
-        Decision::Deny {
-            policies,
-            reason,
-            hint,
-            ..
-        } => {
-            let ids = if policies.is_empty() {
-                "(default deny)".to_owned()
-            } else {
-                policies.join(", ")
-            };
-            let hint = if hint.is_empty() {
-                format!("no policy permits {action} on connection {connection:?}; ask its owner for access or use a permitted statement")
-            } else {
-                hint.clone()
-            };
-            (format!("portcullis: {action} denied by policy {ids}: {reason}"), hint)
-        }
-        // Reached only where nothing can be held (no review service, or a connect): it does
-        // not run.
-        Decision::RequireApproval {
-            policies,
-            reviewers,
-            approvals,
-            ..
-        } => (
-            format!(
-                "portcullis: {action} requires approval by {} ({approvals} needed; policy {}): approval_required",
-                reviewers.join(", "),
-                policies.join(", ")
-            ),
-            "this gateway holds nothing for review (approvals are off); ask a reviewer to run it, or the operator to enable approvals".into(),
         ),
-        Decision::Allow { .. } => ("portcullis: internal error".into(), String::new()),
-    }
-}
-
-/// The reason code of a decision that stops a request.
-pub(crate) fn reason_code(decision: &Decision) -> &'static str {
-    match decision {
-        Decision::Deny { code, .. } => code.code(),
-        _ => "approval_required",
-    }
-}
-
-fn denied(decision: &Decision, statement: &Statement, connection: &str) -> Denial {
-    let (message, hint) = refusal_text(statement.action, decision, connection);
-    let code = reason_code(decision);
-    // `code:` and `policies:` are machine-readable for clients (the exec API reads them).
-    let mut detail = format!("{}; code: {code}", detail(statement));
-    if !decision.policies().is_empty() {
-        detail.push_str(&format!("; policies: {}", decision.policies().join(", ")));
-    }
-    Denial {
-        sqlstate: "42501",
-        message,
-        detail: Some(detail),
-        hint: Some(hint),
-    }
-}
-
-/// The pipeline could not decide (the audit is down): nothing runs.
-fn refused(refusal: &Refusal) -> Denial {
-    Denial {
-        sqlstate: "58000",
-        message: format!("portcullis: statement refused: {}", refusal.code()),
-        detail: None,
-        hint: Some(refusal.hint().to_owned()),
-    }
+    )
+    .with_policies(vec![limit.policy.clone()])
 }
 
 /// A statement that names something the connection's catalog must show, which could never be
 /// read (fail closed).
 fn catalog_unavailable() -> Denial {
-    Denial {
-        sqlstate: "58000",
-        message: "portcullis: the connection's catalog could not be read, so what this \
-                  statement reaches cannot be checked"
-            .into(),
-        detail: Some("code: catalog_unavailable".into()),
-        hint: Some(
-            "retry shortly; if it persists, tell the operator (the gateway log says why)".into(),
-        ),
-    }
+    Refusal::new(
+        Code::CatalogUnavailable,
+        "portcullis: the connection's catalog could not be read, so what this statement \
+         reaches cannot be checked",
+        "retry shortly; if it persists, tell the operator (the gateway log says why)",
+    )
 }
 
 /// Statements after which the catalog may hold something new.

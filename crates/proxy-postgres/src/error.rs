@@ -47,22 +47,16 @@ pub enum PgError {
     /// the door did not see coming (code inside a function).
     #[error("the server reported {0} in a read-only session")]
     ReadOnlyUndone(String),
-    #[error("token rejected: {code}")]
-    Token {
-        code: &'static str,
-        hint: &'static str,
-    },
+    /// The engine refused the token.
+    #[error("token rejected: {}", .0.code)]
+    Token(Box<portcullis_pipeline::Refusal>),
     #[error("the audit trail is unavailable")]
     AuditUnavailable,
     #[error("no connection named {0:?}")]
     UnknownDatabase(String),
-    /// The `connect` action was not allowed; `message` and `hint` are for the client.
-    #[error("connect refused: {message}")]
-    ConnectDenied {
-        code: &'static str,
-        message: String,
-        hint: String,
-    },
+    /// The `connect` action was not allowed.
+    #[error("connect refused: {}", .0.message)]
+    ConnectDenied(Box<portcullis_pipeline::Refusal>),
     #[error("cannot reach the upstream server: {0}")]
     UpstreamConnect(String),
     #[error("upstream authentication failed: {0}")]
@@ -88,8 +82,8 @@ pub enum PgError {
     #[error("{0} cannot be masked")]
     Unmaskable(&'static str),
     /// The session's identity was revoked while it was open.
-    #[error("the identity was revoked: {0}")]
-    Revoked(&'static str),
+    #[error("the identity was revoked: {}", .0.code())]
+    Revoked(portcullis_identity::Reason),
     /// The server did not do what a row-limited statement needs (open its transaction).
     #[error("row limit: {0}")]
     RowLimit(&'static str),
@@ -104,13 +98,8 @@ impl PgError {
         match self {
             Protocol(_) | ClientIo(_) | Unexpected(_) | ClientTls(_) | TlsRequired | NoUser
             | Replication | Encoding(_) | UnknownDatabase(_) => ErrorKind::Client,
-            Token { .. }
-            | ConnectDenied { .. }
-            | Revoked(_)
-            | TokenExpired
-            | Unmaskable(_)
-            | EncodingChanged(_)
-            | ReadOnlyUndone(_) => ErrorKind::PolicyDenied,
+            Token(_) | ConnectDenied(_) | Revoked(_) | TokenExpired | Unmaskable(_)
+            | EncodingChanged(_) | ReadOnlyUndone(_) => ErrorKind::PolicyDenied,
             UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
             | UpstreamGone | Catalog(_) | RowLimit(_) => ErrorKind::Upstream,
             Setup(_) | AuditUnavailable | RecordingUnavailable | Shutdown => ErrorKind::Internal,

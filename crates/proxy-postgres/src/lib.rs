@@ -9,20 +9,20 @@
 //! [`portcullis_pgwire`] codec. Where the code goes:
 //!
 //! - `door`: shared state and the accept loop; `session`: one session from accept to
-//!   admission and its audit; `live`: upstream login, greeting, relay and how it ends;
+//!   admission, opened and closed on the session engine (`portcullis_pipeline::session`,
+//!   which owns the audit events, the recording, holds and masking obligations); `live`:
+//!   upstream login, greeting, relay and how it ends;
 //! - `startup`: TLS/GSS negotiation, startup parameters, the token exchange;
 //! - `upstream`, `upstream_auth`: the gateway's own login (trust, cleartext, MD5, SCRAM);
 //! - `relay`: the per-message relay and the denial mechanics (read its docs first);
 //! - `enforce`: statement decisions through the pipeline; `cache`: classification cache;
 //! - `cancel`: the gateway's cancel keys; `tls`: certificates both ways;
 //! - `respond`: the only place errors become ErrorResponses (SQLSTATEs);
-//! - `audit`: `session.open` / `session.close` / `session.refused`;
 //! - `limits`: sessions per principal and connection, idle timeouts, pipeline depth.
 //!
 //! Architecture Invariant: the door never evaluates policy; it classifies and obeys
 //! `Pipeline::decide`, and a statement that is not allowed never reaches the server.
 
-mod audit;
 mod cache;
 mod cancel;
 mod catalog;
@@ -51,6 +51,5 @@ pub use door::PgDoor;
 pub use error::{ErrorKind, PgError};
 pub use exec::PgExec;
 pub use limits::{Exceeded, SessionLimits};
-pub use mask::MaskingSettings;
 pub use respond::sqlstate;
 pub use settings::{PgDoorSettings, PgTarget, TlsFiles, UpstreamTls};

@@ -74,14 +74,15 @@ pub enum Exceeded {
 
 impl Exceeded {
     /// The reason code (`code: ...` in the DETAIL, the audit's `ended` or `reason_code`).
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> portcullis_pipeline::Code {
+        use portcullis_pipeline::Code;
         match self {
-            Exceeded::SessionsPerPrincipal(_) => "session_limit_principal",
-            Exceeded::SessionsPerConnection(_) => "session_limit_connection",
-            Exceeded::ServerConnections { .. } => "server_connections_exhausted",
-            Exceeded::ClientStalled(_) => "client_stalled",
-            Exceeded::IdleSession(_) => "idle_timeout",
-            Exceeded::IdleInTransaction(_) => "idle_in_transaction_timeout",
+            Exceeded::SessionsPerPrincipal(_) => Code::SessionLimitPrincipal,
+            Exceeded::SessionsPerConnection(_) => Code::SessionLimitConnection,
+            Exceeded::ServerConnections { .. } => Code::ServerConnectionsExhausted,
+            Exceeded::ClientStalled(_) => Code::ClientStalled,
+            Exceeded::IdleSession(_) => Code::IdleTimeout,
+            Exceeded::IdleInTransaction(_) => Code::IdleInTransactionTimeout,
         }
     }
 }

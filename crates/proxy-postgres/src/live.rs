@@ -5,33 +5,29 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use portcullis_identity::Principal;
 use portcullis_pgwire::{FrameWriter, TransactionStatus, encode_backend};
-use portcullis_pipeline::{Origin, Pipeline};
+use portcullis_pipeline::session::{Ended, Lapse, Session};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::Ended;
 use crate::cancel::{self, CancelTarget};
 use crate::door::{Door, TargetRt};
-use crate::enforce::{CatalogRef, Enforcer, Masking};
+use crate::enforce::{CatalogRef, Enforcer};
 use crate::error::{ErrorKind, PgError};
 use crate::hold::Holder;
 use crate::record::Recorder;
 use crate::relay::Neighbours;
-use crate::relay::state::{Stats, Tracker};
+use crate::relay::state::Tracker;
 use crate::relay::{End, Relay, backend, frontend};
 use crate::respond;
 use crate::startup::ClientConn;
 use crate::upstream::{self, Upstream};
 
-/// Who the session is for and what it forwards.
+/// The engine's session, its target and what it forwards.
 pub(crate) struct Live<'a> {
-    pub(crate) principal: &'a Arc<Principal>,
+    pub(crate) session: &'a Session,
     pub(crate) target: &'a Arc<TargetRt>,
     pub(crate) forward: &'a [(String, String)],
-    pub(crate) origin: &'a Origin,
-    pub(crate) recording: Option<&'a portcullis_recording::SessionRecording>,
 }
 
 /// Logs in upstream, greets the client and relays until the session ends.
@@ -40,9 +36,9 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     mut conn: ClientConn<S>,
     a: &Live<'_>,
     shutdown: &CancellationToken,
-    stats: &Stats,
     tracker: &Mutex<Tracker>,
 ) -> (Ended, Option<PgError>) {
+    let stats = &a.session.tally;
     let mut upstream = match a.target.connect(a.forward, door.limits).await {
         Ok(u) => u,
         Err(e) => return login_failed(conn, e).await,
@@ -70,29 +66,22 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         &upstream,
         key.pid,
         key.secret,
-        a.origin.session_id.as_deref(),
+        a.session.origin().session_id.as_deref(),
     );
     if conn.send(hello).await.is_err() {
         return (Ended::ClientGone, None);
     }
     let (notices, notices_rx) = tokio::sync::mpsc::channel(16);
     let recorder = Recorder {
-        recording: a.recording,
+        recording: a.session.recording(),
         rows: door.settings.record_rows,
     };
     let relay = Relay {
         recorder,
         enforcer: Enforcer {
-            pipeline: &door.pipeline,
-            principal: a.principal,
-            target: &a.target.target.info,
-            origin: a.origin,
+            session: a.session,
             redact_literals: door.settings.redact_literals,
-            masking: Masking::new(&door.maskers, a.target.target.masking.as_deref()),
             holder: Holder {
-                reviews: door.reviews.as_ref(),
-                recorder,
-                hold: door.settings.hold,
                 notices: &notices,
                 canceled: &cancel.held,
             },
@@ -156,10 +145,10 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
         r = frontend::run(relay, &mut cr, &mut uw) => r,
         r = backend::run(relay, &mut ur, &mut cw, &mut notices) => r,
         () = shutdown.cancelled() => Err(PgError::Shutdown),
-        code = revoked(relay.enforcer.pipeline, relay.enforcer.principal) => {
-            Err(PgError::Revoked(code))
-        }
-        () = expiry(relay.enforcer.principal) => Err(PgError::TokenExpired),
+        lapse = a.session.lapsed() => match lapse {
+            Lapse::Revoked(reason) => Err(PgError::Revoked(reason)),
+            Lapse::Expired => Err(PgError::TokenExpired),
+        },
     };
     let upstream_closed = matches!(result, Ok(End::UpstreamGone { .. }));
     let (ended, error) = outcome(result, relay);
@@ -201,35 +190,6 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
         stop_upstream(relay, &mut uw, ended, cancel).await;
     }
     (ended, error)
-}
-
-/// Resolves with the reason code once `principal` is revoked (DESIGN.md §3: revocation is
-/// effective at once, live sessions included).
-async fn revoked(pipeline: &Pipeline, principal: &Principal) -> &'static str {
-    use tokio::sync::broadcast::error::RecvError;
-    let revocations = pipeline.validator().revocations();
-    // Subscribe before checking, so a revocation between the two is not missed.
-    let mut feed = revocations.subscribe();
-    loop {
-        if let Some(reason) = revocations.check(principal) {
-            return reason.code();
-        }
-        match feed.recv().await {
-            Ok(_) | Err(RecvError::Lagged(_)) => {}
-            Err(RecvError::Closed) => std::future::pending::<()>().await,
-        }
-    }
-}
-
-/// Resolves when the session's authority ends: at the principal's `valid_until`, the token's
-/// `exp` plus the issuer's leeway, the instant from which the validator refuses the token on
-/// every door. The client then reconnects with a fresh token, as short-lived identities mean.
-async fn expiry(principal: &Principal) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    let left = (principal.valid_until as f64 - now).max(0.0);
-    tokio::time::sleep(Duration::from_secs_f64(left)).await;
 }
 
 fn ended_by(e: &PgError) -> Ended {

@@ -3,7 +3,8 @@
 //! rows of the result exactly as the client received them (masked), the row count and the
 //! error; `review` entries while a statement is held. Statement text is the same as in the
 //! audit (literal-free unless configured otherwise), so a recording never holds a value the
-//! client did not see masked.
+//! client did not see masked. The session engine opens and finishes the recording and writes
+//! the `review` entries of a hold.
 
 use portcullis_pgwire::FieldDescription;
 use portcullis_recording::SessionRecording;
@@ -54,7 +55,11 @@ impl Recorder<'_> {
                 "statement": statement,
                 "action": classified.classification.statements.first().map(|s| s.action),
                 "decision": "deny",
-                "error": {"sqlstate": denial.sqlstate, "message": denial.message, "hint": denial.hint},
+                "error": {
+                    "sqlstate": crate::respond::sqlstate_of(denial.code),
+                    "message": denial.message,
+                    "hint": denial.hint,
+                },
             }),
         )
         .await;
@@ -101,15 +106,6 @@ impl Recorder<'_> {
             entry.insert("masked".into(), masked.into());
         }
         self.write("statement", Value::Object(entry)).await;
-    }
-
-    /// A statement held for review, and what became of the review.
-    pub(crate) async fn review(&self, review_id: &str, status: &str, reviewers: &[String]) {
-        self.write(
-            "review",
-            json!({ "review_id": review_id, "status": status, "reviewers": reviewers }),
-        )
-        .await;
     }
 }
 

@@ -10,7 +10,8 @@ use bytes::{Bytes, BytesMut};
 use portcullis_pgwire::Severity;
 use portcullis_pgwire::encode_backend::{Report, error_response};
 
-use crate::enforce::Denial;
+use portcullis_pipeline::{Code, Refusal};
+
 use crate::error::PgError;
 use crate::limits::Exceeded;
 
@@ -70,15 +71,15 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
                 "nothing this principal may run turns the read-only default off; ask for a policy that lets it write",
             )),
         ),
-        Token { code, hint } => (
+        Token(r) => (
             "28P01",
-            format!("token rejected: {code}").into(),
-            Some(s(hint)),
+            format!("token rejected: {}", r.code).into(),
+            Some(r.hint.clone().into()),
         ),
         AuditUnavailable => (
             "58000",
             s("portcullis: the audit trail is unavailable, so nothing runs"),
-            Some(s(portcullis_pipeline::Refusal::AuditUnavailable.hint())),
+            Some(s(portcullis_pipeline::AUDIT_HINT)),
         ),
         UnknownDatabase(name) => (
             "3D000",
@@ -87,9 +88,11 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
                 "the database name selects one of the gateway's configured connections",
             )),
         ),
-        ConnectDenied { message, hint, .. } => {
-            ("42501", message.clone().into(), Some(hint.clone().into()))
-        }
+        ConnectDenied(r) => (
+            "42501",
+            r.message.clone().into(),
+            Some(r.hint.clone().into()),
+        ),
         UpstreamConnect(_) => (
             "08006",
             s("portcullis: cannot reach the database server"),
@@ -145,9 +148,13 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
             .into(),
             Some(s("use COPY ... TO STDOUT in text or CSV format, or SELECT")),
         ),
-        Revoked(code) => (
+        Revoked(reason) => (
             "57P01",
-            format!("terminating connection: the identity was revoked ({code})").into(),
+            format!(
+                "terminating connection: the identity was revoked ({})",
+                reason.code()
+            )
+            .into(),
             Some(s("contact an administrator")),
         ),
         Shutdown => (
@@ -160,36 +167,57 @@ fn describe(err: &PgError) -> (&'static str, Cow<'static, str>, Option<Cow<'stat
 }
 
 /// The reason code of a session-ending error, sent as `code: ...` in the DETAIL like every
-/// refusal of the door's (a statement's denial, a review's outcome), so a client (the exec
-/// API among them) reads the reason instead of the prose.
-fn reason(err: &PgError) -> Option<&str> {
+/// refusal of the door's (a statement's denial, a review's outcome), so a client reads the
+/// reason instead of the prose.
+fn reason(err: &PgError) -> Option<Code> {
     use PgError::*;
     Some(match err {
-        Token { code, .. } | ConnectDenied { code, .. } | Revoked(code) => code,
-        TokenExpired => "token_expired",
-        TlsRequired => "tls_required",
-        UnknownDatabase(_) => "connection_unknown",
-        AuditUnavailable => "audit_unavailable",
-        RecordingUnavailable => "recording_unavailable",
-        Unmaskable(_) => "unmaskable",
-        Encoding(_) => "client_encoding_forbidden",
-        EncodingChanged(_) => "client_encoding_changed",
-        ReadOnlyUndone(_) => "read_only_undone",
-        Shutdown => "gateway_shutdown",
+        Token(r) | ConnectDenied(r) => r.code,
+        Revoked(reason) => Code::Token(*reason),
+        TokenExpired => Code::TokenExpired,
+        TlsRequired => Code::TlsRequired,
+        UnknownDatabase(_) => Code::ConnectionUnknown,
+        AuditUnavailable => Code::AuditUnavailable,
+        RecordingUnavailable => Code::RecordingUnavailable,
+        Unmaskable(_) => Code::Unmaskable,
+        Encoding(_) => Code::ClientEncodingForbidden,
+        EncodingChanged(_) => Code::ClientEncodingChanged,
+        ReadOnlyUndone(_) => Code::ReadOnlyUndone,
+        Shutdown => Code::GatewayShutdown,
         UpstreamConnect(_) | UpstreamAuth(_) | UpstreamStartup(_) | UpstreamProtocol(_)
-        | UpstreamGone => "upstream_unavailable",
-        Catalog(_) => "catalog_unavailable",
+        | UpstreamGone => Code::UpstreamUnavailable,
+        Catalog(_) => Code::CatalogUnavailable,
         Limit(l) => l.code(),
         _ => return None,
     })
 }
 
-/// A `name: value` field of a DETAIL the door wrote (`action: sql.delete; code: policy_forbid;
-/// policies: a, b`, `review: rv_...; status: pending`).
-pub(crate) fn detail_field<'a>(detail: &'a str, name: &str) -> Option<&'a str> {
-    detail
-        .split("; ")
-        .find_map(|f| f.strip_prefix(name)?.strip_prefix(": "))
+/// What the client is told about a session-ending `err`, as the engine's typed refusal (for
+/// callers inside the gateway, the exec API); `None` for the client's own protocol errors.
+pub(crate) fn refusal(err: &PgError) -> Option<Refusal> {
+    let code = reason(err)?;
+    let (_, message, hint) = describe(err);
+    let message = message.strip_prefix("portcullis: ").unwrap_or(&message);
+    let policies = match err {
+        PgError::ConnectDenied(r) => r.policies.clone(),
+        _ => Vec::new(),
+    };
+    Some(Refusal::new(code, message, hint.unwrap_or_default()).with_policies(policies))
+}
+
+/// The SQLSTATE of a refusal: PostgreSQL's own code for the same condition where it has one,
+/// else 42501 (insufficient privilege).
+pub(crate) fn sqlstate_of(code: Code) -> &'static str {
+    use Code::*;
+    match code {
+        ApprovalCanceled => "57014",
+        InvalidEncoding => "22021",
+        StandardConformingStringsOff => "0A000",
+        PreparedStatementsLimit => "54000",
+        AuditUnavailable | MaskingUnavailable | CatalogUnavailable | ApprovalsUnavailable
+        | ReviewNotFound | ReviewNotPending | ReviewExpired | ReviewStore => "58000",
+        _ => "42501",
+    }
 }
 
 /// The SQLSTATE the client gets for `err`.
@@ -221,17 +249,29 @@ pub(crate) fn fatal(err: &PgError) -> Bytes {
     buf.freeze()
 }
 
-/// The ERROR a client gets in place of a denied statement.
-pub(crate) fn denial(d: &Denial) -> Bytes {
+/// The ERROR a client gets in place of a refused statement. The DETAIL is
+/// machine-readable for clients: what was refused, `review: ...`, `code: ...` and
+/// `policies: ...`, separated by `; `.
+pub(crate) fn denial(r: &Refusal) -> Bytes {
+    let mut detail: Vec<String> = Vec::with_capacity(4);
+    detail.extend(r.context.clone());
+    if let Some(id) = &r.review_id {
+        detail.push(format!("review: {id}"));
+    }
+    detail.push(format!("code: {}", r.code));
+    if !r.policies.is_empty() {
+        detail.push(format!("policies: {}", r.policies.join(", ")));
+    }
+    let detail = detail.join("; ");
     let mut buf = BytesMut::new();
     error_response(
         &mut buf,
         &Report {
             severity: Severity::Error,
-            code: d.sqlstate,
-            message: &d.message,
-            detail: d.detail.as_deref(),
-            hint: d.hint.as_deref(),
+            code: sqlstate_of(r.code),
+            message: &r.message,
+            detail: Some(&detail),
+            hint: (!r.hint.is_empty()).then_some(r.hint.as_str()),
         },
     );
     buf.freeze()

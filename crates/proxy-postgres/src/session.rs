@@ -1,23 +1,24 @@
 //! One client session from accept to close: start-up, admission (token, connection name,
-//! `connect` decision), the upstream login, the relay, and the session's audit events.
+//! `connect` decision, the door's session limits), then the session opened on the engine
+//! (which audits it, records it and watches its identity), the upstream login and the relay,
+//! and its close.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use portcullis_identity::Principal;
 use portcullis_pgwire::TransactionStatus;
-use portcullis_pipeline::{Ask, Origin, Refusal};
-use portcullis_policy::{Decision, Target};
+use portcullis_pipeline::session::{Close, Open};
+use portcullis_pipeline::{Code, Origin, Refusal};
+use portcullis_policy::Target;
 use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::audit;
 use crate::cancel;
 use crate::door::{Door, TargetRt};
-use crate::enforce::refusal_text;
 use crate::error::{ErrorKind, PgError};
 use crate::live;
 use crate::relay::state::{Stats, Tracker};
@@ -87,6 +88,7 @@ pub(crate) async fn run<S>(
             Err(e) => {
                 log(&e);
                 if !matches!(e, PgError::ClientIo(_)) {
+                    told(&origin, &e);
                     conn.send_fatal(&e).await;
                 }
                 conn.close().await;
@@ -95,6 +97,14 @@ pub(crate) async fn run<S>(
     }
     .instrument(span)
     .await;
+}
+
+/// Notes what the client is told about a session-ending error, typed, for a caller inside
+/// the gateway (the exec API).
+pub(crate) fn told(origin: &Origin, e: &PgError) {
+    if let (Some(r), Some(refusal)) = (&origin.receipts, respond::refusal(e)) {
+        r.refused(&refusal);
+    }
 }
 
 fn log(e: &PgError) {
@@ -135,10 +145,10 @@ async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
         return Ok(None);
     };
     let principal = door
-        .pipeline
+        .engine
         .authenticate(token.expose_secret(), origin)
         .await
-        .map_err(refusal)?;
+        .map_err(refused)?;
     drop(token);
     // Only now, so that a caller without a valid token cannot probe connection names.
     let target = door
@@ -146,7 +156,13 @@ async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
         .get(&req.database)
         .cloned()
         .ok_or_else(|| PgError::UnknownDatabase(req.database.clone()))?;
-    decide_connect(door, &principal, &target, origin).await?;
+    door.engine
+        .connect(&principal, &target.target.info, origin)
+        .await
+        .map_err(|r| match r.code {
+            Code::AuditUnavailable => PgError::AuditUnavailable,
+            _ => PgError::ConnectDenied(Box::new(r)),
+        })?;
     let read_only = may_not_write(door, &principal, &target);
     let slot = count_session(door, &principal, &target, origin).await?;
     Ok(Some(Admitted {
@@ -175,34 +191,22 @@ async fn count_session(
         Err(exceeded) => exceeded,
     };
     let e = PgError::Limit(exceeded);
-    let subject = audit::Subject {
-        principal,
-        connection,
-        origin,
-    };
-    // Refused either way; an audit that cannot be written is in the gateway's log.
-    if door
-        .pipeline
-        .record(audit::refused(
-            &subject,
+    door.engine
+        .refused(
+            principal,
+            connection,
+            origin,
             exceeded.code(),
             respond::summary(&e),
-        ))
-        .await
-        .is_err()
-    {
-        tracing::error!("could not audit a refused postgres session");
-    }
+        )
+        .await;
     Err(e)
 }
 
-fn refusal(r: Refusal) -> PgError {
-    match r {
-        Refusal::Token(_) => PgError::Token {
-            code: r.code(),
-            hint: r.hint(),
-        },
-        Refusal::AuditUnavailable => PgError::AuditUnavailable,
+fn refused(r: Refusal) -> PgError {
+    match r.code {
+        Code::AuditUnavailable => PgError::AuditUnavailable,
+        _ => PgError::Token(Box::new(r)),
     }
 }
 
@@ -224,7 +228,7 @@ const WRITE_ACTIONS: &[&str] = &[
 /// principal may not run, and a report of it turned off ends the session. Decided at connect:
 /// a policy reload applies to the sessions that start after it.
 fn may_not_write(door: &Door, principal: &Principal, target: &TargetRt) -> bool {
-    let policy = door.pipeline.policy();
+    let policy = door.engine.pipeline().policy();
     let on = Target::Connection(&target.target.info);
     !WRITE_ACTIONS
         .iter()
@@ -242,38 +246,6 @@ fn forwarded(a: &Admitted) -> Vec<(String, String)> {
     forward
 }
 
-/// The `connect` action, decided before any upstream connection is opened.
-async fn decide_connect(
-    door: &Door,
-    principal: &Principal,
-    target: &TargetRt,
-    origin: &Origin,
-) -> Result<(), PgError> {
-    let facts = serde_json::Value::Null;
-    let ask = Ask {
-        action: "connect",
-        target: Target::Connection(&target.target.info),
-        facts: &facts,
-        command: None,
-    };
-    match door
-        .pipeline
-        .decide(principal, &ask, origin)
-        .await
-        .map_err(refusal)?
-    {
-        Decision::Allow { .. } => Ok(()),
-        decision => {
-            let (message, hint) = refusal_text("connect", &decision, &target.target.info.name);
-            Err(PgError::ConnectDenied {
-                code: crate::enforce::reason_code(&decision),
-                message,
-                hint,
-            })
-        }
-    }
-}
-
 async fn forward_cancel(door: &Door, pid: i32, secret: &[u8]) {
     match door.cancels.lookup(pid, secret) {
         Some(target) => {
@@ -286,7 +258,7 @@ async fn forward_cancel(door: &Door, pid: i32, secret: &[u8]) {
     }
 }
 
-/// The open session: audit it, log in upstream, relay, audit its end.
+/// The open session: open it on the engine, log in upstream, relay, close it.
 async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
     door: &Door,
     mut conn: ClientConn<S>,
@@ -294,43 +266,29 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
     origin: &Origin,
     shutdown: &CancellationToken,
 ) {
-    let started = Instant::now();
-    let subject = audit::Subject {
-        principal: &a.principal,
-        connection: &a.target.target.info.name,
-        origin,
+    let mut data = serde_json::Map::new();
+    data.insert("client_user".into(), a.req.user.clone().into());
+    data.insert("read_only".into(), a.read_only.into());
+    let open = Open {
+        principal: a.principal.clone(),
+        connection: a.target.target.info.clone(),
+        origin: origin.clone(),
+        masking: a.target.target.masking.clone(),
+        data,
     };
-    let opened = audit::open(&subject, &a.req.user, a.read_only);
-    if door.pipeline.record(opened).await.is_err() {
-        conn.send_fatal(&PgError::AuditUnavailable).await;
-        conn.close().await;
-        return;
-    }
-    let recording = match &door.recordings {
-        None => None,
-        Some(r) => match r.open(crate::audit::header(&subject)).await {
-            Ok(rec) => Some(rec),
-            Err(e) => {
-                // Every session is recorded, or it does not run (fail closed).
-                tracing::error!(error = %e, "cannot open the session recording");
-                conn.send_fatal(&PgError::RecordingUnavailable).await;
-                conn.close().await;
-                let closing = audit::Closing {
-                    started,
-                    ended: audit::Ended::Error,
-                    in_transaction: false,
-                    error: Some("recording unavailable"),
-                    recording: None,
-                };
-                let _ = door
-                    .pipeline
-                    .record(audit::close(&subject, &Stats::default(), &closing))
-                    .await;
-                return;
-            }
-        },
+    let session = match door.engine.open(open).await {
+        Ok(s) => s,
+        Err(r) => {
+            let e = match r.code {
+                Code::RecordingUnavailable => PgError::RecordingUnavailable,
+                _ => PgError::AuditUnavailable,
+            };
+            told(origin, &e);
+            conn.send_fatal(&e).await;
+            conn.close().await;
+            return;
+        }
     };
-    let stats = Stats::default();
     let mut tracker = Tracker::new();
     if a.read_only {
         tracker.read_only();
@@ -338,40 +296,30 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
     let tracker = Mutex::new(tracker);
     let forward = forwarded(&a);
     let live = live::Live {
-        principal: &a.principal,
+        session: &session,
         target: &a.target,
         forward: &forward,
-        origin,
-        recording: recording.as_ref(),
     };
-    let (ended, error) = live::run(door, conn, &live, shutdown, &stats, &tracker).await;
+    let (ended, error) = live::run(door, conn, &live, shutdown, &tracker).await;
     let in_transaction = tracker
         .lock()
         .is_ok_and(|t| t.status() != TransactionStatus::Idle);
     if let Some(e) = &error {
         log(e);
+        if let Some(r) = respond::refusal(e) {
+            session.told(&r);
+        }
     }
     let summary = error.as_ref().map(respond::summary);
-    let recorded = match recording {
-        Some(r) => match r.finish(ended.as_str()).await {
-            Ok(f) => Some(f),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot finish the session recording");
-                None
-            }
-        },
-        None => None,
-    };
-    let closing = audit::Closing {
-        started,
-        ended,
-        in_transaction,
-        error: summary.as_deref(),
-        recording: recorded.as_ref(),
-    };
-    let closed = audit::close(&subject, &stats, &closing);
-    if door.pipeline.record(closed).await.is_err() {
-        tracing::error!("could not audit the end of a postgres session");
-    }
-    tracing::info!(ended = ?ended, statements = Stats::get(&stats.statements), "postgres session closed");
+    let statements = Stats::get(&session.tally.commands);
+    let mut extra = serde_json::Map::new();
+    extra.insert("in_transaction".into(), in_transaction.into());
+    session
+        .close(Close {
+            ended,
+            error: summary.as_deref(),
+            extra,
+        })
+        .await;
+    tracing::info!(ended = ?ended, statements, "postgres session closed");
 }

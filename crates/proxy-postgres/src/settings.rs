@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use portcullis_policy::ConnectionInfo;
 use secrecy::SecretString;
 
-use crate::mask::MaskingSettings;
-
 /// The door's own settings (`[postgres]` in `portcullis.toml`).
 #[derive(Debug, Clone)]
 pub struct PgDoorSettings {
@@ -27,11 +25,6 @@ pub struct PgDoorSettings {
     /// Write statements to the audit with their literals replaced by placeholders (`$1`),
     /// so values in SQL text (often personal data) never reach the trail.
     pub redact_literals: bool,
-    /// The masking profiles connections and policies may name.
-    pub masking: MaskingSettings,
-    /// How long a statement that needs approval is held before the client gets an error
-    /// naming its review.
-    pub hold: std::time::Duration,
     /// How many rows of each result a session recording keeps (0: none, only counts).
     pub record_rows: usize,
     /// Idle server connections kept per target (and forwarded start-up parameters) for the
@@ -57,8 +50,6 @@ impl PgDoorSettings {
             max_message_bytes: 64 << 20,
             statement_cache: 10_000,
             redact_literals: true,
-            masking: MaskingSettings::default(),
-            hold: std::time::Duration::from_secs(30),
             record_rows: 10,
             pool_size: 8,
             pool_idle: std::time::Duration::from_secs(60),

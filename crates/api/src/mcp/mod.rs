@@ -1,9 +1,11 @@
 //! The MCP server at `/mcp` (DESIGN.md §1, door 4): streamable HTTP through the official SDK
 //! (`rmcp`), stateless (every POST stands alone, JSON answers). Tools are per request and per
-//! caller: `query_<connection>` for each exec connection the caller's policy lets it connect
-//! to, plus `check_review` and `wait_for_review`. A tool call runs through the connection's
-//! [`ExecDoor`](portcullis_pipeline::ExecDoor) exactly like `POST /v1/exec`, so the MCP server
-//! decides nothing itself.
+//! caller: for each exec connection the caller's policy lets it connect to, the tools its
+//! [`ExecDoor`](portcullis_pipeline::ExecDoor) declares (`query_<connection>` and
+//! `describe_<connection>` on a SQL connection, with a `sql` argument that belongs to SQL
+//! doors alone), plus `check_review` and `wait_for_review`. A call is found by the declared
+//! tool's name and runs through its door exactly like `POST /v1/exec`, so the MCP server
+//! decides nothing itself and knows no door's language.
 //!
 //! Authentication happens here, before the SDK sees the request: a missing or invalid bearer
 //! token gets 401 problem+json with a `WWW-Authenticate` challenge naming the protected

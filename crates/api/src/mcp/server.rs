@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_identity::Principal;
-use portcullis_pipeline::{Ask, ExecDoor, ExecRequest, Origin};
+use portcullis_pipeline::{Ask, ExecDoor, ExecRequest, Origin, ToolCall, ToolSpec};
 use portcullis_policy::{Decision, Target};
 use rmcp::ErrorData;
 use rmcp::model::{
@@ -60,17 +60,35 @@ fn meta_str(meta: Option<&rmcp::model::RequestMetaObject>, key: &str) -> Option<
 
 pub(crate) use crate::reviews::visible;
 
-fn unknown_connection(connection: &str, corr: &Correlation) -> CallToolResult {
-    tools::error_result(
-        "connection_unknown",
-        format!("no connection named {connection:?}"),
-        "call tools/list for the connections you may use",
-        corr,
-    )
+/// A tool a door declared on one of its connections.
+pub(crate) struct Declared {
+    pub(crate) door: Arc<dyn ExecDoor>,
+    pub(crate) connection: String,
+    pub(crate) spec: ToolSpec,
 }
 
-/// The tools `principal` may use: a query tool per connection whose `connect` the policy
-/// does not deny, then the review tools. Each question is an audited decision.
+/// The tool named `name` among those the doors declare on their connections (the first, if
+/// two declared the same name). Found by its declared name only: the server assumes nothing
+/// of how a door names its tools.
+pub(crate) fn declared(doors: &[Arc<dyn ExecDoor>], name: &str) -> Option<Declared> {
+    doors.iter().find_map(|door| {
+        door.connections().into_iter().find_map(|connection| {
+            let spec = door
+                .tools(&connection)
+                .into_iter()
+                .find(|t| t.name == name)?;
+            Some(Declared {
+                door: door.clone(),
+                connection,
+                spec,
+            })
+        })
+    })
+}
+
+/// The tools `principal` may use: the tools each door declares on each connection whose
+/// `connect` the policy does not deny, then the review tools. Each question is an audited
+/// decision.
 pub(crate) async fn list_for(
     state: &AppState,
     principal: &Principal,
@@ -79,7 +97,8 @@ pub(crate) async fn list_for(
     let mut tools = Vec::new();
     for door in &state.exec {
         for name in door.connections() {
-            let Some(info) = door.connection_info(&name) else {
+            let declared = door.tools(&name);
+            let Some(info) = door.connection_info(&name).filter(|_| !declared.is_empty()) else {
                 continue;
             };
             let facts = Value::Null;
@@ -93,12 +112,9 @@ pub(crate) async fn list_for(
                 .pipeline
                 .decide(principal, &ask, origin)
                 .await
-                .map_err(|r| ErrorData::internal_error(r.detail(), None))?;
+                .map_err(|r| ErrorData::internal_error(r.message.clone(), None))?;
             if !matches!(decision, Decision::Deny { .. }) {
-                tools.push(tools::query_tool(&name, door.kind()));
-                if door.describes() {
-                    tools.push(tools::describe_tool(&name, door.kind()));
-                }
+                tools.extend(declared.iter().map(tools::tool));
             }
         }
     }
@@ -110,19 +126,9 @@ pub(crate) async fn list_for(
 }
 
 impl McpServer {
-    fn door(&self, connection: &str) -> Option<&Arc<dyn ExecDoor>> {
-        self.state.exec.iter().find(|d| d.serves(connection))
-    }
-
-    /// The door and the ExecRequest of a tool call on `connection`; `None`: no such connection.
-    fn request(
-        &self,
-        c: &Caller,
-        connection: &str,
-        corr: &Correlation,
-    ) -> Option<(&Arc<dyn ExecDoor>, ExecRequest)> {
-        let door = self.door(connection)?;
-        let req = ExecRequest {
+    /// The ExecRequest of a tool call on `connection`, before the tool's arguments.
+    fn request(&self, c: &Caller, connection: &str, corr: &Correlation) -> ExecRequest {
+        ExecRequest {
             token: c.token.to_string().into(),
             connection: connection.to_owned(),
             input: String::new(),
@@ -133,55 +139,41 @@ impl McpServer {
             max_bytes: self.state.exec_limits.1,
             run_id: corr.run_id.clone(),
             tool_call_id: corr.tool_call_id.clone(),
-        };
-        Some((door, req))
-    }
-
-    async fn query(
-        &self,
-        c: &Caller,
-        connection: &str,
-        args: &serde_json::Map<String, Value>,
-        corr: &Correlation,
-    ) -> CallToolResult {
-        let Some((door, mut req)) = self.request(c, connection, corr) else {
-            return unknown_connection(connection, corr);
-        };
-        let Some(sql) = args.get("sql").and_then(Value::as_str) else {
-            return tools::error_result(
-                "argument_invalid",
-                "`sql` (a string) is required",
-                "pass the statement as {\"sql\": \"SELECT ...\"}",
-                corr,
-            );
-        };
-        let parameters = match args.get("parameters") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(p)) => p.clone(),
-            Some(_) => {
-                return tools::error_result(
-                    "argument_invalid",
-                    "`parameters` must be an array",
-                    "pass the values for $1, $2, ... as {\"parameters\": [42, \"text\"]}",
-                    corr,
-                );
-            }
-        };
-        req.input = sql.to_owned();
-        req.parameters = parameters;
-        match door.exec(req).await {
-            Ok(out) => tools::outcome_result(out, corr),
-            Err(r) => tools::refusal_result(r, corr),
         }
     }
 
-    async fn describe(&self, c: &Caller, connection: &str, corr: &Correlation) -> CallToolResult {
-        let Some((door, req)) = self.request(c, connection, corr) else {
-            return unknown_connection(connection, corr);
-        };
-        match door.describe(req).await {
-            Ok(d) => tools::described_result(connection, d, corr),
-            Err(r) => tools::refusal_result(r, corr),
+    /// A call of a door's tool, mapped to the door as the tool's declaration says. The door
+    /// decides, as it does for `POST /v1/exec`.
+    async fn call_declared(
+        &self,
+        c: &Caller,
+        d: Declared,
+        args: &serde_json::Map<String, Value>,
+        corr: &Correlation,
+    ) -> CallToolResult {
+        let mut req = self.request(c, &d.connection, corr);
+        match d.spec.call {
+            ToolCall::Run {
+                input,
+                parameters,
+                example,
+            } => {
+                match tools::run_arguments((input, parameters, example), args) {
+                    Ok((command, values)) => {
+                        req.input = command;
+                        req.parameters = values;
+                    }
+                    Err(invalid) => return invalid.result(corr),
+                }
+                match d.door.exec(req).await {
+                    Ok(out) => tools::outcome_result(out, corr),
+                    Err(r) => tools::refusal_result(r, corr),
+                }
+            }
+            ToolCall::Describe => match d.door.describe(req).await {
+                Ok(described) => tools::described_result(&d.connection, described, corr),
+                Err(r) => tools::refusal_result(r, corr),
+            },
         }
     }
 
@@ -245,10 +237,10 @@ impl rmcp::ServerHandler for McpServer {
         InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("portcullis", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-                "Portcullis gateway: each query_<connection> tool runs one SQL statement under \
-                 the gateway's policy; describe_<connection> lists the tables and columns you \
-                 may read. Refusals carry a code and a hint; held statements return a review_id \
-                 to wait on.",
+                "Portcullis gateway: each connection's tools run commands on it under the \
+                 gateway's policy (on a SQL connection, query_<connection> runs one statement \
+                 and describe_<connection> lists the tables and columns you may read). \
+                 Refusals carry a code and a hint; held commands return a review_id to wait on.",
             )
     }
 
@@ -284,17 +276,16 @@ impl rmcp::ServerHandler for McpServer {
             "mcp tool call"
         );
         let args = request.arguments.clone().unwrap_or_default();
-        let result = if let Some(conn) = name.strip_prefix(tools::QUERY_PREFIX) {
-            self.query(&c, conn, &args, &corr).await
-        } else if let Some(conn) = name.strip_prefix(tools::DESCRIBE_PREFIX) {
-            self.describe(&c, conn, &corr).await
-        } else if name == tools::CHECK_REVIEW {
+        // The gateway's own tools first, so that no door's declaration can shadow them.
+        let result = if name == tools::CHECK_REVIEW {
             self.review(&c, &args, false, &corr).await
         } else if name == tools::WAIT_FOR_REVIEW {
             self.review(&c, &args, true, &corr).await
+        } else if let Some(d) = declared(&self.state.exec, name) {
+            self.call_declared(&c, d, &args, &corr).await
         } else {
             return Err(ErrorData::invalid_params(
-                format!("no tool named {name:?}"),
+                format!("no tool named {name:?}; call tools/list for the tools you may use"),
                 None,
             ));
         };

@@ -3,14 +3,10 @@
 
 use std::sync::Arc;
 
-use portcullis_pipeline::{ExecOutcome, ExecRefusal};
+use portcullis_pipeline::{BodyEncoding, ExecOutcome, ExecRefusal, Output, ToolSpec};
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
 use serde_json::{Value, json};
 
-/// The prefix of a connection's tool.
-pub(crate) const QUERY_PREFIX: &str = "query_";
-/// The prefix of a connection's describe tool.
-pub(crate) const DESCRIBE_PREFIX: &str = "describe_";
 pub(crate) const CHECK_REVIEW: &str = "check_review";
 pub(crate) const WAIT_FOR_REVIEW: &str = "wait_for_review";
 /// The longest `wait_for_review` waits, and its default.
@@ -24,50 +20,64 @@ fn schema(v: Value) -> Arc<JsonObject> {
     }
 }
 
-/// The tool that runs SQL on `connection` (of `kind`).
-pub(crate) fn query_tool(connection: &str, kind: &str) -> Tool {
-    let description = format!(
-        "Run one SQL statement on the {kind} connection `{connection}` through the Portcullis gateway. \
-         Policy decides; results are masked. A statement that needs approval answers \
-         status \"pending\" with a review_id: call wait_for_review or check_review, then run \
-         the same statement again once it is approved."
-    );
+/// A tool a door declared, as MCP lists it. Every door's tool acts on the gateway's own
+/// connections only (not open world); the read-only hint is given when the door says so.
+pub(crate) fn tool(spec: &ToolSpec) -> Tool {
+    let mut annotations = ToolAnnotations::new().open_world(false);
+    if spec.read_only {
+        annotations = annotations.read_only(true);
+    }
     Tool::new(
-        format!("{QUERY_PREFIX}{connection}"),
-        description,
-        schema(json!({
-            "type": "object",
-            "properties": {
-                "sql": {
-                    "type": "string",
-                    "description": "one SQL statement; $1, $2, ... for bound parameters"
-                },
-                "parameters": {
-                    "type": "array",
-                    "description": "values for $1, $2, ... in order (strings, numbers, booleans, null; JSON for json columns)",
-                    "items": {}
-                }
-            },
-            "required": ["sql"],
-            "additionalProperties": false
-        })),
+        spec.name.clone(),
+        spec.description.clone(),
+        schema(spec.input_schema.clone()),
     )
-    .with_title(format!("Query {connection}"))
-    .annotate(ToolAnnotations::new().open_world(false))
+    .with_title(spec.title.clone())
+    .annotate(annotations)
 }
 
-/// The tool that lists what the caller may read on `connection`.
-pub(crate) fn describe_tool(connection: &str, kind: &str) -> Tool {
-    Tool::new(
-        format!("{DESCRIBE_PREFIX}{connection}"),
-        format!(
-            "List the tables (with their columns and types) you may read on the {kind} \
-             connection `{connection}`. Call it before writing a query."
-        ),
-        schema(json!({"type": "object", "properties": {}, "additionalProperties": false})),
-    )
-    .with_title(format!("Describe {connection}"))
-    .annotate(ToolAnnotations::new().read_only(true).open_world(false))
+/// Arguments a door's tool cannot run with: what is wrong and how to call it instead
+/// (`argument_invalid`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ArgumentInvalid {
+    pub(crate) message: String,
+    pub(crate) hint: String,
+}
+
+impl ArgumentInvalid {
+    pub(crate) fn result(self, c: &Correlation) -> CallToolResult {
+        error_result("argument_invalid", self.message, self.hint, c)
+    }
+}
+
+/// The command and bound values a call of a [`ToolCall::Run`] tool carries, from the
+/// arguments its door named (`input`, `parameters`, with `example` for the hint).
+///
+/// [`ToolCall::Run`]: portcullis_pipeline::ToolCall::Run
+pub(crate) fn run_arguments(
+    (input, parameters, example): (&str, Option<&str>, &str),
+    args: &JsonObject,
+) -> Result<(String, Vec<Value>), ArgumentInvalid> {
+    let Some(command) = args.get(input).and_then(Value::as_str) else {
+        return Err(ArgumentInvalid {
+            message: format!("`{input}` (a string) is required"),
+            hint: format!("pass the command as {}", json!({ input: example })),
+        });
+    };
+    let values = match parameters.map(|p| (p, args.get(p))) {
+        None | Some((_, None | Some(Value::Null))) => Vec::new(),
+        Some((_, Some(Value::Array(v)))) => v.clone(),
+        Some((p, Some(_))) => {
+            return Err(ArgumentInvalid {
+                message: format!("`{p}` must be an array"),
+                hint: format!(
+                    "pass the values for the command's placeholders, in order, as {}",
+                    json!({ p: [42, "text"] })
+                ),
+            });
+        }
+    };
+    Ok((command.to_owned(), values))
 }
 
 /// What a connection holds that the caller may read, as a tool result.
@@ -173,88 +183,111 @@ fn result(mut structured: Value, text: String, error: bool, c: &Correlation) -> 
     r
 }
 
-/// A query's outcome as a tool result: rows, or a pending review (not an error).
+/// A command's outcome as a tool result: its output, or a pending review (not an error).
+/// The structured content is what `POST /v1/exec` answers.
 pub(crate) fn outcome_result(out: ExecOutcome, c: &Correlation) -> CallToolResult {
-    let decision = out.decision().to_owned();
-    match out {
-        ExecOutcome::Done {
-            session_id,
+    let text = match &out {
+        ExecOutcome::Done { output, .. } => summary(output),
+        ExecOutcome::Pending {
+            review_id,
+            message,
+            hint,
+            ..
+        } => format!(
+            "Held for approval (review {review_id}): {message}. {hint} \
+             Call {WAIT_FOR_REVIEW} with review_id \"{review_id}\", then run the same \
+             command again once it is approved."
+        ),
+    };
+    result(crate::exec::outcome_json(&out), text, false, c)
+}
+
+/// One line on what a command answered; the answer itself is in the structured content.
+fn summary(output: &Output) -> String {
+    let (mut text, truncated, rest) = match output {
+        Output::Rows {
             columns,
             rows,
             row_count,
             truncated,
-            decisions,
         } => {
-            let shown = rows.len();
             let mut text = format!("{row_count} row(s)");
             if !columns.is_empty() {
                 text.push_str(&format!("; columns: {}", columns.join(", ")));
             }
-            if truncated {
+            if *truncated {
                 text.push_str(&format!(
-                    "; truncated to the first {shown} row(s) by the gateway's limits"
+                    "; truncated to the first {} row(s) by the gateway's limits",
+                    rows.len()
                 ));
             }
-            text.push_str(". The rows are in the structured content.");
-            result(
-                json!({
-                    "status": "done",
-                    "columns": columns,
-                    "rows": rows,
-                    "row_count": row_count,
-                    "truncated": truncated,
-                    "session_id": session_id,
-                    "decision": decision,
-                    "decisions": decisions,
-                }),
-                text,
-                false,
-                c,
-            )
+            (text, false, "The rows are in the structured content.")
         }
-        ExecOutcome::Pending {
-            session_id,
-            review_id,
-            message,
-            hint,
-            decisions,
+        Output::Stream {
+            stdout,
+            stderr,
+            exit_status,
+            truncated,
         } => {
-            let text = format!(
-                "Held for approval (review {review_id}): {message}. {hint} \
-                 Call {WAIT_FOR_REVIEW} with review_id \"{review_id}\", then run the same \
-                 statement again once it is approved."
-            );
-            result(
-                json!({
-                    "status": "pending",
-                    "review_id": review_id,
-                    "message": message,
-                    "hint": hint,
-                    "session_id": session_id,
-                    "decision": decision,
-                    "decisions": decisions,
-                }),
-                text,
-                false,
-                c,
+            let ended = match exit_status {
+                Some(s) => format!("Exited with status {s}"),
+                None => "Ended without an exit status".to_owned(),
+            };
+            (
+                format!(
+                    "{ended}; {} byte(s) on stdout, {} on stderr",
+                    stdout.len(),
+                    stderr.len()
+                ),
+                *truncated,
+                "stdout, stderr and exit_status are in the structured content.",
             )
         }
+        Output::Http {
+            status_code,
+            headers,
+            body,
+            body_encoding,
+            truncated,
+        } => {
+            let encoding = match body_encoding {
+                BodyEncoding::Utf8 => "",
+                BodyEncoding::Base64 => " (base64: the body is not UTF-8)",
+            };
+            (
+                format!(
+                    "HTTP {status_code}; {} header(s); a body of {} byte(s){encoding}",
+                    headers.len(),
+                    body.len()
+                ),
+                *truncated,
+                "status_code, headers and body are in the structured content.",
+            )
+        }
+    };
+    if truncated {
+        text.push_str("; truncated by the gateway's limits");
     }
+    format!("{text}. {rest}")
 }
 
 /// A refusal as a tool error the model can act on: the reason and what to do instead.
 pub(crate) fn refusal_result(r: ExecRefusal, c: &Correlation) -> CallToolResult {
-    let text = format!("Refused ({}): {}. Hint: {}", r.code, r.message, r.hint);
+    let f = &r.refusal;
+    let text = format!("Refused ({}): {}. Hint: {}", f.code, f.message, f.hint);
     let mut v = json!({
-        "code": r.code,
-        "message": r.message,
-        "hint": r.hint,
+        "code": f.code,
+        "message": f.message,
+        "hint": f.hint,
         "protocol_code": r.protocol_code,
         "session_id": r.session_id,
     });
     if let Value::Object(m) = &mut v {
-        if !r.policies.is_empty() {
-            m.insert("policies".into(), json!(r.policies));
+        if !f.policies.is_empty() {
+            m.insert("policies".into(), json!(f.policies));
+        }
+        if let Some(id) = &f.review_id {
+            m.insert("review_id".into(), json!(id));
         }
         if !r.decisions.is_empty() {
             m.insert("decisions".into(), json!(r.decisions));

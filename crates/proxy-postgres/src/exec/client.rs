@@ -31,14 +31,6 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-/// A notice from the door that names a review: the command is held.
-#[derive(Debug, Clone)]
-pub(super) struct Held {
-    pub(super) review_id: String,
-    pub(super) message: String,
-    pub(super) hint: String,
-}
-
 /// What one command produced: the last statement's result, and the first error.
 #[derive(Debug, Default)]
 pub(super) struct Answer {
@@ -47,7 +39,10 @@ pub(super) struct Answer {
     pub(super) row_count: u64,
     pub(super) truncated: bool,
     pub(super) error: Option<ErrorFields>,
-    pub(super) held: Option<Held>,
+    /// The hold the session told of (as the engine noted it, typed).
+    pub(super) held: Option<portcullis_pipeline::session::Held>,
+    /// The refusal the session told of (typed), when one ended the command.
+    pub(super) refusal: Option<portcullis_pipeline::Refusal>,
 }
 
 /// The result size the caller accepts; rows past it are counted, not kept.
@@ -119,6 +114,7 @@ impl Client {
         params: &[Option<String>],
         limit: Limit,
         cancel: Option<&(dyn Fn() -> DuplexStream + Send + Sync)>,
+        noted: &portcullis_pipeline::Receipts,
     ) -> Result<Answer, Failure> {
         let mut buf = BytesMut::new();
         if params.is_empty() {
@@ -194,8 +190,9 @@ impl Client {
                     Backend::ErrorResponse(f) => {
                         a.error.get_or_insert(f);
                     }
-                    Backend::NoticeResponse(f) => {
-                        if let Some(held) = held_notice(&f) {
+                    Backend::NoticeResponse(_) => {
+                        // The engine notes a hold before the door tells of it.
+                        if let Some(held) = noted.take_held() {
                             if let Some(open) = cancel {
                                 self.cancel(open()).await;
                             }
@@ -251,17 +248,6 @@ fn keep(a: &mut Answer, bytes: &mut usize, values: Vec<Option<String>>, limit: L
     } else {
         a.truncated = true;
     }
-}
-
-/// The review a door notice names (`review: rv_...` in its detail).
-fn held_notice(f: &ErrorFields) -> Option<Held> {
-    let text = |t: u8| String::from_utf8_lossy(f.get(t).unwrap_or_default()).into_owned();
-    let detail = text(b'D');
-    Some(Held {
-        review_id: crate::respond::detail_field(&detail, "review")?.to_owned(),
-        message: text(b'M'),
-        hint: text(b'H'),
-    })
 }
 
 #[cfg(test)]

@@ -5,13 +5,14 @@
 //! read still gets its own audited decision.
 
 use portcullis_pipeline::{
-    Ask, Described, DescribedColumn, DescribedTable, ExecRefusal, ExecRequest, Origin,
+    Ask, Described, DescribedColumn, DescribedTable, ExecRefusal, ExecRequest, Origin, ToolCall,
+    ToolSpec,
 };
 use portcullis_policy::{Decision, Target};
 use secrecy::ExposeSecret;
 
 use super::client::Limit;
-use super::{PgExec, refusal};
+use super::{PgExec, failed};
 
 /// The catalog question: every column of every ordinary table, view, materialized view,
 /// foreign and partitioned table outside the system schemas, that the upstream role can see.
@@ -29,6 +30,23 @@ const CATALOG_SQL: &str = "SELECT n.nspname, c.relname, a.attname, \
 /// At most this many columns are read from the catalog (`truncated` says when there were more).
 const MAX_COLUMNS: usize = 20_000;
 
+/// `describe_<connection>`, which takes no arguments.
+pub(super) fn tool(connection: &str, kind: &str) -> ToolSpec {
+    ToolSpec {
+        name: format!("describe_{connection}"),
+        title: format!("Describe {connection}"),
+        description: format!(
+            "List the tables (with their columns and types) you may read on the {kind} \
+             connection `{connection}`. Call it before writing a query."
+        ),
+        input_schema: serde_json::json!({
+            "type": "object", "properties": {}, "additionalProperties": false
+        }),
+        read_only: true,
+        call: ToolCall::Describe,
+    }
+}
+
 pub(super) async fn describe(exec: &PgExec, req: ExecRequest) -> Result<Described, ExecRefusal> {
     let limit = Limit {
         rows: MAX_COLUMNS,
@@ -36,7 +54,7 @@ pub(super) async fn describe(exec: &PgExec, req: ExecRequest) -> Result<Describe
     };
     let (a, session_id, decisions) = exec.answer(&req, CATALOG_SQL, limit).await?;
     if let Some(e) = a.error {
-        return Err(refusal(super::Failure::Door(e), session_id, decisions));
+        return Err(failed(&e, a.refusal, session_id, decisions));
     }
     let mut tables: Vec<DescribedTable> = Vec::new();
     for row in a.rows {
@@ -63,11 +81,11 @@ pub(super) async fn describe(exec: &PgExec, req: ExecRequest) -> Result<Describe
         session_id: session_id.clone(),
         ..Origin::default()
     };
-    let pipeline = &exec.door.pipeline;
+    let pipeline = exec.door.engine.pipeline();
     let principal = pipeline
         .authenticate(req.token.expose_secret(), &origin)
         .await
-        .map_err(|_| ExecRefusal::token("the token was refused while describing"))?;
+        .map_err(ExecRefusal::from)?;
     let Some(target) = exec.door.targets.get(&req.connection) else {
         return Err(ExecRefusal::unknown_connection(&req.connection));
     };

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portcullis_pgwire::ErrorFields;
 use portcullis_pipeline::{
-    Described, ExecDoor, ExecOutcome, ExecRefusal, ExecRequest, Receipt, Receipts,
+    Code, Described, ExecDoor, ExecOutcome, ExecRefusal, ExecRequest, Output, Receipt, Receipts,
+    Refusal, ToolCall, ToolSpec,
 };
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
@@ -83,7 +84,7 @@ impl PgExec {
         let mut client =
             Client::connect(pipe, &req.connection, req.token.expose_secret().as_bytes())
                 .await
-                .map_err(|f| refusal(f, None, receipts.take()))?;
+                .map_err(|f| refusal(f, &receipts, None))?;
         let session_id = client.session_id.clone();
         // Without `wait`, a held command is answered at once: its hold is ended through the
         // door's own CancelRequest path (so this session cannot run it later); the review
@@ -95,14 +96,15 @@ impl PgExec {
         let cancel: Option<&(dyn Fn() -> tokio::io::DuplexStream + Send + Sync)> =
             if req.wait { None } else { Some(&cancel_pipe) };
         let params = text_params(&req.parameters);
-        let answer = client.run(input, &params, limit, cancel).await;
+        let answer = client.run(input, &params, limit, cancel, &receipts).await;
         client.close().await;
         // Answer once the session is over: its close is in the audit and its server
         // connection is back in the pool for the next call.
         if tokio::time::timeout(SESSION_END, session).await.is_err() {
             tracing::warn!("an exec session did not end in time");
         }
-        let answer = answer.map_err(|f| refusal(f, session_id.clone(), receipts.take()))?;
+        let mut answer = answer.map_err(|f| refusal(f, &receipts, session_id.clone()))?;
+        answer.refusal = receipts.take_refusal();
         Ok((answer, session_id, receipts.take()))
     }
 }
@@ -130,8 +132,14 @@ impl ExecDoor for PgExec {
             .map(|t| t.target.info.clone())
     }
 
-    fn describes(&self) -> bool {
-        true
+    fn tools(&self, connection: &str) -> Vec<ToolSpec> {
+        if !self.serves(connection) {
+            return Vec::new();
+        }
+        vec![
+            query_tool(connection, self.kind()),
+            describe::tool(connection, self.kind()),
+        ]
     }
 
     async fn refresh(&self, connection: &str) -> Result<serde_json::Value, ExecRefusal> {
@@ -151,9 +159,8 @@ impl ExecDoor for PgExec {
             Err(e) => {
                 tracing::warn!(connection, error = %e, "refreshing the catalog failed");
                 Err(ExecRefusal::new(
-                    "catalog_unavailable",
-                    503,
-                    "the connection's catalog could not be read".to_owned(),
+                    Code::CatalogUnavailable,
+                    "the connection's catalog could not be read",
                     "check that the database server is up; the gateway log says why",
                 ))
             }
@@ -163,8 +170,8 @@ impl ExecDoor for PgExec {
     async fn exec(&self, req: ExecRequest) -> Result<ExecOutcome, ExecRefusal> {
         // The protocol counts parameters in an Int16.
         if req.parameters.len() > MAX_PARAMETERS {
-            return Err(ExecRefusal::bad_request(
-                "parameters_too_many",
+            return Err(ExecRefusal::new(
+                Code::ParametersTooMany,
                 format!(
                     "{} parameters; PostgreSQL takes at most {MAX_PARAMETERS}",
                     req.parameters.len()
@@ -177,35 +184,30 @@ impl ExecDoor for PgExec {
             bytes: req.max_bytes,
         };
         let (a, session_id, decisions) = self.answer(&req, &req.input, limit).await?;
-        match (a.error, a.held) {
-            (None, _) => Ok(ExecOutcome::Done {
+        match (a.error, a.refusal, a.held) {
+            (None, _, _) => Ok(ExecOutcome::Done {
                 session_id,
-                columns: a.columns,
-                rows: a.rows,
-                row_count: a.row_count,
-                truncated: a.truncated,
+                output: Output::Rows {
+                    columns: a.columns,
+                    rows: a.rows,
+                    row_count: a.row_count,
+                    truncated: a.truncated,
+                },
                 decisions,
             }),
             // Held, then canceled (no `wait`) or still undecided when the hold ended.
-            (Some(e), Some(held)) if is_still_pending(&e) => {
-                // The door's words without its prefix and without the hold it no longer does.
-                let message = held
-                    .message
-                    .strip_prefix("portcullis: ")
-                    .unwrap_or(&held.message);
-                let needs = message
-                    .split(crate::hold::HOLDING)
-                    .next()
-                    .unwrap_or(message);
+            (Some(_), Some(r), Some(held))
+                if matches!(r.code, Code::ApprovalCanceled | Code::ApprovalPending) =>
+            {
                 Ok(ExecOutcome::Pending {
-                    message: format!("{needs}; review {} is pending", held.review_id),
+                    message: format!("{}; review {} is pending", held.needs, held.review_id),
                     session_id,
                     review_id: held.review_id,
                     hint: held.hint,
                     decisions,
                 })
             }
-            (Some(e), _) => Err(refusal(Failure::Door(e), session_id, decisions)),
+            (Some(e), refused, _) => Err(failed(&e, refused, session_id, decisions)),
         }
     }
 
@@ -214,13 +216,40 @@ impl ExecDoor for PgExec {
     }
 }
 
-/// Whether the door's error after a hold means the review is still pending: the hold was
-/// canceled or timed out.
-fn is_still_pending(e: &ErrorFields) -> bool {
-    matches!(
-        field(e, "code").as_deref(),
-        Some("approval_canceled" | "approval_pending")
-    )
+/// `query_<connection>`: one SQL statement, with values for its `$n` placeholders.
+fn query_tool(connection: &str, kind: &str) -> ToolSpec {
+    ToolSpec {
+        name: format!("query_{connection}"),
+        title: format!("Query {connection}"),
+        description: format!(
+            "Run one SQL statement on the {kind} connection `{connection}` through the Portcullis gateway. \
+             Policy decides; results are masked. A statement that needs approval answers \
+             status \"pending\" with a review_id: call wait_for_review or check_review, then run \
+             the same statement again once it is approved."
+        ),
+        input_schema: serde_json::json!({
+            "type": "object",
+            "properties": {
+                "sql": {
+                    "type": "string",
+                    "description": "one SQL statement; $1, $2, ... for bound parameters"
+                },
+                "parameters": {
+                    "type": "array",
+                    "description": "values for $1, $2, ... in order (strings, numbers, booleans, null; JSON for json columns)",
+                    "items": {}
+                }
+            },
+            "required": ["sql"],
+            "additionalProperties": false
+        }),
+        read_only: false,
+        call: ToolCall::Run {
+            input: "sql",
+            parameters: Some("parameters"),
+            example: "SELECT ...",
+        },
+    }
 }
 
 /// JSON parameters as PostgreSQL text values: strings as they are, numbers and booleans in
@@ -238,66 +267,44 @@ fn text_params(params: &[serde_json::Value]) -> Vec<Option<String>> {
         .collect()
 }
 
-fn text(e: &ErrorFields, t: u8) -> String {
-    String::from_utf8_lossy(e.get(t).unwrap_or_default()).into_owned()
+/// A session that ended before the command could run (its start-up refused, the door
+/// gone): what the session told its client, typed, as the engine noted it.
+fn refusal(f: Failure, noted: &Receipts, session_id: Option<String>) -> ExecRefusal {
+    let decisions = noted.take();
+    let e = match f {
+        Failure::Door(e) => e,
+        _ => ErrorFields::default(),
+    };
+    failed(&e, noted.take_refusal(), session_id, decisions)
 }
 
-/// A `name: value` field of the door's DETAIL.
-fn field(e: &ErrorFields, name: &str) -> Option<String> {
-    crate::respond::detail_field(&text(e, b'D'), name).map(str::to_owned)
-}
-
-/// A failure as the exec API reports it: the door's own words and reason code (every
-/// refusal of the door's carries `code:` in its DETAIL), never the server's raw error text
-/// beyond what the door already sent its client.
-fn refusal(f: Failure, session_id: Option<String>, decisions: Vec<Receipt>) -> ExecRefusal {
-    let Failure::Door(e) = f else {
-        return ExecRefusal {
-            code: "door_unavailable".into(),
-            status: 503,
-            message: "the PostgreSQL door closed the session".into(),
-            hint: "retry; if it persists, tell the gateway operator".into(),
-            policies: Vec::new(),
-            protocol_code: None,
-            session_id,
-            decisions,
-        };
+/// A command that failed: the refusal the door told its client (typed, never read back out
+/// of its text), or else the server's own error (`statement_failed`, with its SQLSTATE and
+/// the words the client saw).
+fn failed(
+    e: &ErrorFields,
+    refused: Option<Refusal>,
+    session_id: Option<String>,
+    decisions: Vec<Receipt>,
+) -> ExecRefusal {
+    let text = |t: u8| String::from_utf8_lossy(e.get(t).unwrap_or_default()).into_owned();
+    let sqlstate = e.code().map(|c| String::from_utf8_lossy(c).into_owned());
+    let refusal = match refused {
+        Some(r) => r,
+        None if sqlstate.is_none() => Refusal::new(
+            Code::DoorUnavailable,
+            "the PostgreSQL door closed the session",
+            "retry; if it persists, tell the gateway operator",
+        ),
+        None => Refusal::new(Code::StatementFailed, text(b'M'), text(b'H')),
     };
-    let sqlstate = text(&e, b'C');
-    let message = text(&e, b'M');
-    let message = message
-        .strip_prefix("portcullis: ")
-        .map(str::to_owned)
-        .unwrap_or(message);
-    let policies = field(&e, "policies")
-        .map(|p| p.split(", ").map(str::to_owned).collect())
-        .unwrap_or_default();
-    // Only the server's own errors come without a reason code.
-    let code = field(&e, "code").unwrap_or_else(|| "statement_failed".into());
-    let status = match (sqlstate.as_str(), code.as_str()) {
-        // The caller's own sessions are at their limit: it can wait for one to end.
-        (_, "session_limit_principal") => 429,
-        (
-            _,
-            "gateway_shutdown"
-            | "upstream_unavailable"
-            | "audit_unavailable"
-            | "recording_unavailable"
-            | "session_limit_connection"
-            | "server_connections_exhausted",
-        ) => 503,
-        ("28P01" | "28000" | "57P01", _) => 401,
-        ("3D000", _) => 404,
-        ("42501", _) => 403,
-        _ => 422,
-    };
+    let mut refusal = refusal;
+    if let Some(m) = refusal.message.strip_prefix("portcullis: ") {
+        refusal.message = m.to_owned();
+    }
     ExecRefusal {
-        code,
-        status,
-        message,
-        hint: text(&e, b'H'),
-        policies,
-        protocol_code: Some(sqlstate),
+        refusal,
+        protocol_code: sqlstate,
         session_id,
         decisions,
     }
@@ -306,6 +313,26 @@ fn refusal(f: Failure, session_id: Option<String>, decisions: Vec<Receipt>) -> E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Today's two tools, with the SQL argument on the query tool only.
+    #[test]
+    fn declares_a_query_and_a_describe_tool() {
+        let q = query_tool("orders", "postgres");
+        assert_eq!((q.name.as_str(), q.read_only), ("query_orders", false));
+        assert_eq!(q.input_schema["required"], serde_json::json!(["sql"]));
+        assert!(matches!(
+            q.call,
+            ToolCall::Run {
+                input: "sql",
+                parameters: Some("parameters"),
+                ..
+            }
+        ));
+        let d = describe::tool("orders", "postgres");
+        assert_eq!((d.name.as_str(), d.read_only), ("describe_orders", true));
+        assert_eq!(d.call, ToolCall::Describe);
+        assert!(d.input_schema["properties"].get("sql").is_none());
+    }
 
     #[test]
     fn json_parameters_become_text() {

@@ -161,7 +161,7 @@ fn each_limit_has_its_sqlstate_reason_code_and_hint() {
             "idle-in-transaction timeout",
         ),
     ] {
-        assert_eq!(exceeded.code(), code);
+        assert_eq!(exceeded.code().as_str(), code);
         let bytes = respond::fatal(&PgError::Limit(exceeded));
         let frame = Frame::new(bytes[0], &bytes[5..]).unwrap();
         let Ok(Backend::ErrorResponse(e)) = parse_backend(&frame) else {

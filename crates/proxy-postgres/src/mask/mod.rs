@@ -1,5 +1,4 @@
-//! Masking results on their way to the client (DESIGN.md §6): the door's registry of
-//! compiled profiles, and the per-result plan that rewrites DataRow and COPY data while they
+//! Masking results on their way to the client (DESIGN.md §6): the per-result plan that rewrites DataRow and COPY data while they
 //! stream through, one message at a time.
 //!
 //! Which profiles apply to a statement: the connection's own (`masking = "..."`) plus those
@@ -17,85 +16,13 @@ pub(crate) use copy_binary::{BinaryCopy, Refused};
 pub(crate) use lineage::{Followed, column_sensitive, derived_plan, reads_sensitive};
 pub(crate) use report::{mask_notification, mask_report};
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use portcullis_masking::{ColumnPlan, Counts, Masked, Masker, ProfileSpec};
+use portcullis_masking::{ColumnPlan, Counts, Masked, Masker};
 use portcullis_pgwire::{FieldDescription, Frame, WireError, encode_data_row, parse_data_row};
-use secrecy::{ExposeSecret, SecretString};
 
 use types::Kind;
-
-/// The masking profiles a door can apply (`[masking]` in `portcullis.toml`).
-#[derive(Debug, Clone)]
-pub struct MaskingSettings {
-    pub profiles: BTreeMap<String, ProfileSpec>,
-    /// The deployment's key for `hmac` tokens.
-    pub hmac_key: Option<SecretString>,
-}
-
-impl Default for MaskingSettings {
-    /// The built-in `default` profile only.
-    fn default() -> Self {
-        Self {
-            profiles: BTreeMap::from([("default".to_owned(), ProfileSpec::builtin_default())]),
-            hmac_key: None,
-        }
-    }
-}
-
-/// Compiled maskers by profile set, built on first use and kept (there are few sets).
-pub(crate) struct Maskers {
-    settings: MaskingSettings,
-    built: Mutex<HashMap<Vec<String>, Masker>>,
-}
-
-impl Maskers {
-    pub(crate) fn new(settings: MaskingSettings) -> Self {
-        Self {
-            settings,
-            built: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Checks that every profile set a connection names compiles (an hmac strategy without
-    /// a key is the usual mistake), so the door refuses to start rather than every query.
-    pub(crate) fn check(&self, names: &[String]) -> Result<(), String> {
-        self.get(names).map(drop)
-    }
-
-    /// The masker for `names` (sorted, deduplicated by the caller). An unknown profile name
-    /// (a policy naming a profile the config lacks) is replaced by the built-in default: the
-    /// policy wanted masking, so the answer is masked rather than passed in the clear.
-    pub(crate) fn get(&self, names: &[String]) -> Result<Masker, String> {
-        let mut built = self
-            .built
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(m) = built.get(names) {
-            return Ok(m.clone());
-        }
-        let fallback = ProfileSpec::builtin_default();
-        let specs: Vec<&ProfileSpec> = names
-            .iter()
-            .map(|n| {
-                self.settings.profiles.get(n).unwrap_or_else(|| {
-                    tracing::warn!(profile = %n, "unknown masking profile; applying the built-in default");
-                    &fallback
-                })
-            })
-            .collect();
-        let key = self
-            .settings
-            .hmac_key
-            .as_ref()
-            .map(|k| k.expose_secret().as_bytes());
-        let masker = Masker::new(&specs, key).map_err(|e| e.to_string())?;
-        built.insert(names.to_vec(), masker.clone());
-        Ok(masker)
-    }
-}
 
 /// One result column as masking sees it.
 #[derive(Debug, Clone, Copy)]

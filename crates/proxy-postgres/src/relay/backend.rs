@@ -284,6 +284,7 @@ fn inspect(
                 finished = cur.finish(relay, None, sqlstate);
             }
             if let Some(denial) = relay.tracker().error(&fields) {
+                relay.enforcer.session.told(&denial);
                 return Ok((Some(respond::denial(&denial)), finished));
             }
             if let Some(masked) = masked {

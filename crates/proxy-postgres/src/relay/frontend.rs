@@ -14,9 +14,10 @@ use crate::cache::Classified;
 use crate::encoding::{ClientEncoding, Unreadable};
 use crate::enforce::{Checked, Denial, Mode, Named};
 use crate::error::PgError;
-use crate::hold::Exact;
 use crate::relay::state::{MAX_STATEMENTS, Role, SqlEncoding, Stats, Verdict};
 use crate::relay::{End, FLUSH_AT, MARKER, Relay};
+use portcullis_pipeline::session::Exact;
+use portcullis_pipeline::{Code, Refusal};
 
 /// Relays until the client terminates or leaves, or breaks the protocol.
 pub(crate) async fn run<R, W>(
@@ -181,7 +182,7 @@ async fn step<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
 }
 
 fn count(relay: &Relay<'_>, checked: &Checked) {
-    Stats::add(&relay.stats.statements, checked.decided);
+    Stats::add(&relay.stats.commands, checked.decided);
     if checked.denial.is_some() {
         Stats::add(&relay.stats.denied, 1);
     }
@@ -303,7 +304,7 @@ pub(crate) fn placement(
 /// could be undone; `at` is the statement in the way.
 async fn misplaced(relay: &Relay<'_>, classified: &Classified, at: usize) -> Denial {
     let denial = refusal(
-        "row_limit_unenforceable",
+        Code::RowLimitUnenforceable,
         "portcullis: a statement with a row limit must run where the gateway can undo it if it changes too many rows".into(),
         "send COMMIT in its own Query after a statement with a row limit (not in the same string), and send such a statement after the extended-protocol sequence before it was synced",
     );
@@ -435,7 +436,7 @@ async fn execute<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     };
     if max_rows != 0 {
         let denial = refusal(
-            "row_limit_unenforceable",
+            Code::RowLimitUnenforceable,
             format!(
                 "portcullis: policy {} limits the rows this statement changes, so it must run whole, not {max_rows} rows at a time",
                 limit.policy
@@ -619,7 +620,7 @@ async fn read_sql<'s, W: AsyncWrite + Unpin>(
             SqlEncoding::Ready { encoding, server } => break encoding.decode(sql, server),
             SqlEncoding::Unknowable => {
                 let denial = refusal(
-                    "client_encoding_pipelined",
+                    Code::ClientEncodingPipelined,
                     "portcullis: this statement follows, in the same pipeline, one that may change client_encoding to a value the gateway cannot know yet"
                         .into(),
                     "send Sync after a statement that changes client_encoding, then continue",
@@ -638,22 +639,13 @@ async fn read_sql<'s, W: AsyncWrite + Unpin>(
     let text = match read {
         Ok(text) => text,
         Err(unreadable) => {
-            let (sqlstate, hint) = match unreadable {
-                Unreadable::Invalid(_) => (
-                    "22021",
-                    "send text that is valid in the session's client_encoding (UTF8 is best)",
-                ),
-                _ => (
-                    "42501",
-                    "use client_encoding UTF8, or only ASCII in this encoding",
-                ),
+            let hint = match unreadable {
+                Unreadable::Invalid(_) => {
+                    "send text that is valid in the session's client_encoding (UTF8 is best)"
+                }
+                _ => "use client_encoding UTF8, or only ASCII in this encoding",
             };
-            let denial = Denial {
-                sqlstate,
-                message: unreadable.message(),
-                detail: Some(format!("code: {}", unreadable.code())),
-                hint: Some(hint.into()),
-            };
+            let denial = Refusal::new(unreadable.code(), unreadable.message(), hint);
             return Ok(Err(relay
                 .enforcer
                 .refuse("sql.admin", UNREAD, denial)
@@ -682,14 +674,11 @@ const UNREAD: &str = "/* a statement the gateway could not read */";
 fn unfollowable(classified: &Classified) -> Option<(&portcullis_sql::Statement, Denial)> {
     classified.classification.statements.iter().find_map(|s| {
         if s.conforming_strings_off {
-            let denial = Denial {
-                sqlstate: "0A000",
-                ..refusal(
-                    "standard_conforming_strings_off",
-                    "portcullis: standard_conforming_strings cannot be turned off through the gateway".into(),
-                    "keep standard_conforming_strings on and write backslash escapes as E'...' strings",
-                )
-            };
+            let denial = refusal(
+                Code::StandardConformingStringsOff,
+                "portcullis: standard_conforming_strings cannot be turned off through the gateway".into(),
+                "keep standard_conforming_strings on and write backslash escapes as E'...' strings",
+            );
             return Some((s, denial));
         }
         let Some(portcullis_sql::SettingChange::Value(name)) = &s.client_encoding else {
@@ -698,7 +687,7 @@ fn unfollowable(classified: &Classified) -> Option<(&portcullis_sql::Statement, 
         let known = ClientEncoding::lookup(name).is_some_and(ClientEncoding::is_safe);
         (!known).then(|| {
             let denial = refusal(
-                "client_encoding_forbidden",
+                Code::ClientEncodingForbidden,
                 format!("portcullis: client_encoding {name:?} is not supported"),
                 "use client_encoding UTF8 or another encoding that is not client-only (SJIS, BIG5, GBK, UHC, GB18030 and JOHAB can hide quotes and backslashes inside characters)",
             );
@@ -707,13 +696,8 @@ fn unfollowable(classified: &Classified) -> Option<(&portcullis_sql::Statement, 
     })
 }
 
-fn refusal(code: &str, message: String, hint: &str) -> Denial {
-    Denial {
-        sqlstate: "42501",
-        message,
-        detail: Some(format!("code: {code}")),
-        hint: Some(hint.into()),
-    }
+fn refusal(code: Code, message: String, hint: &str) -> Denial {
+    Refusal::new(code, message, hint)
 }
 
 /// A Bind of a named statement is an execution of it, and decided again; the unnamed
@@ -731,9 +715,10 @@ async fn bind<W: AsyncWrite + Unpin>(
         // parameters are known.
         if let (Some(need), Some(c)) = (admitted.as_ref().and_then(|a| a.review.clone()), &known) {
             let text = c.text();
+            let params = bound(&b);
             let exact = Exact {
                 text: &text,
-                params: &b.params,
+                params: &params,
             };
             if let Err(denial) = relay.enforcer.hold(&need, &exact).await {
                 Stats::add(&relay.stats.denied, 1);
@@ -749,9 +734,10 @@ async fn bind<W: AsyncWrite + Unpin>(
     // opaque `sql.admin` statement rather than let it run undecided.
     let classified = known.unwrap_or_else(|| Classified::opaque("unknown prepared statement"));
     let text = classified.text();
+    let params = bound(&b);
     let exact = Exact {
         text: &text,
-        params: &b.params,
+        params: &params,
     };
     let checked = decide(relay, &classified, Mode::Now(exact)).await;
     match checked.denial {
@@ -766,6 +752,11 @@ async fn bind<W: AsyncWrite + Unpin>(
             deny_extended(relay, denial, up)
         }
     }
+}
+
+/// A Bind's parameters as a review binds them (`None`: NULL).
+fn bound(b: &Bind) -> Vec<Option<&[u8]>> {
+    b.params.iter().map(|p| p.as_deref()).collect()
 }
 
 async fn record_denial(relay: &Relay<'_>, classified: &Classified, denial: &Denial) {
@@ -791,7 +782,7 @@ async fn function_call<W: AsyncWrite + Unpin>(
     up: &mut FrameWriter<W>,
 ) -> Result<(), PgError> {
     let denial = relay.enforcer.function_call(oid).await;
-    Stats::add(&relay.stats.statements, 1);
+    Stats::add(&relay.stats.commands, 1);
     Stats::add(&relay.stats.denied, 1);
     relay.tracker().simple(Some(denial), None, Vec::new());
     up.push_bytes(injected(Injected::Query)?);
@@ -799,14 +790,11 @@ async fn function_call<W: AsyncWrite + Unpin>(
 }
 
 fn too_many_statements() -> Denial {
-    Denial {
-        sqlstate: "54000",
-        message: format!(
-            "portcullis: more than {MAX_STATEMENTS} prepared statements in one session"
-        ),
-        detail: Some("code: prepared_statements_limit".into()),
-        hint: Some("close or deallocate prepared statements that are no longer used".into()),
-    }
+    Refusal::new(
+        Code::PreparedStatementsLimit,
+        format!("portcullis: more than {MAX_STATEMENTS} prepared statements in one session"),
+        "close or deallocate prepared statements that are no longer used",
+    )
 }
 
 enum Injected {

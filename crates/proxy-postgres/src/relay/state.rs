@@ -36,7 +36,6 @@
 //! statement a name means, which matters because a named statement is decided again at Bind.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -241,27 +240,8 @@ pub(crate) enum RowsPlan {
     Masked(SharedPlan),
 }
 
-/// Session-wide counters for the audit's `session.close`.
-#[derive(Debug, Default)]
-pub(crate) struct Stats {
-    pub(crate) bytes_from_client: AtomicU64,
-    pub(crate) bytes_to_client: AtomicU64,
-    pub(crate) statements: AtomicU64,
-    pub(crate) denied: AtomicU64,
-    pub(crate) rows: AtomicU64,
-    /// The server sent a FATAL error (and is closing the session).
-    pub(crate) upstream_fatal: std::sync::atomic::AtomicBool,
-}
-
-impl Stats {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-}
+/// Session-wide counters for the audit's `session.close`: the engine's.
+pub(crate) use portcullis_pipeline::session::Tally as Stats;
 
 pub(crate) struct Tracker {
     cycles: VecDeque<Cycle>,

@@ -13,12 +13,11 @@ fn classify(sql: &str) -> std::sync::Arc<crate::cache::Classified> {
 }
 
 fn denial(n: &str) -> Denial {
-    Denial {
-        sqlstate: "42501",
-        message: n.into(),
-        detail: None,
-        hint: None,
-    }
+    Denial::new(
+        portcullis_pipeline::Code::Policy(portcullis_policy::DenyCode::Forbidden),
+        n,
+        "",
+    )
 }
 
 fn error(code: &str, message: &str) -> ErrorFields {

@@ -138,7 +138,11 @@ pub async fn start_policy(
     let addr = listener.local_addr().unwrap();
     let mut settings = PgDoorSettings::new(addr, dir.path().to_owned());
     tune(&mut settings);
-    let door = PgDoor::new(settings, pipeline.clone(), targets).unwrap();
+    let engine = Arc::new(portcullis_pipeline::Engine::new(
+        pipeline.clone(),
+        portcullis_pipeline::EngineSettings::default(),
+    ));
+    let door = PgDoor::new(settings, engine, targets).unwrap();
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let serving = tokio::spawn(async move { door.serve(listener, token).await.unwrap() });
