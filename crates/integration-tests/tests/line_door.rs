@@ -58,6 +58,10 @@ struct Rig {
 }
 
 async fn rig() -> Result<Rig> {
+    rig_with(false).await
+}
+
+async fn rig_with(terminal: bool) -> Result<Rig> {
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("state.db").display());
     let store = portcullis_store::open(&url).await?;
@@ -104,6 +108,7 @@ async fn rig() -> Result<Rig> {
             kind: "ssh".into(),
             labels: Default::default(),
         },
+        terminal,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let door_addr = listener.local_addr()?;
@@ -373,6 +378,44 @@ async fn the_session_is_recorded_and_the_audit_vouches_for_the_file() -> Result<
     );
     let sha = portcullis_recording::sha256_file(&path)?;
     assert_eq!(close["data"]["recording"]["sha256"], sha, "{close}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_terminal_session_is_recorded_as_asciicast_with_masked_output() -> Result<()> {
+    let rig = rig_with(true).await?;
+    let (mut c, ok) = Client::connect(&rig, "shell", &rig.token("agent-1", &["agents"])?).await?;
+    let session = session_of(&ok)?;
+    c.run("printf 'to jane.doe@%s\\n' example.com").await?;
+    c.send("QUIT").await?;
+    let close = rig.event("session.close", &session).await?;
+    let path = rig.recordings.join(format!("{session}.cast"));
+    let text = std::fs::read_to_string(&path)?;
+    let mut lines = text.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap_or_default())?;
+    assert_eq!(
+        (header["version"].as_u64(), header["width"].as_u64()),
+        (Some(2), Some(80))
+    );
+    let events: Vec<serde_json::Value> =
+        lines.map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let output: String = events
+        .iter()
+        .filter(|e| e[1] == "o")
+        .filter_map(|e| e[2].as_str())
+        .collect();
+    assert_eq!(
+        output, "to [EMAIL]\n",
+        "the terminal shows what the client saw"
+    );
+    assert_eq!(
+        events.last().map(|e| e[2].clone()),
+        Some("portcullis:ended:client_terminate".into())
+    );
+    assert_eq!(
+        close["data"]["recording"]["sha256"],
+        portcullis_recording::sha256_file(&path)?
+    );
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use portcullis_identity::Principal;
 use portcullis_pgwire::TransactionStatus;
-use portcullis_pipeline::session::{Close, Open};
+use portcullis_pipeline::session::{Close, Open, Recording};
 use portcullis_pipeline::{Code, Origin, Refusal};
 use portcullis_policy::Target;
 use secrecy::ExposeSecret;
@@ -275,6 +275,7 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
         origin: origin.clone(),
         masking: a.target.target.masking.clone(),
         data,
+        recording: Recording::Timeline,
     };
     let session = match door.engine.open(open).await {
         Ok(s) => s,

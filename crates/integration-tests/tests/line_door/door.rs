@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use portcullis_pipeline::session::{
-    Close, Command, Ended, Exact, Held, HoldLine, Open, Ran, Session, Tally,
+    Close, Command, Ended, Exact, Held, HoldLine, Open, Ran, Recording, Session, Tally,
 };
 use portcullis_pipeline::{Engine, Origin, Refusal};
 use portcullis_policy::ConnectionInfo;
@@ -24,6 +24,8 @@ use tokio::sync::{Mutex, Notify, mpsc};
 pub struct LineDoor {
     pub engine: Arc<Engine>,
     pub connection: ConnectionInfo,
+    /// Record sessions as terminals (asciicast) rather than command timelines.
+    pub terminal: bool,
 }
 
 impl LineDoor {
@@ -82,6 +84,13 @@ impl LineDoor {
             origin,
             masking: Some("default".into()),
             data: Default::default(),
+            recording: match self.terminal {
+                true => Recording::Terminal {
+                    width: 80,
+                    height: 24,
+                },
+                false => Recording::Timeline,
+            },
         };
         self.engine.open(open).await
     }
@@ -160,8 +169,7 @@ async fn run(
     };
     let mut stream = a.masker.as_ref().map(|m| m.stream());
     let mut masked = portcullis_masking::Counts::default();
-    let (mut buf, mut bytes, mut kept) = (vec![0u8; 4096], 0u64, Vec::new());
-    let mut last = b'\n';
+    let (mut buf, mut sent) = (vec![0u8; 4096], Sent::default());
     while let Ok(n) = stdout.read(&mut buf).await {
         if n == 0 {
             break;
@@ -170,16 +178,15 @@ async fn run(
             Some(s) => s.push(&buf[..n], &mut masked),
             None => buf[..n].to_vec(),
         };
-        send(out, &chunk, &mut last, &mut bytes, &mut kept).await;
+        sent.send(out, &chunk, session).await;
     }
     if let Some(s) = stream {
-        let rest = s.finish(&mut masked);
-        send(out, &rest, &mut last, &mut bytes, &mut kept).await;
+        sent.send(out, &s.finish(&mut masked), session).await;
     }
     let status = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1);
-    let newline = if last == b'\n' { "" } else { "\n" };
+    let newline = if sent.open_line { "\n" } else { "" };
     say(out, &format!("{newline}END {status}\n")).await;
-    let output = String::from_utf8_lossy(&kept).into_owned();
+    let output = String::from_utf8_lossy(&sent.kept).into_owned();
     let entry = serde_json::json!({
         "command": line, "decision_seq": a.seq, "exit_status": status, "output": output,
     });
@@ -187,7 +194,7 @@ async fn run(
     let ran = Ran {
         seq: Some(a.seq),
         action: Some("ssh.exec"),
-        bytes,
+        bytes: sent.bytes,
         duration: started.elapsed(),
         error_key: "exit_status",
         error: (status != 0).then(|| status.to_string()),
@@ -197,20 +204,28 @@ async fn run(
     session.result(&ran).await;
 }
 
-/// Sends masked output, keeping the first 4 KiB for the recording.
-async fn send(
-    out: &Mutex<OwnedWriteHalf>,
-    chunk: &[u8],
-    last: &mut u8,
-    bytes: &mut u64,
-    kept: &mut Vec<u8>,
-) {
-    if let Some(&b) = chunk.last() {
-        *last = b;
+/// What went to the client: its size, the first 4 KiB for the recording's entry, and
+/// whether its last line is open.
+#[derive(Default)]
+struct Sent {
+    bytes: u64,
+    kept: Vec<u8>,
+    open_line: bool,
+}
+
+impl Sent {
+    async fn send(&mut self, out: &Mutex<OwnedWriteHalf>, chunk: &[u8], session: &Session) {
+        if let Some(&b) = chunk.last() {
+            self.open_line = b != b'\n';
+        }
+        self.bytes += chunk.len() as u64;
+        self.kept
+            .extend(chunk.iter().take(4096usize.saturating_sub(self.kept.len())));
+        if let Some(r) = session.recording() {
+            r.output(chunk).await; // a terminal recording keeps what the client saw
+        }
+        let _ = out.lock().await.write_all(chunk).await;
     }
-    *bytes += chunk.len() as u64;
-    kept.extend(chunk.iter().take(4096usize.saturating_sub(kept.len())));
-    let _ = out.lock().await.write_all(chunk).await;
 }
 
 /// The client hears of a hold on its own line, and cancels with `CANCEL`.

@@ -179,7 +179,14 @@ impl Engine {
             None => None,
             Some(r) => {
                 let header = events::header(&o.principal, &o.connection.name, &o.origin);
-                match r.open(header).await {
+                let opened = match o.recording {
+                    Recording::Timeline => r.open(header).await,
+                    Recording::Terminal { width, height } => {
+                        r.open_terminal(terminal_header(header, width, height))
+                            .await
+                    }
+                };
+                match opened {
                     Ok(rec) => Some(rec),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot open the session recording");
@@ -230,6 +237,40 @@ pub struct Open {
     pub masking: Option<String>,
     /// The door's facts for `session.open` (e.g. the client's user name, read-only).
     pub data: Map<String, Value>,
+    /// How the session is recorded.
+    pub recording: Recording,
+}
+
+/// A session's recording: a timeline of commands (JSONL), or a terminal (asciicast v2, which
+/// the door feeds with `SessionRecording::output`, `input` and `resize`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Recording {
+    #[default]
+    Timeline,
+    Terminal {
+        width: u16,
+        height: u16,
+    },
+}
+
+fn terminal_header(
+    h: portcullis_recording::Header,
+    width: u16,
+    height: u16,
+) -> portcullis_recording::TerminalHeader {
+    portcullis_recording::TerminalHeader {
+        session_id: h.session_id,
+        started_ms: h.started_ms,
+        protocol: h.protocol,
+        connection: h.connection,
+        principal: h.principal,
+        source_ip: h.source_ip,
+        width,
+        height,
+        term: None,
+        command: None,
+        title: None,
+    }
 }
 
 struct SessionMasking {
