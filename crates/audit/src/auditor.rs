@@ -30,6 +30,10 @@ pub struct AuditSettings {
     pub checkpoint_every: Duration,
     /// The most events committed in one transaction.
     pub max_batch: usize,
+    /// With a store that acknowledges writes once the OS has them (`durability = "crash"`),
+    /// how long an acknowledged event may wait for its fsync: the writer syncs the store at
+    /// least this often while there are unsynced events. `None`: every commit is fsynced.
+    pub sync_every: Option<Duration>,
 }
 
 impl Default for AuditSettings {
@@ -39,6 +43,7 @@ impl Default for AuditSettings {
             checkpoint_every_events: 1000,
             checkpoint_every: Duration::from_secs(60),
             max_batch: 4096,
+            sync_every: None,
         }
     }
 }

@@ -40,6 +40,7 @@ impl Env {
             checkpoint_every_events: 5,
             checkpoint_every: Duration::from_secs(3600),
             max_batch: 64,
+            sync_every: None,
         };
         Auditor::start(self.store.clone(), self.key(), settings)
             .await

@@ -45,6 +45,9 @@ pub(crate) struct Writer {
     /// The highest seq covered by a known checkpoint.
     signed_seq: i64,
     signed_at: Instant,
+    /// Events committed since the last sync (`sync_every` only), and when it was.
+    unsynced: bool,
+    synced_at: Instant,
     stopping: Option<oneshot::Sender<Result<(), AuditError>>>,
 }
 
@@ -52,6 +55,7 @@ pub(crate) struct Writer {
 enum Wake {
     Command(Option<Command>),
     CheckpointTimer,
+    SyncTimer,
 }
 
 impl Writer {
@@ -88,6 +92,8 @@ impl Writer {
             settings,
             rx,
             signed_at: Instant::now(),
+            unsynced: false,
+            synced_at: Instant::now(),
             stopping: None,
         })
     }
@@ -98,6 +104,7 @@ impl Writer {
                 Wake::CheckpointTimer => {
                     let _ = self.checkpoint().await;
                 }
+                Wake::SyncTimer => self.sync().await,
                 Wake::Command(None) => break,
                 Wake::Command(Some(first)) => {
                     let batch = self.take_batch(first).await;
@@ -107,9 +114,15 @@ impl Writer {
                     if self.unsigned() >= self.settings.checkpoint_every_events {
                         let _ = self.checkpoint().await;
                     }
+                    // Under a steady load the timer may never win the select: the bound
+                    // holds anyway.
+                    if self.sync_due().is_some_and(|due| due <= Instant::now()) {
+                        self.sync().await;
+                    }
                 }
             }
         }
+        self.sync().await;
         // The queue is closed and drained: sign whatever the last checkpoint did not cover.
         let result = self.checkpoint().await;
         if let Some(reply) = self.stopping.take() {
@@ -121,9 +134,33 @@ impl Writer {
     async fn wait(&mut self) -> Wake {
         let due = self.signed_at + self.settings.checkpoint_every;
         let timer_armed = self.unsigned() > 0;
+        let sync = self.sync_due();
+        let sync_at = sync.unwrap_or(due);
         tokio::select! {
             cmd = self.rx.recv() => Wake::Command(cmd),
             () = tokio::time::sleep_until(due.into()), if timer_armed => Wake::CheckpointTimer,
+            () = tokio::time::sleep_until(sync_at.into()), if sync.is_some() => Wake::SyncTimer,
+        }
+    }
+
+    /// When the unsynced events must be fsynced by (`None`: nothing is waiting for a sync).
+    fn sync_due(&self) -> Option<Instant> {
+        let every = self.settings.sync_every?;
+        self.unsynced.then(|| self.synced_at + every)
+    }
+
+    /// Fsyncs what the store has handed to the OS. A failure is logged and retried at the
+    /// next interval: the events are already safe from a gateway crash.
+    async fn sync(&mut self) {
+        if !self.unsynced {
+            return;
+        }
+        match self.store.sync().await {
+            Ok(()) => {
+                self.unsynced = false;
+                self.synced_at = Instant::now();
+            }
+            Err(e) => tracing::error!(error = %e, "syncing the audit store failed; retrying"),
         }
     }
 
@@ -169,6 +206,10 @@ impl Writer {
         let (rows, waiters) = self.chain(&tail, batch);
         match self.store.audit_append(&rows).await {
             Ok(()) => {
+                if !self.unsynced {
+                    self.unsynced = true;
+                    self.synced_at = Instant::now();
+                }
                 if let Some(last) = rows.last() {
                     self.tail = Some(Tail {
                         seq: last.seq,

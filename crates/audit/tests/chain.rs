@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{Env, event, settings, sha256_hex};
@@ -223,6 +223,8 @@ async fn invalid_node_names_are_refused() {
 struct Flaky {
     inner: Arc<dyn Store>,
     broken: AtomicBool,
+    /// Calls of `sync`.
+    syncs: AtomicU64,
 }
 
 #[async_trait::async_trait]
@@ -232,6 +234,10 @@ impl Store for Flaky {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
+    }
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.syncs.fetch_add(1, Ordering::SeqCst);
+        self.inner.sync().await
     }
     async fn audit_append(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
         if self.broken.load(Ordering::SeqCst) {
@@ -301,6 +307,7 @@ async fn failed_write_rejects_the_batch_and_the_chain_recovers() {
         let flaky = Arc::new(Flaky {
             inner: env.store.clone(),
             broken: AtomicBool::new(false),
+            syncs: AtomicU64::new(0),
         });
         let auditor = Auditor::start(flaky.clone(), env.key(), settings())
             .await
@@ -317,6 +324,47 @@ async fn failed_write_rejects_the_batch_and_the_chain_recovers() {
         let report = verify(&*env.store, None).await.unwrap();
         assert!(report.ok, "{:?}", report.nodes);
         assert_eq!(report.nodes[0].events, 2);
+    })
+    .await;
+}
+
+/// At `durability = "crash"` the writer fsyncs acknowledged events within `sync_every`, even
+/// while events keep arriving, and does nothing while nothing waits for a sync.
+#[tokio::test]
+async fn crash_durability_syncs_within_the_interval() {
+    common::on_sqlite(|env| async move {
+        let flaky = Arc::new(Flaky {
+            inner: env.store.clone(),
+            broken: AtomicBool::new(false),
+            syncs: AtomicU64::new(0),
+        });
+        let every = Duration::from_millis(30);
+        let settings = portcullis_audit::AuditSettings {
+            sync_every: Some(every),
+            ..settings()
+        };
+        let auditor = Auditor::start(flaky.clone(), env.key(), settings)
+            .await
+            .unwrap();
+        let syncs = || flaky.syncs.load(Ordering::SeqCst);
+        tokio::time::sleep(every * 3).await;
+        assert_eq!(syncs(), 0, "nothing written, nothing to sync");
+        auditor.record(event(1)).await.unwrap();
+        tokio::time::sleep(every * 4).await;
+        assert_eq!(syncs(), 1, "one sync for the one event");
+        // A steady stream: the bound holds although the queue is never idle.
+        let started = std::time::Instant::now();
+        while started.elapsed() < every * 10 {
+            auditor.record(event(2)).await.unwrap();
+        }
+        assert!(
+            syncs() >= 4,
+            "synced every interval under load: {}",
+            syncs()
+        );
+        auditor.shutdown().await.unwrap();
+        let report = verify(&*env.store, None).await.unwrap();
+        assert!(report.ok, "{:?}", report.nodes);
     })
     .await;
 }

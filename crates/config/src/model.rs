@@ -244,6 +244,13 @@ pub struct AuditConfig {
     /// ...or after this long with new events, whichever comes first.
     #[serde(with = "humantime_serde")]
     pub checkpoint_every: Duration,
+    /// When a command's decision event counts as durable, before the command runs:
+    /// `fsync` (on disk, fsynced) or `crash` (handed to the OS, surviving a crash or kill -9
+    /// of the gateway; fsynced within `sync_every`).
+    pub durability: Durability,
+    /// At `crash`: the longest an acknowledged event waits for its fsync.
+    #[serde(deserialize_with = "bounded::duration::<_, 1, 10_000>")]
+    pub sync_every: Duration,
 }
 
 impl Default for AuditConfig {
@@ -252,8 +259,19 @@ impl Default for AuditConfig {
             node: "local".into(),
             checkpoint_every_events: 1000,
             checkpoint_every: Duration::from_secs(60),
+            durability: Durability::Fsync,
+            sync_every: Duration::from_millis(100),
         }
     }
+}
+
+/// `[audit] durability` (DESIGN.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    #[default]
+    Fsync,
+    Crash,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -377,3 +377,17 @@ fn postgres_limits_that_cannot_be_reached_warn() {
         "{all}"
     );
 }
+
+#[test]
+fn audit_durability_defaults_to_fsync_and_takes_crash_with_a_bounded_interval() {
+    let c = parse_str("").unwrap();
+    assert_eq!(c.audit.durability, Durability::Fsync);
+    assert_eq!(c.audit.sync_every, std::time::Duration::from_millis(100));
+    let c = parse_str("[audit]\ndurability = \"crash\"\nsync_every = \"250ms\"\n").unwrap();
+    assert_eq!(c.audit.durability, Durability::Crash);
+    assert_eq!(c.audit.sync_every, std::time::Duration::from_millis(250));
+    let err = parse_str("[audit]\ndurability = \"sometimes\"\n").unwrap_err();
+    assert!(err.to_string().contains(":2:"), "{err}");
+    let err = parse_str("[audit]\nsync_every = \"1h\"\n").unwrap_err();
+    assert!(err.to_string().contains(":2:"), "{err}");
+}

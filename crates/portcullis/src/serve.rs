@@ -37,7 +37,13 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&cfg.server.state_dir)
         .with_context(|| format!("creating {}", cfg.server.state_dir.display()))?;
-    let store = portcullis_store::open(cfg.store_url())
+    let crash = cfg.audit.durability == portcullis_config::Durability::Crash;
+    let durability = if crash {
+        portcullis_store::Durability::Crash
+    } else {
+        portcullis_store::Durability::Fsync
+    };
+    let store = portcullis_store::open_with(cfg.store_url(), durability)
         .await
         .context("opening the state store")?;
     let key = SigningKey::load_or_create(&cfg.server.state_dir)?;
@@ -48,6 +54,7 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
             node: cfg.audit.node.clone(),
             checkpoint_every_events: cfg.audit.checkpoint_every_events,
             checkpoint_every: cfg.audit.checkpoint_every,
+            sync_every: crash.then_some(cfg.audit.sync_every),
             ..AuditSettings::default()
         },
     )

@@ -101,6 +101,14 @@ pub trait Store: Send + Sync + 'static {
     /// Round trip to the database, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Forces what this store acknowledged to stable storage, for a store opened with
+    /// [`Durability::Crash`] (the audit writer calls it at least every `sync_every`). A
+    /// store whose every commit is already synced, or whose server syncs on its own
+    /// schedule, does nothing.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Appends a batch of audit events in one transaction: either all of them are durably
     /// committed or none is. An event whose `(node, seq)` already exists fails the batch
     /// with [`StoreError::Conflict`].
@@ -184,14 +192,35 @@ pub trait Store: Send + Sync + 'static {
     async fn reviews_due(&self, status: &str, now_ms: i64) -> Result<Vec<ReviewRow>, StoreError>;
 }
 
+/// How durable a write is once the store acknowledges it (`[audit] durability`, DESIGN.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// On disk, fsynced, at every commit (SQLite `synchronous=FULL`; PostgreSQL's
+    /// `synchronous_commit` as the server sets it).
+    #[default]
+    Fsync,
+    /// Handed to the operating system at commit, so it survives a crash or kill -9 of the
+    /// gateway, and fsynced later: SQLite `synchronous=NORMAL` in WAL mode plus
+    /// [`Store::sync`] by the caller's schedule; PostgreSQL `synchronous_commit = off`,
+    /// which the server's WAL writer flushes within three `wal_writer_delay` (600 ms by
+    /// default). A gateway crash loses nothing the server acknowledged.
+    Crash,
+}
+
 /// Opens the store named by `url`, creating it if needed, and runs pending migrations.
 ///
 /// Errors never contain the URL's password.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, Durability::Fsync).await
+}
+
+/// [`open`] with the durability of acknowledged writes. A SQLite URL's own
+/// `?synchronous=` parameter, when given, wins.
+pub async fn open_with(url: &str, durability: Durability) -> Result<Arc<dyn Store>, StoreError> {
     let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
     match scheme {
-        "sqlite" => Ok(Arc::new(sqlite::SqliteStore::open(url).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(postgres::PgStore::open(url).await?)),
+        "sqlite" => Ok(Arc::new(sqlite::SqliteStore::open(url, durability).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(postgres::PgStore::open(url, durability).await?)),
         _ => Err(StoreError::UnsupportedUrl {
             scheme: redact::short_scheme(scheme),
         }),

@@ -9,7 +9,7 @@ use sqlx::{Postgres, QueryBuilder};
 
 use crate::redact::{scrub, secrets_of};
 use crate::reviews::postgres as reviews;
-use crate::{AuditRow, CheckpointRow, ReviewRow, RevocationRow, Store, StoreError};
+use crate::{AuditRow, CheckpointRow, Durability, ReviewRow, RevocationRow, Store, StoreError};
 
 const BACKEND: &str = "postgres";
 
@@ -27,12 +27,16 @@ pub(crate) struct PgStore {
 }
 
 impl PgStore {
-    pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
+    pub(crate) async fn open(url: &str, durability: Durability) -> Result<Self, StoreError> {
         let secrets = secrets_of(url);
-        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
+        let mut options = PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
             backend: BACKEND,
             message: scrub(&e.to_string(), &secrets),
         })?;
+        if durability == Durability::Crash {
+            // The commit returns once the server has it; its WAL writer flushes it soon after.
+            options = options.options([("synchronous_commit", "off")]);
+        }
         // One direct connection first, because it fails fast when the server is unreachable
         // or refuses us, where a pool would retry until its acquire timeout.
         let connect_err = |e: sqlx::Error| StoreError::Connect {

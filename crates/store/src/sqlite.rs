@@ -10,7 +10,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::reviews::sqlite as reviews;
-use crate::{AuditRow, CheckpointRow, ReviewRow, RevocationRow, Store, StoreError};
+use crate::{AuditRow, CheckpointRow, Durability, ReviewRow, RevocationRow, Store, StoreError};
 
 const BACKEND: &str = "sqlite";
 
@@ -22,11 +22,18 @@ const ROWS_PER_INSERT: usize = 500;
 const AUDIT_COLUMNS: &str = "node, seq, ts_ms, kind, body, prev_hash, hash";
 
 /// Takes our own `synchronous=full|normal` query parameter off the URL (sqlx does not know it).
-fn split_synchronous(url: &str) -> Result<(String, SqliteSynchronous), StoreError> {
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_string(), SqliteSynchronous::Full));
+fn split_synchronous(
+    url: &str,
+    durability: Durability,
+) -> Result<(String, SqliteSynchronous), StoreError> {
+    let default = match durability {
+        Durability::Fsync => SqliteSynchronous::Full,
+        Durability::Crash => SqliteSynchronous::Normal,
     };
-    let mut sync = SqliteSynchronous::Full;
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), default));
+    };
+    let mut sync = default;
     let mut rest = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
@@ -55,8 +62,8 @@ pub(crate) struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
-        let (url, synchronous) = split_synchronous(url)?;
+    pub(crate) async fn open(url: &str, durability: Durability) -> Result<Self, StoreError> {
+        let (url, synchronous) = split_synchronous(url, durability)?;
         let options = SqliteConnectOptions::from_str(&url)
             .map_err(|e| StoreError::InvalidUrl {
                 backend: BACKEND,
@@ -126,6 +133,16 @@ impl Store for SqliteStore {
             .await
             .map(drop)
             .map_err(Self::err("ping"))
+    }
+
+    /// In WAL mode with `synchronous=NORMAL`, SQLite fsyncs the WAL before each
+    /// checkpoint: a passive checkpoint (which never waits for readers) is the sync.
+    async fn sync(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(Self::err("sync"))
     }
 
     async fn audit_append(&self, rows: &[AuditRow]) -> Result<(), StoreError> {

@@ -212,9 +212,12 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() {
 async fn sqlite_creates_parent_dirs_and_sets_durability_pragmas() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("deep/er/state.db");
-    let store = crate::sqlite::SqliteStore::open(&format!("sqlite://{}", file.display()))
-        .await
-        .unwrap();
+    let store = crate::sqlite::SqliteStore::open(
+        &format!("sqlite://{}", file.display()),
+        crate::Durability::Fsync,
+    )
+    .await
+    .unwrap();
     assert!(file.exists());
     let mut conn = store.pool.acquire().await.unwrap();
     let mut pragma = async |name: &str| -> String {
@@ -241,7 +244,9 @@ async fn sqlite_synchronous_normal_is_opt_in_and_validated() {
         "sqlite://{}?synchronous=normal",
         dir.path().join("n.db").display()
     );
-    let store = crate::sqlite::SqliteStore::open(&url).await.unwrap();
+    let store = crate::sqlite::SqliteStore::open(&url, crate::Durability::Fsync)
+        .await
+        .unwrap();
     let row = sqlx::query("PRAGMA synchronous")
         .fetch_one(&store.pool)
         .await
@@ -251,8 +256,53 @@ async fn sqlite_synchronous_normal_is_opt_in_and_validated() {
         "sqlite://{}?synchronous=off",
         dir.path().join("o.db").display()
     );
-    let err = crate::sqlite::SqliteStore::open(&bad).await.err().unwrap();
+    let err = crate::sqlite::SqliteStore::open(&bad, crate::Durability::Fsync)
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("synchronous=off"), "{err}");
+}
+
+#[tokio::test]
+async fn crash_durability_commits_to_the_os_and_syncs_on_demand() {
+    use sqlx::Row;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let store = crate::sqlite::SqliteStore::open(&url, crate::Durability::Crash)
+        .await
+        .unwrap();
+    let mode = sqlx::query("PRAGMA synchronous")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        mode.get::<i64, _>(0),
+        1,
+        "NORMAL: the WAL is written, not fsynced, at commit"
+    );
+    store.audit_append(&[row("a", 1, 1)]).await.unwrap();
+    // The sync is a passive checkpoint: the WAL is fsynced and copied into the database.
+    store.sync().await.unwrap();
+    let busy = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(busy.get::<i64, _>(0), 0, "not blocked");
+    assert_eq!(
+        busy.get::<i64, _>(1),
+        busy.get::<i64, _>(2),
+        "every frame checkpointed"
+    );
+    // An explicit URL setting still wins.
+    let full = format!("{url}2?synchronous=full");
+    let store = crate::sqlite::SqliteStore::open(&full, crate::Durability::Crash)
+        .await
+        .unwrap();
+    let mode = sqlx::query("PRAGMA synchronous")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(mode.get::<i64, _>(0), 2);
 }
 
 #[tokio::test]

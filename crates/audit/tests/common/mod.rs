@@ -88,6 +88,7 @@ pub fn settings() -> AuditSettings {
         checkpoint_every_events: 10,
         checkpoint_every: Duration::from_secs(3600),
         max_batch: 4096,
+        sync_every: None,
     }
 }
 
