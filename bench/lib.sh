@@ -65,7 +65,9 @@ bench_gateway() {
 listen = "127.0.0.1:$api_port"
 state_dir = "data"
 [store]
-url = "sqlite://data/state.db?synchronous=${BENCH_SYNC:-full}"
+url = "sqlite://data/state.db${BENCH_SYNC:+?synchronous=$BENCH_SYNC}"
+[audit]
+durability = "${BENCH_DURABILITY:-fsync}"
 [identity.dev_issuer]
 enabled = true
 [postgres]

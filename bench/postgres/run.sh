@@ -13,9 +13,9 @@ cd "$(dirname "$0")/../.."
 secs=${BENCH_SECS:-15}
 clients=${BENCH_CLIENTS:-"8 64"}
 idle=${BENCH_IDLE_CONNS:-1000}
-# The audit store's SQLite durability: full (fsync per commit) or normal (crash-safe).
-sync=${BENCH_SYNC:-full}
-export BENCH_SYNC=$sync
+# Audit durability ([audit] durability): fsync (the default) or crash (BENCH_DURABILITY=crash).
+# BENCH_SYNC=full|normal still sets the SQLite URL's own synchronous, which wins.
+export BENCH_DURABILITY=${BENCH_DURABILITY:-fsync}
 
 . bench/lib.sh
 bench_init
@@ -47,7 +47,7 @@ run() { # name port db password mode script clients
   echo "$tps $lat"
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F); ${secs}s per run; audit store synchronous=$sync"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F); ${secs}s per run; audit durability=$BENCH_DURABILITY${BENCH_SYNC:+, SQLite synchronous=$BENCH_SYNC}"
 echo "| workload | mode | clients | direct tps (ms) | Portcullis tps (ms) | pgbouncer tps (ms) | Portcullis/direct | Portcullis/pgbouncer |"
 echo "|---|---|---|---|---|---|---|---|"
 for script in select tpcb; do
