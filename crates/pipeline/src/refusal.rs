@@ -31,6 +31,8 @@ pub enum Code {
     ApprovalPending,
     /// The client ended the hold; the review stays pending.
     ApprovalCanceled,
+    /// The client canceled the command before it reached the target.
+    QueryCanceled,
     ApprovalExpired,
     /// The approval was already used (it runs its command once).
     ApprovalUsed,
@@ -96,6 +98,7 @@ impl Code {
             ApprovalDenied => "approval_denied",
             ApprovalPending => "approval_pending",
             ApprovalCanceled => "approval_canceled",
+            QueryCanceled => "query_canceled",
             ApprovalExpired => "approval_expired",
             ApprovalUsed => "approval_used",
             ApprovalOneAtATime => "approval_one_at_a_time",

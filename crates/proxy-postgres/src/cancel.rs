@@ -26,6 +26,10 @@ pub(crate) struct CancelTarget {
     /// Wakes a statement held for review in this session: a cancel ends the hold (the review
     /// stays pending), as it would end a running query.
     pub(crate) held: Arc<tokio::sync::Notify>,
+    /// Cancels received for this session. A cancel that arrives while the door is still
+    /// deciding a statement (the server has nothing running to cancel, and would ignore it)
+    /// refuses that statement instead (57014), so it is not lost.
+    pub(crate) received: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Live sessions by the key the gateway gave their clients.

@@ -17,6 +17,8 @@ pub(crate) struct Holder<'a> {
     pub(crate) notices: &'a mpsc::Sender<Bytes>,
     /// Notified by a CancelRequest for this session.
     pub(crate) canceled: &'a tokio::sync::Notify,
+    /// How many CancelRequests this session has received.
+    pub(crate) received: &'a std::sync::atomic::AtomicU64,
 }
 
 #[async_trait]

@@ -50,6 +50,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         pid: upstream.pid,
         secret: upstream.secret.clone(),
         held: Arc::new(tokio::sync::Notify::new()),
+        received: Arc::default(),
     };
     let greeted = tracker
         .lock()
@@ -84,6 +85,7 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             holder: Holder {
                 notices: &notices,
                 canceled: &cancel.held,
+                received: &cancel.received,
             },
             catalog: Some(CatalogRef {
                 target: a.target,

@@ -210,7 +210,7 @@ pub(crate) fn refusal(err: &PgError) -> Option<Refusal> {
 pub(crate) fn sqlstate_of(code: Code) -> &'static str {
     use Code::*;
     match code {
-        ApprovalCanceled => "57014",
+        ApprovalCanceled | QueryCanceled => "57014",
         InvalidEncoding => "22021",
         StandardConformingStringsOff => "0A000",
         PreparedStatementsLimit => "54000",

@@ -249,6 +249,9 @@ fn forwarded(a: &Admitted) -> Vec<(String, String)> {
 async fn forward_cancel(door: &Door, pid: i32, secret: &[u8]) {
     match door.cancels.lookup(pid, secret) {
         Some(target) => {
+            target
+                .received
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             target.held.notify_waiters();
             if let Err(e) = cancel::send(&target).await {
                 tracing::warn!(error = %e, "forwarding a cancel request failed");

@@ -188,8 +188,14 @@ fn count(relay: &Relay<'_>, checked: &Checked) {
     }
 }
 
+/// Decides a message's statements. A CancelRequest that arrives meanwhile cancels them: the
+/// server has nothing of this message running yet, so it would ignore the cancel and run
+/// the statement in full (a `pg_sleep(20)` canceled 50 ms after it was sent).
 async fn decide(relay: &Relay<'_>, classified: &Classified, mode: Mode<'_>) -> Checked {
-    let checked = relay
+    use std::sync::atomic::Ordering;
+    let received = relay.enforcer.holder.received;
+    let before = received.load(Ordering::SeqCst);
+    let mut checked = relay
         .enforcer
         .check(
             classified,
@@ -200,6 +206,21 @@ async fn decide(relay: &Relay<'_>, classified: &Classified, mode: Mode<'_>) -> C
             mode,
         )
         .await;
+    if checked.denial.is_none() && received.load(Ordering::SeqCst) != before {
+        let (action, command) = classified
+            .classification
+            .statements
+            .first()
+            .map_or((portcullis_sql::ids::ADMIN, UNREAD), |s| {
+                (s.action, s.normalized.as_str())
+            });
+        let canceled = Refusal::new(
+            Code::QueryCanceled,
+            "canceling statement due to user request",
+            "the client canceled this statement before it reached the server",
+        );
+        checked.denial = Some(relay.enforcer.refuse(action, command, canceled).await);
+    }
     count(relay, &checked);
     checked
 }
