@@ -12,6 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${BENCH_SECS:-15}
 clients=${BENCH_CLIENTS:-"8 64"}
+scripts=${BENCH_SCRIPTS:-"select tpcb"}
+modes=${BENCH_MODES:-"simple prepared"}
+# BENCH_LATENCY=0 skips the one-client latency rows; BENCH_IDLE_CONNS=0 the memory rows.
+latency=${BENCH_LATENCY:-1}
+# pgbouncer here has no TLS, so the clients connect in the clear to all three (BENCH_TLS=1:
+# libpq's default, TLS to the gateway when it offers it).
+[ "${BENCH_TLS:-0}" = 1 ] || export PGSSLMODE=disable
 idle=${BENCH_IDLE_CONNS:-1000}
 # Audit durability ([audit] durability): fsync (the default) or crash (BENCH_DURABILITY=crash).
 # BENCH_SYNC=full|normal still sets the SQLite URL's own synchronous, which wins.
@@ -27,7 +34,8 @@ name = "bench"
 kind = "postgres"
 upstream = "127.0.0.1:'"$pg_port"'"
 database = "postgres"
-user = "postgres"' '@id("bench-connect")
+user = "postgres"
+masking = "default"' '@id("bench-connect")
 permit (principal in Group::"bench", action == Action::"connect", resource == Connection::"bench");
 @id("bench-sql")
 permit (principal in Group::"bench", action in [Action::"sql.read", Action::"sql.write", Action::"sql.transaction", Action::"sql.session"], resource == Connection::"bench");
@@ -35,33 +43,76 @@ permit (principal in Group::"bench", action in [Action::"sql.read", Action::"sql
 forbid (principal, action in [Action::"sql.update", Action::"sql.delete"], resource) when { !context.sql.has_where };'
 sleep 1
 
-run() { # name port db password mode script clients
+# CPU seconds (user + system) the gateway has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$gw_pid/stat"; }
+
+run() { # name port db password mode script clients [extra pgbench args...]
   local name=$1 port=$2 db=$3 pw=$4 mode=$5 script=$6 c=$7 extra=()
+  shift 7
   [ "$script" = select ] && extra=(-S)
   local out
   out=$(PGPASSWORD=$pw "$pgbin/pgbench" -h 127.0.0.1 -p "$port" -U postgres "$db" -n "${extra[@]}" \
-        -M "$mode" -c "$c" -j 2 -T "$secs" 2>&1) || { echo "$out" >&2; return 1; }
-  local tps lat
+        -M "$mode" -c "$c" -j "$(( c < 2 ? 1 : 2 ))" -T "$secs" "$@" 2>&1) || { echo "$out" >&2; return 1; }
+  local tps lat txs
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
   lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
-  echo "$tps $lat"
+  txs=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+  echo "$tps $lat $txs"
 }
 
+# Statements per pgbench transaction: select-only runs one, tpcb-like seven (BEGIN, three
+# UPDATEs, a SELECT, an INSERT, END).
+per_tx() { [ "$1" = select ] && echo 1 || echo 7; }
+
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F); ${secs}s per run; audit durability=$BENCH_DURABILITY${BENCH_SYNC:+, SQLite synchronous=$BENCH_SYNC}"
-echo "| workload | mode | clients | direct tps (ms) | Portcullis tps (ms) | pgbouncer tps (ms) | Portcullis/direct | Portcullis/pgbouncer |"
-echo "|---|---|---|---|---|---|---|---|"
-for script in select tpcb; do
-  for mode in simple prepared; do
+echo "| workload | mode | clients | direct tps (ms) | Portcullis tps (ms) | pgbouncer tps (ms) | Portcullis/direct | Portcullis/pgbouncer | gateway CPU µs/statement |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for script in $scripts; do
+  for mode in $modes; do
     for c in $clients; do
-      read -r d dl < <(run direct "$pg_port" postgres "" "$mode" "$script" "$c")
-      read -r p pl < <(run portcullis "$door_port" bench "$token" "$mode" "$script" "$c")
-      read -r b bl < <(run pgbouncer "$bouncer_port" postgres "" "$mode" "$script" "$c")
-      printf '| %s | %s | %s | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.2f | %.2f |\n' \
+      read -r d dl _ < <(run direct "$pg_port" postgres "" "$mode" "$script" "$c")
+      c0=$(cpu)
+      # BENCH_PERF=DIR: a perf profile of the gateway for each of its runs, kept in DIR.
+      [ -n "${BENCH_PERF:-}" ] && { mkdir -p "$BENCH_PERF"
+        perf record -F ${BENCH_PERF_HZ:-499} --call-graph ${BENCH_PERF_CG:-fp} -p "$gw_pid" -o "$BENCH_PERF/$script-$mode-$c.data" >/dev/null 2>&1 & perf_pid=$!; }
+      read -r p pl ptx < <(run portcullis "$door_port" bench "$token" "$mode" "$script" "$c")
+      [ -n "${BENCH_PERF:-}" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+      c1=$(cpu)
+      read -r b bl _ < <(run pgbouncer "$bouncer_port" postgres "" "$mode" "$script" "$c")
+      printf '| %s | %s | %s | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.2f | %.2f | %.0f |\n' \
         "$script" "$mode" "$c" "$d" "$dl" "$p" "$pl" "$b" "$bl" \
-        "$(awk "BEGIN{print $p/$d}")" "$(awk "BEGIN{print $p/$b}")"
+        "$(awk "BEGIN{print $p/$d}")" "$(awk "BEGIN{print $p/$b}")" \
+        "$(awk "BEGIN{print ($c1-$c0)*1e6/($ptx*$(per_tx "$script"))}")"
     done
   done
 done
+
+# --- latency with one client ---------------------------------------------------------------
+# pgbench's per-transaction log (--log): the third field is the latency in microseconds.
+percentiles() { # log files... -> "p50 p99" in ms
+  cat "$@" | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END{
+    p50=a[int(NR*0.50)>0?int(NR*0.50):1]; p99=a[int(NR*0.99)>0?int(NR*0.99):1];
+    printf "%.3f %.3f\n", p50/1000, p99/1000}'
+}
+latency_run() { # name port db password mode
+  local dir="$work/lat-$1-$5"
+  mkdir -p "$dir"
+  (cd "$dir" && run "$1" "$2" "$3" "$4" "$5" select 1 --log --log-prefix=tx >/dev/null)
+  percentiles "$dir"/tx*
+}
+if [ "$latency" = 1 ]; then
+  echo
+  echo "| one client, select-only | direct p50 / p99 ms | Portcullis p50 / p99 ms | pgbouncer p50 / p99 ms | Portcullis − pgbouncer p50 / p99 ms |"
+  echo "|---|---|---|---|---|"
+  for mode in $modes; do
+    read -r dp50 dp99 < <(latency_run direct "$pg_port" postgres "" "$mode")
+    read -r pp50 pp99 < <(latency_run portcullis "$door_port" bench "$token" "$mode")
+    read -r bp50 bp99 < <(latency_run pgbouncer "$bouncer_port" postgres "" "$mode")
+    printf '| %s | %s / %s | %s / %s | %s / %s | %.3f / %.3f |\n' "$mode" "$dp50" "$dp99" \
+      "$pp50" "$pp99" "$bp50" "$bp99" "$(awk "BEGIN{print $pp50-$bp50}")" "$(awk "BEGIN{print $pp99-$bp99}")"
+  done
+fi
+[ "$idle" = 0 ] && exit 0
 
 # --- memory per idle connection ------------------------------------------------------------
 hold() { # port db password

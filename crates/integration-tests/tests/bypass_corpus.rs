@@ -149,8 +149,9 @@ impl Drop for Session {
 
 /// The statement that opens case `i`'s part `kind` in the audit: an identifier survives the
 /// normalization of the audited command.
-fn marker(i: usize, kind: &str) -> String {
-    format!("SELECT 1 AS bypass_case_{i}_{kind}")
+/// `pass` is empty for the first run of the corpus (cold caches) and `w` for the second.
+fn marker(pass: &str, i: usize, kind: &str) -> String {
+    format!("SELECT 1 AS bypass_case_{pass}{i}_{kind}")
 }
 
 /// Sessions are reused between cases (connecting is most of the run time); a fresh one is
@@ -158,6 +159,7 @@ fn marker(i: usize, kind: &str) -> String {
 /// prepared statements, an unfinished COPY) or the connection broke.
 struct Sessions<'a> {
     conn: &'a PgConn,
+    pass: &'static str,
     simple: Option<Session>,
     extended: Option<Session>,
 }
@@ -172,7 +174,9 @@ impl Sessions<'_> {
 
     async fn run(&mut self, i: usize, case: &Case) -> Result<Run> {
         let s = Self::take(&mut self.simple, self.conn).await?;
-        s.client.simple_query(&marker(i, "simple")).await?;
+        s.client
+            .simple_query(&marker(self.pass, i, "simple"))
+            .await?;
         for q in &case.setup {
             s.client
                 .simple_query(q)
@@ -196,7 +200,10 @@ impl Sessions<'_> {
             case.setup == ["BEGIN"] && !case.copy_out && !broken && !changes_session;
         if in_transaction_only {
             // Fails at the server when the case aborted the transaction, as a denial does.
-            let _ = s.client.simple_query(&marker(i, "rollback")).await;
+            let _ = s
+                .client
+                .simple_query(&marker(self.pass, i, "rollback"))
+                .await;
             if s.client.simple_query("ROLLBACK").await.is_ok() {
                 self.simple = Some(s);
             }
@@ -205,7 +212,9 @@ impl Sessions<'_> {
         }
         let extended = if case.extended {
             let s = Self::take(&mut self.extended, self.conn).await?;
-            s.client.simple_query(&marker(i, "extended")).await?;
+            s.client
+                .simple_query(&marker(self.pass, i, "extended"))
+                .await?;
             let o = outcome(s.client.query(case.sql.as_str(), &[]).await);
             if !matches!(o, Outcome::Client(_)) {
                 self.extended = Some(s);
@@ -310,72 +319,99 @@ async fn bypass_corpus_through_the_postgres_door() -> Result<()> {
 
     let mut failures: Vec<String> = Vec::new();
     let mut gaps: Vec<String> = Vec::new();
-    let mut runs = Vec::with_capacity(cases.len());
+    let mut passes: Vec<Vec<Run>> = Vec::new();
     let mut in_clients = Duration::ZERO;
-    let mut sessions = Sessions {
-        conn: &conn,
-        simple: None,
-        extended: None,
-    };
-    for (i, case) in cases.iter().enumerate() {
-        let t = Instant::now();
-        let run = sessions.run(i, case).await?;
-        in_clients += t.elapsed();
-        let expected = expected_outcome(case);
-        let mut problems = Vec::new();
-        if !outcome_matches(&expected, &run.simple) {
-            problems.push(format!(
-                "simple query: expected {expected:?}, got {:?}",
-                run.simple
+    // The corpus runs twice on one gateway: first with its caches cold, then warm, where a
+    // statement may be answered from another statement's classification of the same shape.
+    // Both runs must decide every case alike.
+    for pass in ["", "w"] {
+        let mut runs = Vec::with_capacity(cases.len());
+        let mut sessions = Sessions {
+            conn: &conn,
+            pass,
+            simple: None,
+            extended: None,
+        };
+        for (i, case) in cases.iter().enumerate() {
+            let t = Instant::now();
+            let run = sessions.run(i, case).await?;
+            in_clients += t.elapsed();
+            let expected = expected_outcome(case);
+            let mut problems = Vec::new();
+            if !outcome_matches(&expected, &run.simple) {
+                problems.push(format!(
+                    "simple query: expected {expected:?}, got {:?}",
+                    run.simple
+                ));
+            }
+            if let Some(ext) = &run.extended {
+                // Over the extended protocol the gateway decides the same; the server may still
+                // refuse what it cannot prepare, which is fine for a denied case only.
+                let want = if case.decision == "deny" {
+                    Outcome::Denied
+                } else {
+                    expected.clone()
+                };
+                if !outcome_matches(&want, ext) {
+                    problems.push(format!("extended query: expected {want:?}, got {ext:?}"));
+                }
+            }
+            // Every denied case, and every allowed case that could write, is followed by a
+            // fingerprint; the pure reads are covered by the final one.
+            let reads_only = case.actions.iter().all(|a| {
+                matches!(
+                    a.as_str(),
+                    "sql.select"
+                        | "sql.explain"
+                        | "sql.session"
+                        | "sql.transaction"
+                        | "sql.copy_to"
+                )
+            });
+            let now = if case.decision == "deny" || !reads_only || case.known_gap.is_some() {
+                fingerprints.take().await?
+            } else {
+                baseline.clone()
+            };
+            if now != baseline {
+                let msg = format!(
+                    "case {i} ({}) {:?} changed the database:\n  before: {baseline:?}\n  after:  {now:?}",
+                    case.class, case.sql
+                );
+                // Whatever the gap, the fixture must not drift under later cases.
+                failures.push(msg);
+                bail!("{}", failures.join("\n"));
+            }
+            if !problems.is_empty() {
+                let msg = format!(
+                    "case {i} ({}) {:?}{}: {}",
+                    case.class,
+                    case.sql,
+                    if pass.is_empty() {
+                        ""
+                    } else {
+                        " (warm caches)"
+                    },
+                    problems.join("; ")
+                );
+                match &case.known_gap {
+                    Some(gap) => gaps.push(format!("{msg} [known gap: {gap}]")),
+                    None => failures.push(msg),
+                }
+            }
+            runs.push(run);
+        }
+        passes.push(runs);
+    }
+    let warm = passes.pop().expect("two passes");
+    let runs = passes.pop().expect("two passes");
+    for (i, (cold, warm)) in runs.iter().zip(&warm).enumerate() {
+        if cold.simple != warm.simple || cold.extended != warm.extended {
+            failures.push(format!(
+                "case {i} {:?}: cold caches {:?}/{:?}, warm {:?}/{:?}",
+                cases[i].sql, cold.simple, cold.extended, warm.simple, warm.extended
             ));
         }
-        if let Some(ext) = &run.extended {
-            // Over the extended protocol the gateway decides the same; the server may still
-            // refuse what it cannot prepare, which is fine for a denied case only.
-            let want = if case.decision == "deny" {
-                Outcome::Denied
-            } else {
-                expected.clone()
-            };
-            if !outcome_matches(&want, ext) {
-                problems.push(format!("extended query: expected {want:?}, got {ext:?}"));
-            }
-        }
-        // Every denied case, and every allowed case that could write, is followed by a
-        // fingerprint; the pure reads are covered by the final one.
-        let reads_only = case.actions.iter().all(|a| {
-            matches!(
-                a.as_str(),
-                "sql.select" | "sql.explain" | "sql.session" | "sql.transaction" | "sql.copy_to"
-            )
-        });
-        let now = if case.decision == "deny" || !reads_only || case.known_gap.is_some() {
-            fingerprints.take().await?
-        } else {
-            baseline.clone()
-        };
-        if now != baseline {
-            let msg = format!(
-                "case {i} ({}) {:?} changed the database:\n  before: {baseline:?}\n  after:  {now:?}",
-                case.class, case.sql
-            );
-            // Whatever the gap, the fixture must not drift under later cases.
-            failures.push(msg);
-            bail!("{}", failures.join("\n"));
-        }
-        if !problems.is_empty() {
-            let msg = format!(
-                "case {i} ({}) {:?}: {}",
-                case.class,
-                case.sql,
-                problems.join("; ")
-            );
-            match &case.known_gap {
-                Some(gap) => gaps.push(format!("{msg} [known gap: {gap}]")),
-                None => failures.push(msg),
-            }
-        }
-        runs.push(run);
     }
 
     assert_eq!(
@@ -386,8 +422,7 @@ async fn bypass_corpus_through_the_postgres_door() -> Result<()> {
     let ran = started.elapsed();
 
     // The audit: each case's sessions in order, the decisions in each.
-    drop(sessions);
-    let last = marker(cases.len().saturating_sub(1), "simple");
+    let last = marker("w", cases.len().saturating_sub(1), "simple");
     let last = last.trim_start_matches("SELECT 1 AS ");
     let mut audit = audited(&gw)?;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -402,6 +437,31 @@ async fn bypass_corpus_through_the_postgres_door() -> Result<()> {
         let simple = audit
             .remove(&format!("bypass_case_{i}_simple"))
             .unwrap_or_default();
+        // The warm run audited the same decisions: actions, outcomes and policies.
+        let decisions = |events: &[Value]| -> Vec<(Value, Value, Value)> {
+            events
+                .iter()
+                .map(|e| {
+                    (
+                        e["action"].clone(),
+                        e["outcome"].clone(),
+                        e["policies"].clone(),
+                    )
+                })
+                .collect()
+        };
+        for kind in ["simple", "extended"] {
+            let cold = audit.get(&format!("bypass_case_{i}_{kind}"));
+            let cold = if kind == "simple" {
+                Some(&simple)
+            } else {
+                cold
+            };
+            let warm = audit.get(&format!("bypass_case_w{i}_{kind}"));
+            if cold.map(|c| decisions(c)) != warm.map(|w| decisions(w)) {
+                problems.push(format!("{kind}: the warm run audited other decisions"));
+            }
+        }
         let decided: Vec<&Value> = simple.iter().skip(case.setup.len()).collect();
         let actions: Vec<&str> = decided
             .iter()

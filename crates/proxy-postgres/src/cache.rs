@@ -1,9 +1,13 @@
-//! Classification with a shared cache keyed by SQL text, so a repeated statement costs a hash
-//! lookup instead of a parse (DESIGN.md §5; the benchmark target of issue 3).
+//! Classification with shared caches, so a repeated statement costs a hash lookup instead of
+//! a parse (DESIGN.md §5): one keyed by SQL text, and one keyed by shape (the text's tokens
+//! without the literals' values) for the statements whose classification reads no literal,
+//! so that `WHERE id = 1` and `WHERE id = 2` share an entry (issue [11]; see
+//! `portcullis_sql::Shape`). Settings, transaction modes and every statement whose rules read
+//! a value are only ever answered from the entry of their own text.
 
 use std::sync::Arc;
 
-use portcullis_sql::{Classification, Options, Statement};
+use portcullis_sql::{Classification, Options, Shape, Statement};
 use serde_json::Value;
 
 /// Texts longer than this are classified every time rather than kept: they are rarely
@@ -52,6 +56,15 @@ impl Classified {
         texts.join("; ")
     }
 
+    /// The classified statement of `shape` in `sql`, from `self`, the classification of
+    /// another statement of that shape that reads no literal.
+    fn instantiate(&self, shape: &Shape, sql: &str) -> Self {
+        Self {
+            classification: shape.instantiate(&self.classification, sql),
+            facts: self.facts.clone(),
+        }
+    }
+
     /// One statement of a larger input, e.g. a `PREPARE` kept under its name.
     pub(crate) fn single(statement: Statement) -> Self {
         Self::new(Classification {
@@ -98,14 +111,17 @@ impl Classified {
 
 /// The door's shared classification cache.
 pub(crate) struct StatementCache {
-    cache: Option<quick_cache::sync::Cache<String, Arc<Classified>>>,
+    /// By text, and by shape key.
+    cache: Option<(Cache, Cache)>,
     options: Options,
 }
+
+type Cache = quick_cache::sync::Cache<String, Arc<Classified>>;
 
 impl StatementCache {
     pub(crate) fn new(capacity: usize, options: Options) -> Self {
         Self {
-            cache: (capacity > 0).then(|| quick_cache::sync::Cache::new(capacity)),
+            cache: (capacity > 0).then(|| (Cache::new(capacity), Cache::new(capacity))),
             options,
         }
     }
@@ -113,7 +129,7 @@ impl StatementCache {
     /// Classifies SQL text as the server will read it (decoded from the session's
     /// client_encoding by the caller).
     pub(crate) fn classify(&self, text: &str) -> Arc<Classified> {
-        let Some(cache) = self
+        let Some((texts, shapes)) = self
             .cache
             .as_ref()
             .filter(|_| text.len() <= MAX_CACHED_TEXT)
@@ -123,14 +139,23 @@ impl StatementCache {
                 &self.options,
             )));
         };
-        if let Some(hit) = cache.get(text) {
+        if let Some(hit) = texts.get(text) {
             return hit;
         }
-        let classified = Arc::new(Classified::new(portcullis_sql::classify(
-            text,
-            &self.options,
-        )));
-        cache.insert(text.to_owned(), classified.clone());
+        let shape = Shape::of(text);
+        if let Some(shape) = &shape
+            && let Some(template) = shapes.get(shape.key())
+        {
+            return Arc::new(template.instantiate(shape, text));
+        }
+        let (classification, shared) =
+            portcullis_sql::classify_shaped(text, &self.options, shape.as_ref());
+        let classified = Arc::new(Classified::new(classification));
+        match shape.filter(|_| shared) {
+            // Kept by shape only: its texts are mostly seen once (the literals differ).
+            Some(shape) => shapes.insert(shape.key().to_owned(), classified.clone()),
+            None => texts.insert(text.to_owned(), classified.clone()),
+        }
         classified
     }
 }

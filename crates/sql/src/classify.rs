@@ -10,6 +10,7 @@ use crate::model::{Classification, SettingChange, Statement};
 use crate::options::Options;
 use crate::pg;
 use crate::restrict;
+use crate::shape::Shape;
 use crate::system::{self, SystemTarget};
 use crate::walk::{Facts, walk};
 
@@ -19,11 +20,23 @@ pub fn classify(sql: &str, opts: &Options) -> Classification {
         Ok(parsed) => parsed,
         Err(error) => return unparsed(sql, error),
     };
+    from_parsed(sql, &parsed, opts, Shape::of(sql).as_ref())
+}
+
+/// Classifies what `sql` parsed to. `shape`, the input's shape when it is one statement,
+/// gives the literal-free text (one lexer pass instead of a second parse).
+pub(crate) fn from_parsed(
+    sql: &str,
+    parsed: &pg_query::ParseResult,
+    opts: &Options,
+    shape: Option<&Shape>,
+) -> Classification {
+    let single = parsed.protobuf.stmts.len() == 1;
     let statements = parsed
         .protobuf
         .stmts
         .iter()
-        .map(|raw| statement(sql, raw, opts))
+        .map(|raw| statement(sql, raw, opts, shape.filter(|_| single)))
         .collect();
     Classification {
         parsed: true,
@@ -42,9 +55,12 @@ fn unparsed(sql: &str, error: String) -> Classification {
     }
 }
 
-fn statement(sql: &str, raw: &RawStmt, opts: &Options) -> Statement {
+fn statement(sql: &str, raw: &RawStmt, opts: &Options, shape: Option<&Shape>) -> Statement {
     let text = pg::statement_text(sql, raw);
-    let normalized = pg::normalize(text);
+    let normalized = match shape {
+        Some(shape) => shape.normalized(sql),
+        None => pg::normalize(text),
+    };
     // A statement without a node, or whose walk fails, cannot be judged: fail closed.
     let Some(node) = raw.stmt.as_ref().and_then(|node| node.node.as_ref()) else {
         return bare(Action::Admin, text, normalized);

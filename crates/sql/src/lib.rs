@@ -135,17 +135,20 @@ mod action;
 mod classify;
 mod head;
 mod lineage;
+mod literal;
 mod model;
 mod options;
 mod pg;
 mod restrict;
 mod session;
+mod shape;
 mod system;
 mod visit;
 mod walk;
 
 pub use action::ids;
 pub use classify::classify;
+pub use shape::{Shape, classify_shaped};
 
 /// The lineage of the first statement of `sql` (see [`Statement::lineage`]), without the rest
 /// of its classification: for measuring and for tools.

@@ -98,9 +98,11 @@ pub struct Statement {
     pub lineage: LazyLineage,
 }
 
-/// A statement's lineage, computed from its text on first use and kept.
+/// A statement's lineage, computed from its text on first use and kept. Clones share it:
+/// a clone is the same statement, or one of the same shape whose classification read no
+/// literal ([`crate::Shape`]), and lineage reads no literal of such a statement.
 #[derive(Debug, Clone, Default)]
-pub struct LazyLineage(std::sync::OnceLock<Option<std::sync::Arc<crate::Lineage>>>);
+pub struct LazyLineage(std::sync::Arc<std::sync::OnceLock<Option<std::sync::Arc<crate::Lineage>>>>);
 
 impl PartialEq for LazyLineage {
     /// Derived from the text, which the statement compares already.

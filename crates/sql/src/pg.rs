@@ -20,6 +20,11 @@ pub(crate) fn parse(sql: &str) -> Result<pg_query::ParseResult, String> {
     guarded(|| pg_query::parse(sql, 0)).map_err(|error| bounded(&error))
 }
 
+/// The lexer's tokens of `sql` (`None` when it rejects the text).
+pub(crate) fn scan(sql: &str) -> Option<pg_query::protobuf::ScanResult> {
+    guarded(|| pg_query::scan(sql)).ok()
+}
+
 /// `pg_query::normalize` (literals become `$n`), falling back to token-level redaction.
 pub(crate) fn normalize(text: &str) -> String {
     guarded(|| pg_query::normalize(text)).unwrap_or_else(|_| redact(text))

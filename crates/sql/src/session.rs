@@ -6,6 +6,7 @@ use pg_query::NodeEnum;
 use pg_query::protobuf::{self, DiscardMode, DiscardStmt, TransactionStmt, VariableSetStmt};
 
 use crate::action::Action;
+use crate::literal::{self, Literal};
 use crate::model::SettingChange;
 
 /// Settings whose change escapes the gateway's control of the session: a different role, or
@@ -115,13 +116,12 @@ pub(crate) fn client_encoding(stmt: &VariableSetStmt) -> Option<SettingChange> {
 /// The text PostgreSQL makes of a SET value: strings and identifiers as written, numbers in
 /// their decimal form.
 fn constant_text(node: &pg_query::Node) -> Option<String> {
-    use protobuf::a_const::Val;
     match node.node.as_ref()? {
-        NodeEnum::AConst(constant) => match constant.val.as_ref()? {
-            Val::Sval(string) => Some(string.sval.clone()),
-            Val::Ival(integer) => Some(integer.ival.to_string()),
-            Val::Fval(float) => Some(float.fval.clone()),
-            Val::Boolval(_) | Val::Bsval(_) => None,
+        NodeEnum::AConst(constant) => match literal::value(constant, literal::any)? {
+            Literal::Str(string) => Some(string.to_owned()),
+            Literal::Int(integer) => Some(integer.to_string()),
+            Literal::Float(float) => Some(float.to_owned()),
+            Literal::Bool(_) | Literal::Bits => None,
         },
         _ => None,
     }
@@ -169,17 +169,26 @@ fn requests_read_write(options: &[pg_query::Node]) -> bool {
 /// The boolean a constant spells, as PostgreSQL's `parse_bool` reads it (case-insensitive
 /// prefixes of true/false/yes/no, on/off, 1/0). `None` when it is not clearly a boolean.
 pub(crate) fn bool_value(node: &pg_query::Node) -> Option<bool> {
-    use protobuf::a_const::Val;
     match node.node.as_ref()? {
-        NodeEnum::AConst(constant) => match constant.val.as_ref()? {
-            Val::Ival(integer) => int_bool(integer.ival),
-            Val::Sval(string) => parse_bool(&string.sval),
-            Val::Boolval(boolean) => Some(boolean.boolval),
-            Val::Fval(_) | Val::Bsval(_) => None,
+        NodeEnum::AConst(constant) => match literal::value(constant, literal::any)? {
+            Literal::Int(integer) => int_bool(integer),
+            Literal::Str(string) => parse_bool(string),
+            Literal::Bool(boolean) => Some(boolean),
+            Literal::Float(_) | Literal::Bits => None,
         },
-        NodeEnum::Integer(integer) => int_bool(integer.ival),
-        NodeEnum::String(string) => parse_bool(&string.sval),
-        NodeEnum::Boolean(boolean) => Some(boolean.boolval),
+        // Option arguments: a keyword's value, or a literal the grammar unwrapped.
+        NodeEnum::Integer(integer) => {
+            literal::read();
+            int_bool(integer.ival)
+        }
+        NodeEnum::String(string) => {
+            literal::read();
+            parse_bool(&string.sval)
+        }
+        NodeEnum::Boolean(boolean) => {
+            literal::read();
+            Some(boolean.boolval)
+        }
         _ => None,
     }
 }

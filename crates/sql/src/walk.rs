@@ -224,6 +224,7 @@ impl Walker {
             && self.frame_is(2, "Node", "node")
             && self.frame_is(3, "FuncCall", "args")
         {
+            crate::literal::read();
             self.calls.string_arg(value);
         }
     }

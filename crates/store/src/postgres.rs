@@ -85,21 +85,23 @@ impl Store for PgStore {
             return Ok(());
         }
         let op = "audit_append";
+        // One statement is atomic on its own: a batch that fits in one INSERT is one round
+        // trip to the database, not three (BEGIN, INSERT, COMMIT).
+        if rows.len() <= ROWS_PER_INSERT {
+            return audit_insert(rows)
+                .build()
+                .execute(&self.pool)
+                .await
+                .map(drop)
+                .map_err(self.err(op));
+        }
         let mut tx = self.pool.begin().await.map_err(self.err(op))?;
         for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let mut qb = QueryBuilder::<Postgres>::new(format!(
-                "INSERT INTO audit_events ({AUDIT_COLUMNS}) "
-            ));
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.node)
-                    .push_bind(r.seq)
-                    .push_bind(r.ts_ms)
-                    .push_bind(&r.kind)
-                    .push_bind(&r.body)
-                    .push_bind(&r.prev_hash)
-                    .push_bind(&r.hash);
-            });
-            qb.build().execute(&mut *tx).await.map_err(self.err(op))?;
+            audit_insert(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err(op))?;
         }
         tx.commit().await.map_err(self.err(op))
     }
@@ -302,4 +304,20 @@ impl Store for PgStore {
             .await
             .map_err(self.err("reviews_due"))
     }
+}
+
+/// One INSERT of `rows` (at most [`ROWS_PER_INSERT`]).
+fn audit_insert(rows: &[AuditRow]) -> QueryBuilder<'_, Postgres> {
+    let mut qb =
+        QueryBuilder::<Postgres>::new(format!("INSERT INTO audit_events ({AUDIT_COLUMNS}) "));
+    qb.push_values(rows, |mut b, r| {
+        b.push_bind(&r.node)
+            .push_bind(r.seq)
+            .push_bind(r.ts_ms)
+            .push_bind(&r.kind)
+            .push_bind(&r.body)
+            .push_bind(&r.prev_hash)
+            .push_bind(&r.hash);
+    });
+    qb
 }

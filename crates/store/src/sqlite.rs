@@ -150,20 +150,23 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let op = "audit_append";
+        // One statement is atomic on its own: a batch that fits in one INSERT is one round
+        // trip to the database, not three (BEGIN, INSERT, COMMIT).
+        if rows.len() <= ROWS_PER_INSERT {
+            return audit_insert(rows)
+                .build()
+                .execute(&self.pool)
+                .await
+                .map(drop)
+                .map_err(Self::err(op));
+        }
         let mut tx = self.pool.begin().await.map_err(Self::err(op))?;
         for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new(format!("INSERT INTO audit_events ({AUDIT_COLUMNS}) "));
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.node)
-                    .push_bind(r.seq)
-                    .push_bind(r.ts_ms)
-                    .push_bind(&r.kind)
-                    .push_bind(&r.body)
-                    .push_bind(&r.prev_hash)
-                    .push_bind(&r.hash);
-            });
-            qb.build().execute(&mut *tx).await.map_err(Self::err(op))?;
+            audit_insert(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(Self::err(op))?;
         }
         tx.commit().await.map_err(Self::err(op))
     }
@@ -366,4 +369,20 @@ impl Store for SqliteStore {
             .await
             .map_err(Self::err("reviews_due"))
     }
+}
+
+/// One INSERT of `rows` (at most [`ROWS_PER_INSERT`]).
+fn audit_insert(rows: &[AuditRow]) -> QueryBuilder<'_, Sqlite> {
+    let mut qb =
+        QueryBuilder::<Sqlite>::new(format!("INSERT INTO audit_events ({AUDIT_COLUMNS}) "));
+    qb.push_values(rows, |mut b, r| {
+        b.push_bind(&r.node)
+            .push_bind(r.seq)
+            .push_bind(r.ts_ms)
+            .push_bind(&r.kind)
+            .push_bind(&r.body)
+            .push_bind(&r.prev_hash)
+            .push_bind(&r.hash);
+    });
+    qb
 }

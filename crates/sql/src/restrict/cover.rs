@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 use pg_query::NodeEnum;
 use pg_query::protobuf::{AExpr, AExprKind, BoolExprType, BoolTestType};
 
+use crate::literal::{self, Literal};
+
 use super::node::{items, operator, plain_column, unwrapped};
 use crate::session::parse_bool;
 
@@ -149,11 +151,10 @@ fn booleans(nodes: &[pg_query::Node]) -> Option<u8> {
 
 /// `true`, `false`, or a string PostgreSQL's boolean input reads as one.
 fn boolean(node: &NodeEnum) -> Option<bool> {
-    use pg_query::protobuf::a_const::Val;
     match node {
-        NodeEnum::AConst(constant) => match constant.val.as_ref()? {
-            Val::Boolval(boolean) => Some(boolean.boolval),
-            Val::Sval(text) => parse_bool(text.sval.trim()),
+        NodeEnum::AConst(constant) => match literal::value(constant, literal::boolean)? {
+            Literal::Bool(boolean) => Some(boolean),
+            Literal::Str(text) => parse_bool(text.trim()),
             _ => None,
         },
         _ => None,
@@ -162,12 +163,11 @@ fn boolean(node: &NodeEnum) -> Option<bool> {
 
 /// The truth values of a written array: `ARRAY[true, false]` or `'{t,f}'`.
 fn array(node: &pg_query::Node) -> Option<u8> {
-    use pg_query::protobuf::a_const::Val;
     match unwrapped(node.node.as_ref())? {
         NodeEnum::AArrayExpr(array) => booleans(&array.elements),
-        NodeEnum::AConst(constant) => match constant.val.as_ref()? {
-            Val::Sval(text) => {
-                let inner = text.sval.trim().strip_prefix('{')?.strip_suffix('}')?;
+        NodeEnum::AConst(constant) => match literal::value(constant, literal::string)? {
+            Literal::Str(text) => {
+                let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
                 inner.split(',').try_fold(0, |set, element| {
                     let value = parse_bool(element.trim().trim_matches('"'))?;
                     Some(set | if value { TRUE } else { FALSE })

@@ -3,6 +3,8 @@
 use pg_query::NodeEnum;
 use pg_query::protobuf::ColumnRef;
 
+use crate::literal::{self, Literal};
+
 /// The operator's name (its last part: `OPERATOR(pg_catalog.=)` is `=`).
 pub(super) fn operator(name: &[pg_query::Node]) -> &str {
     match name.last().and_then(|part| part.node.as_ref()) {
@@ -94,10 +96,9 @@ pub(super) fn is_literal(node: &pg_query::Node) -> bool {
 }
 
 pub(super) fn string_constant(node: &pg_query::Node) -> Option<&str> {
-    use pg_query::protobuf::a_const::Val;
     match unwrapped(node.node.as_ref())? {
-        NodeEnum::AConst(constant) => match constant.val.as_ref()? {
-            Val::Sval(string) => Some(string.sval.as_str()),
+        NodeEnum::AConst(constant) => match literal::value(constant, literal::string)? {
+            Literal::Str(string) => Some(string),
             _ => None,
         },
         _ => None,
@@ -106,11 +107,10 @@ pub(super) fn string_constant(node: &pg_query::Node) -> Option<&str> {
 
 /// BETWEEN bounds that are number constants, the lower one first.
 pub(super) fn ordered_bounds(bounds: &pg_query::Node) -> bool {
-    use pg_query::protobuf::a_const::Val;
     let number = |node: &pg_query::Node| match unwrapped(node.node.as_ref()) {
-        Some(NodeEnum::AConst(constant)) => match constant.val.as_ref() {
-            Some(Val::Ival(integer)) => Some(f64::from(integer.ival)),
-            Some(Val::Fval(float)) => float.fval.parse::<f64>().ok(),
+        Some(NodeEnum::AConst(constant)) => match literal::value(constant, literal::number) {
+            Some(Literal::Int(integer)) => Some(f64::from(integer)),
+            Some(Literal::Float(float)) => float.parse::<f64>().ok(),
             _ => None,
         },
         _ => None,
