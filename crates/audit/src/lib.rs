@@ -52,6 +52,7 @@
 
 mod auditor;
 mod canonical;
+mod encode;
 mod error;
 mod event;
 mod export;

@@ -3,9 +3,10 @@
 
 use aws_lc_rs::digest::{SHA256, digest};
 use serde::Deserialize;
-use serde_json::Value;
 
+#[cfg(test)]
 use crate::canonical::to_canonical;
+use crate::canonical::write_string;
 use crate::event::Event;
 
 /// The record format version, the `v` field of every body.
@@ -39,7 +40,7 @@ impl EncodedEvent {
     pub(crate) fn new(event: &Event) -> Result<Self, serde_json::Error> {
         Ok(Self {
             kind: event.kind.clone(),
-            json: to_canonical(&serde_json::to_value(event)?),
+            json: crate::encode::event(event),
         })
     }
 }
@@ -48,12 +49,21 @@ impl EncodedEvent {
 /// `to_canonical({"v":1,"node":..,"seq":..,"ts_ms":..,"prev":..,"event":..})`, written
 /// directly with the keys already in sorted order (checked by a test).
 pub(crate) fn encode(pos: Position<'_>, event: &EncodedEvent) -> String {
-    let node = to_canonical(&Value::from(pos.node));
-    let prev = to_canonical(&Value::from(pos.prev));
-    format!(
-        r#"{{"event":{},"node":{node},"prev":{prev},"seq":{},"ts_ms":{},"v":{RECORD_VERSION}}}"#,
-        event.json, pos.seq, pos.ts_ms
-    )
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(event.json.len() + 160);
+    out.push_str(r#"{"event":"#);
+    out.push_str(&event.json);
+    out.push_str(r#","node":"#);
+    write_string(pos.node, &mut out);
+    out.push_str(r#","prev":"#);
+    write_string(pos.prev, &mut out);
+    // Writing into a String cannot fail.
+    let _ = write!(
+        out,
+        r#","seq":{},"ts_ms":{},"v":{RECORD_VERSION}}}"#,
+        pos.seq, pos.ts_ms
+    );
+    out
 }
 
 /// Lowercase hex SHA-256 of `body`'s bytes.
