@@ -72,6 +72,7 @@ durability = "${BENCH_DURABILITY:-fsync}"
 enabled = true
 [postgres]
 listen = "127.0.0.1:$door_port"
+${BENCH_POSTGRES_KEYS:-}
 [policy]
 files = ["policies/*.cedar"]
 $1

@@ -24,6 +24,12 @@ idle=${BENCH_IDLE_CONNS:-1000}
 # BENCH_SYNC=full|normal still sets the SQLite URL's own synchronous, which wins.
 export BENCH_DURABILITY=${BENCH_DURABILITY:-fsync}
 
+# Room for every client and idle connection of the run (the defaults hold 50 server
+# connections per connection and 25 sessions per principal).
+export BENCH_POSTGRES_KEYS="max_server_connections = 1100
+max_sessions_per_principal = 1100
+max_sessions_per_connection = 1100"
+
 . bench/lib.sh
 bench_init
 bench_postgres
