@@ -351,7 +351,8 @@ pub struct PostgresConfig {
     pub allow_plaintext_loopback: bool,
     /// The largest Query, Parse, Bind or CopyData message accepted from a client.
     pub max_message_bytes: usize,
-    /// Classified statements kept by SQL text, so a repeated statement costs a lookup.
+    /// Classified statements kept by SQL text, and as many kept by shape (statements that
+    /// differ only in literals), so a repeated statement costs a lookup.
     pub statement_cache: usize,
     /// Audit statements with literals replaced by placeholders (the default); `false`
     /// keeps the text as sent, values included.

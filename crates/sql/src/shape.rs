@@ -72,7 +72,13 @@ impl Shape {
                     if !parser_reads =>
                 {
                     key.push(LITERAL);
-                    key.push(char::from(b'A' + u8::try_from(token.token % 26).ok()?));
+                    key.push(match kind {
+                        Token::Sconst => 's',
+                        Token::Bconst => 'b',
+                        Token::Xconst => 'x',
+                        Token::Iconst => 'i',
+                        _ => 'f',
+                    });
                     literals.push((start, stop));
                 }
                 Token::Param => {
@@ -160,4 +166,39 @@ pub fn classify_shaped(sql: &str, opts: &Options, shape: Option<&Shape>) -> (Cla
         crate::literal::tracked(|| crate::classify::from_parsed(sql, &parsed, opts, Some(shape)));
     let shared = shareable_kind && !read && classification.statements.len() == 1;
     (classification, shared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shape;
+
+    fn key(sql: &str) -> Option<String> {
+        Shape::of(sql).map(|s| s.key().to_owned())
+    }
+
+    #[test]
+    fn literals_of_one_kind_share_a_key_and_other_tokens_do_not() {
+        assert_eq!(
+            key("SELECT 1 FROM t WHERE a = 'x'"),
+            key("SELECT  2 FROM t /* c */ WHERE a = 'yy' ;")
+        );
+        assert_eq!(key("SELECT 1"), key("  -- c\n SELECT 42 ;"));
+        assert_ne!(key("SELECT 1"), key("SELECT 1.5"));
+        assert_ne!(key("SELECT 1"), key("SELECT '1'"));
+        assert_ne!(key("SELECT 1"), key("SELECT $1"));
+        assert_ne!(key("SELECT a FROM t"), key("SELECT b FROM t"));
+        assert_ne!(key("SELECT float(1)"), key("SELECT float(2)"));
+        assert_ne!(key("SELECT U&'a'"), key("SELECT U&'b'"));
+        assert_eq!(key("SELECT 1; SELECT 2"), None);
+        assert_eq!(key("SELECT 'unterminated"), None);
+        assert_eq!(key("-- nothing"), None);
+    }
+
+    #[test]
+    fn the_literal_free_text_numbers_literals_after_the_parameters() {
+        let sql = "  SELECT $2, 'a''b', 3 FROM t /* c */ ; ";
+        let shape = Shape::of(sql).unwrap();
+        assert_eq!(shape.text(sql), "SELECT $2, 'a''b', 3 FROM t /* c */");
+        assert_eq!(shape.normalized(sql), "SELECT $2, $3, $4 FROM t /* c */");
+    }
 }
