@@ -14,7 +14,9 @@ secs=${BENCH_SECS:-15}
 clients=${BENCH_CLIENTS:-"8 64"}
 scripts=${BENCH_SCRIPTS:-"select tpcb"}
 modes=${BENCH_MODES:-"simple prepared"}
-# BENCH_LATENCY=0 skips the one-client latency rows; BENCH_IDLE_CONNS=0 the memory rows.
+# BENCH_LATENCY=0 skips the one-client latency rows; BENCH_IDLE_CONNS=0 the memory rows;
+# BENCH_SCRIPTS= (empty) the throughput rows; BENCH_MASKING= (empty) the connection's
+# masking profile.
 latency=${BENCH_LATENCY:-1}
 # pgbouncer here has no TLS, so the clients connect in the clear to all three (BENCH_TLS=1:
 # libpq's default, TLS to the gateway when it offers it).
@@ -41,7 +43,7 @@ kind = "postgres"
 upstream = "127.0.0.1:'"$pg_port"'"
 database = "postgres"
 user = "postgres"
-masking = "default"' '@id("bench-connect")
+'"${BENCH_MASKING-masking = \"default\"}" '@id("bench-connect")
 permit (principal in Group::"bench", action == Action::"connect", resource == Connection::"bench");
 @id("bench-sql")
 permit (principal in Group::"bench", action in [Action::"sql.read", Action::"sql.write", Action::"sql.transaction", Action::"sql.session"], resource == Connection::"bench");

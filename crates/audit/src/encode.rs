@@ -31,46 +31,24 @@ pub(crate) fn event(event: &Event) -> String {
     } = event;
     let mut out = String::with_capacity(320);
     let mut o = Object::new(&mut out);
-    if let Some(v) = action {
-        o.key("action").str(v);
-    }
-    if let Some(v) = command {
-        o.key("command").str(v);
-    }
-    if let Some(v) = connection {
-        o.key("connection").str(v);
-    }
+    o.opt("action", action.as_deref());
+    o.opt("command", command.as_deref());
+    o.opt("connection", connection.as_deref());
     if let Some(v) = data {
         o.key("data").value(v);
     }
-    if let Some(v) = detail {
-        o.key("detail").str(v);
-    }
+    o.opt("detail", detail.as_deref());
     o.key("kind").str(kind);
-    if let Some(v) = outcome {
-        o.key("outcome").str(v);
-    }
+    o.opt("outcome", outcome.as_deref());
     if !policies.is_empty() {
         o.key("policies").strs(policies);
     }
-    if let Some(v) = protocol {
-        o.key("protocol").str(v);
-    }
-    if let Some(v) = reason_code {
-        o.key("reason_code").str(v);
-    }
-    if let Some(v) = run_id {
-        o.key("run_id").str(v);
-    }
-    if let Some(v) = session_id {
-        o.key("session_id").str(v);
-    }
-    if let Some(v) = source_ip {
-        o.key("source_ip").str(v);
-    }
-    if let Some(v) = tool_call_id {
-        o.key("tool_call_id").str(v);
-    }
+    o.opt("protocol", protocol.as_deref());
+    o.opt("reason_code", reason_code.as_deref());
+    o.opt("run_id", run_id.as_deref());
+    o.opt("session_id", session_id.as_deref());
+    o.opt("source_ip", source_ip.as_deref());
+    o.opt("tool_call_id", tool_call_id.as_deref());
     if let Some(who) = who {
         o.key("who");
         write_who(who, o.out);
@@ -90,9 +68,7 @@ fn write_who(who: &Who, out: &mut String) {
         token_id,
     } = who;
     let mut o = Object::new(out);
-    if let Some(v) = client_id {
-        o.key("client_id").str(v);
-    }
+    o.opt("client_id", client_id.as_deref());
     if !delegation.is_empty() {
         o.key("delegation").strs(delegation);
     }
@@ -102,9 +78,7 @@ fn write_who(who: &Who, out: &mut String) {
     o.key("issuer").str(issuer);
     o.key("kind").str(kind);
     o.key("subject").str(subject);
-    if let Some(v) = token_id {
-        o.key("token_id").str(v);
-    }
+    o.opt("token_id", token_id.as_deref());
     o.end();
 }
 
@@ -140,6 +114,13 @@ impl<'a> Object<'a> {
         write_string(key, self.out);
         self.out.push(':');
         self
+    }
+
+    /// `key: v` when there is a value; nothing otherwise (serde's `skip_serializing_if`).
+    fn opt(&mut self, key: &'static str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.key(key).str(v);
+        }
     }
 
     fn str(&mut self, v: &str) {
