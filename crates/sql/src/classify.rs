@@ -46,7 +46,7 @@ pub(crate) fn from_parsed(
 }
 
 /// Input the grammar rejects: one `sql.admin` statement holding the whole input.
-fn unparsed(sql: &str, error: String) -> Classification {
+pub(crate) fn unparsed(sql: &str, error: String) -> Classification {
     let statement = bare(Action::Admin, sql, pg::redact(sql));
     Classification {
         parsed: false,

@@ -142,30 +142,29 @@ impl Shape {
 /// classification holds for every statement of that shape: a single SELECT, INSERT, UPDATE,
 /// DELETE or MERGE that parsed and whose classification read no literal's value.
 pub fn classify_shaped(sql: &str, opts: &Options, shape: Option<&Shape>) -> (Classification, bool) {
-    let Some(shape) = shape else {
-        return (crate::classify(sql, opts), false);
-    };
+    // Parsed once, whatever the answer: `shape` (or its absence) is what `classify` would
+    // compute from the same text.
     let parsed = match pg::parse(sql) {
         Ok(parsed) => parsed,
-        Err(_) => return (crate::classify(sql, opts), false),
+        Err(error) => return (crate::classify::unparsed(sql, error), false),
     };
-    let shareable_kind = matches!(
-        parsed.protobuf.stmts.as_slice(),
-        [raw] if matches!(
-            raw.stmt.as_ref().and_then(|n| n.node.as_ref()),
-            Some(
-                pg_query::NodeEnum::SelectStmt(_)
-                    | pg_query::NodeEnum::InsertStmt(_)
-                    | pg_query::NodeEnum::UpdateStmt(_)
-                    | pg_query::NodeEnum::DeleteStmt(_)
-                    | pg_query::NodeEnum::MergeStmt(_)
+    let shareable_kind = shape.is_some()
+        && matches!(
+            parsed.protobuf.stmts.as_slice(),
+            [raw] if matches!(
+                raw.stmt.as_ref().and_then(|n| n.node.as_ref()),
+                Some(
+                    pg_query::NodeEnum::SelectStmt(_)
+                        | pg_query::NodeEnum::InsertStmt(_)
+                        | pg_query::NodeEnum::UpdateStmt(_)
+                        | pg_query::NodeEnum::DeleteStmt(_)
+                        | pg_query::NodeEnum::MergeStmt(_)
+                )
             )
-        )
-    );
+        );
     let (classification, read) =
-        crate::literal::tracked(|| crate::classify::from_parsed(sql, &parsed, opts, Some(shape)));
-    let shared = shareable_kind && !read && classification.statements.len() == 1;
-    (classification, shared)
+        crate::literal::tracked(|| crate::classify::from_parsed(sql, &parsed, opts, shape));
+    (classification, shareable_kind && !read)
 }
 
 #[cfg(test)]
