@@ -5,7 +5,9 @@
 #   bench_pgbouncer                 session-mode pgbouncer on $bouncer_port
 #   bench_gateway TOML_EXTRA CEDAR  the gateway on $door_port (API $api_port); sets $token
 root=$PWD
-bin=$root/target/release/portcullis
+# BENCH_BIN=PATH runs that gateway binary instead of building this checkout's (e.g. an older
+# commit's, for a before/after in one session).
+bin=${BENCH_BIN:-$root/target/release/portcullis}
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 pids=()
 
@@ -16,7 +18,9 @@ peak_rss() { awk '/VmHWM/{print $2}' "/proc/$1/status"; }
 bench_init() {
   scripts/setup-build-deps.sh
   scripts/setup-test-deps.sh
-  cargo build --release --locked -p portcullis >/dev/null 2>&1 || cargo build --release --locked -p portcullis
+  if [ -z "${BENCH_BIN:-}" ]; then
+    cargo build --release --locked -p portcullis >/dev/null 2>&1 || cargo build --release --locked -p portcullis
+  fi
   work=$(mktemp -d /tmp/portcullis-bench-XXXXXX)
   chown postgres "$work"
   trap bench_cleanup EXIT

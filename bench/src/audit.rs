@@ -73,6 +73,12 @@ pub fn run() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // BENCH_AUDIT=crash measures only the crash level (for a profile of it).
+    if std::env::var("BENCH_AUDIT").as_deref() == Ok("crash") {
+        let crash = rt.block_on(measure(4096, true))?;
+        println!("| audit appends at durability crash, SQLite, 64 recorders | {crash:.0}/s | | |");
+        return Ok(());
+    }
     let grouped = rt.block_on(measure(4096, false))?;
     let single = rt.block_on(measure(1, false))?;
     let crash = rt.block_on(measure(4096, true))?;

@@ -40,8 +40,17 @@ fn main() -> anyhow::Result<()> {
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
     println!("| measurement | Portcullis | baseline (same run) | ratio |");
     println!("|---|---|---|---|");
-    tokens::run()?;
-    policy::run()?;
-    audit::run()?;
+    // BENCH_ONLY=audit (or tokens, policy) runs one part, e.g. under a profiler.
+    let only = std::env::var("BENCH_ONLY").ok();
+    let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    if runs("tokens") {
+        tokens::run()?;
+    }
+    if runs("policy") {
+        policy::run()?;
+    }
+    if runs("audit") {
+        audit::run()?;
+    }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The [`Auditor`]: the handle callers record events through, and its settings.
 //!
-//! Recording is a request to a single writer task (see `writer`), which owns the chain
+//! Recording is a request to a single writer (see `writer`), which owns the chain
 //! state. One writer per node is what keeps `seq` contiguous and `prev` linked without
 //! locking the database; batching what accumulates while a commit is in flight is what makes
 //! it fast (group commit).
@@ -34,6 +34,9 @@ pub struct AuditSettings {
     /// how long an acknowledged event may wait for its fsync: the writer syncs the store at
     /// least this often while there are unsynced events. `None`: every commit is fsynced.
     pub sync_every: Option<Duration>,
+    /// How long an event recorded without waiting ([`Auditor::submit`]) may sit before it is
+    /// committed when no waited event comes to carry it along.
+    pub later_every: Duration,
 }
 
 impl Default for AuditSettings {
@@ -44,6 +47,7 @@ impl Default for AuditSettings {
             checkpoint_every: Duration::from_secs(60),
             max_batch: 4096,
             sync_every: None,
+            later_every: Duration::from_millis(50),
         }
     }
 }
@@ -60,7 +64,17 @@ pub struct Receipt {
 #[derive(Clone)]
 pub struct Auditor {
     tx: mpsc::Sender<Command>,
-    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// The chain's node, which every record's body names.
+    node: Arc<str>,
+    /// Events nothing waits on, taken by the writer with its next batch.
+    later: Later,
+    task: Arc<Mutex<Option<Running>>>,
+}
+
+/// Where the writer runs.
+enum Running {
+    Task(JoinHandle<()>),
+    Thread(std::thread::JoinHandle<()>),
 }
 
 impl std::fmt::Debug for Auditor {
@@ -70,7 +84,9 @@ impl std::fmt::Debug for Auditor {
 }
 
 impl Auditor {
-    /// Continues `settings.node`'s chain from its stored tail and starts the writer task.
+    /// Continues `settings.node`'s chain from its stored tail and starts the writer: on a
+    /// thread of its own when the store gives it a blocking log of its own (SQLite), else as
+    /// a task on the current runtime.
     pub async fn start(
         store: Arc<dyn Store>,
         key: SigningKey,
@@ -85,11 +101,30 @@ impl Auditor {
         // The queue holds at most a few batches: beyond that, recorders wait, which is the
         // back-pressure that keeps memory bounded when the store is slow.
         let (tx, rx) = mpsc::channel(settings.max_batch.saturating_mul(2));
-        let writer = Writer::load(store, key, settings, rx).await?;
-        let task = tokio::spawn(writer.run());
+        let node: Arc<str> = settings.node.as_str().into();
+        let log = portcullis_store::audit_log(store.clone()).await?;
+        let blocking = log.blocking();
+        let later = Later::default();
+        let writer = Writer::load(&*store, log, key, settings, rx, later.clone()).await?;
+        let running = if blocking {
+            // Timers only: the queue's wake-ups come from the recorders' runtime.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map_err(AuditError::Thread)?;
+            let thread = std::thread::Builder::new()
+                .name("audit-writer".to_owned())
+                .spawn(move || runtime.block_on(writer.run()))
+                .map_err(AuditError::Thread)?;
+            Running::Thread(thread)
+        } else {
+            Running::Task(tokio::spawn(writer.run()))
+        };
         Ok(Auditor {
             tx,
-            task: Arc::new(Mutex::new(Some(task))),
+            node,
+            later,
+            task: Arc::new(Mutex::new(Some(running))),
         })
     }
 
@@ -101,7 +136,7 @@ impl Auditor {
     pub async fn record(&self, event: Event) -> Result<Receipt, AuditError> {
         // Encoding here rather than in the writer spreads the work over the recording
         // tasks; the writer's loop is the throughput bottleneck.
-        let encoded = EncodedEvent::new(&event)?;
+        let encoded = EncodedEvent::new(&event, &self.node)?;
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Command::Record(encoded, Some(reply)))
@@ -111,15 +146,26 @@ impl Auditor {
     }
 
     /// Queues `event` without waiting for it to be durable: for events about what already
-    /// happened (a statement's result), which nothing waits on. It is chained in queue
-    /// order like any other event; waiting here is only the queue's back-pressure. A later
-    /// store failure is logged by the writer, and the event is lost with its batch.
+    /// happened (a statement's result), which nothing waits on. It does not wake the writer:
+    /// it is committed with the writer's next batch, at the latest `later_every` after it
+    /// was queued, always after every event recorded before this call (so a result follows
+    /// its decision) and before every event recorded after it returns. Waiting here is only
+    /// back-pressure, when the writer falls behind. A later store failure is logged by the
+    /// writer, and the event is lost with its batch.
     pub async fn submit(&self, event: Event) -> Result<(), AuditError> {
-        let encoded = EncodedEvent::new(&event)?;
-        self.tx
-            .send(Command::Record(encoded, None))
-            .await
-            .map_err(|_| AuditError::Stopped)
+        let encoded = EncodedEvent::new(&event, &self.node)?;
+        if self.tx.is_closed() {
+            return Err(AuditError::Stopped);
+        }
+        match self.later.push(encoded) {
+            None => Ok(()),
+            // Full: through the queue, which waits for room.
+            Some(encoded) => self
+                .tx
+                .send(Command::Record(encoded, None))
+                .await
+                .map_err(|_| AuditError::Stopped),
+        }
     }
 
     /// Stops taking events, commits everything already queued, signs a final checkpoint
@@ -136,8 +182,55 @@ impl Auditor {
         } else {
             Err(AuditError::Stopped)
         };
-        handle.await.map_err(|_| AuditError::Stopped)?;
+        match handle {
+            Running::Task(task) => task.await.map_err(|_| AuditError::Stopped)?,
+            Running::Thread(thread) => tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|_| AuditError::Stopped)?
+                .map_err(|_| AuditError::Stopped)?,
+        }
         result
+    }
+}
+
+/// Events recorded without waiting, between two batches of the writer. Pushing takes a lock
+/// for a moment and wakes nobody, which is the point: a result no longer costs the writer a
+/// wake-up and a commit of its own.
+#[derive(Clone, Default)]
+pub(crate) struct Later(Arc<std::sync::Mutex<Held>>);
+
+#[derive(Default)]
+struct Held {
+    events: Vec<EncodedEvent>,
+    /// The writer took its last batch: nothing pushed now would be written.
+    closed: bool,
+}
+
+impl Later {
+    /// The most events held here; beyond it, submitters go through the queue and wait.
+    const MAX: usize = 4096;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `event` for the next batch; gives it back when full or closed.
+    fn push(&self, event: EncodedEvent) -> Option<EncodedEvent> {
+        let mut held = self.lock();
+        if held.closed || held.events.len() >= Self::MAX {
+            return Some(event);
+        }
+        held.events.push(event);
+        None
+    }
+
+    /// Everything held, in the order it was pushed; `last`: and refuse what comes after.
+    pub(crate) fn take(&self, last: bool) -> Vec<EncodedEvent> {
+        let mut held = self.lock();
+        held.closed |= last;
+        std::mem::take(&mut held.events)
     }
 }
 

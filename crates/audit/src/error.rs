@@ -21,6 +21,10 @@ pub enum AuditError {
     #[error("the audit writer has stopped")]
     Stopped,
 
+    /// The writer's thread or its runtime could not be started.
+    #[error("cannot start the audit writer's thread: {0}")]
+    Thread(#[source] std::io::Error),
+
     /// An event could not be encoded as JSON.
     #[error("cannot encode audit event: {0}")]
     Encode(#[from] serde_json::Error),

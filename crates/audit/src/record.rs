@@ -1,7 +1,7 @@
 //! The stored record and the checkpoint message: the formats that hashes and signatures
 //! cover. Changing anything here breaks every existing chain; bump the version instead.
 
-use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::digest::{Context, SHA256, digest};
 use serde::Deserialize;
 
 #[cfg(test)]
@@ -21,49 +21,74 @@ pub const CHECKPOINT_DOMAIN: &str = "portcullis-audit-checkpoint/v1";
 /// Where an event sits in its node's chain.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Position<'a> {
-    pub node: &'a str,
     pub seq: i64,
     pub ts_ms: i64,
     pub prev: &'a str,
 }
 
-/// An event encoded ahead of its chain position. Encoding happens in the recording task,
-/// so the single writer task only wraps and hashes.
-#[derive(Debug)]
+/// An event encoded ahead of its chain position, in the recording task, so that the single
+/// writer only finishes it. The body begins with everything but the position
+/// (`{"event":..,"node":..,"prev":` — the keys sort that way), so the recorder also hashes
+/// that head: the writer appends the position and hashes only those last bytes.
 pub(crate) struct EncodedEvent {
     pub kind: String,
-    /// The canonical JSON of the event.
-    pub json: String,
+    /// The body up to and including `"prev":`.
+    head: String,
+    /// SHA-256 over `head`.
+    digest: Context,
 }
 
-impl EncodedEvent {
-    pub(crate) fn new(event: &Event) -> Result<Self, serde_json::Error> {
-        Ok(Self {
-            kind: event.kind.clone(),
-            json: crate::encode::event(event),
-        })
+impl std::fmt::Debug for EncodedEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedEvent")
+            .field("kind", &self.kind)
+            .field("head", &self.head)
+            .finish_non_exhaustive()
     }
 }
 
-/// The canonical body of `event` at `pos`: the same bytes as
-/// `to_canonical({"v":1,"node":..,"seq":..,"ts_ms":..,"prev":..,"event":..})`, written
-/// directly with the keys already in sorted order (checked by a test).
-pub(crate) fn encode(pos: Position<'_>, event: &EncodedEvent) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(event.json.len() + 160);
-    out.push_str(r#"{"event":"#);
-    out.push_str(&event.json);
-    out.push_str(r#","node":"#);
-    write_string(pos.node, &mut out);
-    out.push_str(r#","prev":"#);
-    write_string(pos.prev, &mut out);
-    // Writing into a String cannot fail.
-    let _ = write!(
-        out,
-        r#","seq":{},"ts_ms":{},"v":{RECORD_VERSION}}}"#,
-        pos.seq, pos.ts_ms
-    );
-    out
+impl EncodedEvent {
+    /// `event` as a record of `node`'s chain.
+    pub(crate) fn new(event: &Event, node: &str) -> Result<Self, serde_json::Error> {
+        let json = crate::encode::event(event);
+        let mut head = String::with_capacity(json.len() + node.len() + 200);
+        head.push_str(r#"{"event":"#);
+        head.push_str(&json);
+        head.push_str(r#","node":"#);
+        write_string(node, &mut head);
+        head.push_str(r#","prev":"#);
+        let mut digest = Context::new(&SHA256);
+        digest.update(head.as_bytes());
+        Ok(Self {
+            kind: event.kind.clone(),
+            head,
+            digest,
+        })
+    }
+
+    /// The canonical body of the event at `pos` in the chain it was encoded for, and
+    /// its hash: the same bytes as `to_canonical({"v":1,"node":..,"seq":..,"ts_ms":..,
+    /// "prev":..,"event":..})`, written with the keys already in sorted order (checked by a
+    /// test).
+    pub(crate) fn seal(self, pos: Position<'_>) -> (String, String) {
+        use std::fmt::Write as _;
+        let EncodedEvent {
+            mut head,
+            mut digest,
+            ..
+        } = self;
+        let start = head.len();
+        write_string(pos.prev, &mut head);
+        // Writing into a String cannot fail.
+        let _ = write!(
+            head,
+            r#","seq":{},"ts_ms":{},"v":{RECORD_VERSION}}}"#,
+            pos.seq, pos.ts_ms
+        );
+        digest.update(&head.as_bytes()[start..]);
+        let hash = hex::encode(digest.finish());
+        (head, hash)
+    }
 }
 
 /// Lowercase hex SHA-256 of `body`'s bytes.
@@ -111,18 +136,24 @@ mod tests {
             data: Some(json!({"z": 1, "a": [1.5, null]})),
             ..Event::default()
         };
+        let node = "gw \"1\"";
         let pos = Position {
-            node: "gw \"1\"",
             seq: 42,
             ts_ms: -3,
             prev: GENESIS_PREV,
         };
-        let encoded = EncodedEvent::new(&event).unwrap();
+        let encoded = EncodedEvent::new(&event, node).unwrap();
         let expect = to_canonical(&json!({
-            "v": RECORD_VERSION, "node": pos.node, "seq": pos.seq, "ts_ms": pos.ts_ms,
+            "v": RECORD_VERSION, "node": node, "seq": pos.seq, "ts_ms": pos.ts_ms,
             "prev": pos.prev, "event": serde_json::to_value(&event).unwrap(),
         }));
-        assert_eq!(encode(pos, &encoded), expect);
         assert_eq!(encoded.kind, "decision");
+        let (body, hash) = encoded.seal(pos);
+        assert_eq!(body, expect);
+        assert_eq!(
+            hash,
+            super::hash(&expect),
+            "the split hash is the body's hash"
+        );
     }
 }

@@ -41,6 +41,7 @@ impl Env {
             checkpoint_every: Duration::from_secs(3600),
             max_batch: 64,
             sync_every: None,
+            ..AuditSettings::default()
         };
         Auditor::start(self.store.clone(), self.key(), settings)
             .await

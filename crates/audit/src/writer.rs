@@ -1,17 +1,21 @@
-//! The writer task: owns a node's chain state, assigns `seq`/`ts_ms`/`prev`/`hash`, commits
+//! The writer: owns a node's chain state, assigns `seq`/`ts_ms`/`prev`/`hash`, commits
 //! batches in one transaction each (group commit) and signs checkpoints.
 //!
 //! Whatever is queued while a commit is in flight becomes the next batch, so the number of
 //! commits (and fsyncs) per second stays roughly constant while the events per commit grow
 //! with load.
+//!
+//! With a blocking [`AuditLog`] (SQLite's own connection) the writer runs on a thread of its
+//! own, in a single-threaded runtime that only serves its queue and timers; otherwise it is a
+//! task on the caller's runtime.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use portcullis_store::{AuditRow, CheckpointRow, Store, StoreError};
+use portcullis_store::{AuditLog, AuditRow, CheckpointRow, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auditor::{AuditSettings, Receipt};
+use crate::auditor::{AuditSettings, Later, Receipt};
 use crate::error::AuditError;
 use crate::keys::SigningKey;
 use crate::record::{self, EncodedEvent, GENESIS_PREV, Position};
@@ -34,7 +38,7 @@ struct Tail {
 }
 
 pub(crate) struct Writer {
-    store: Arc<dyn Store>,
+    log: Box<dyn AuditLog>,
     key: SigningKey,
     public_key: String,
     settings: AuditSettings,
@@ -49,6 +53,8 @@ pub(crate) struct Writer {
     unsynced: bool,
     synced_at: Instant,
     stopping: Option<oneshot::Sender<Result<(), AuditError>>>,
+    /// Events recorded without waiting, taken with every batch.
+    later: Later,
 }
 
 /// What woke the writer up.
@@ -56,16 +62,22 @@ enum Wake {
     Command(Option<Command>),
     CheckpointTimer,
     SyncTimer,
+    /// Time to commit what was recorded without waiting.
+    LaterTimer,
 }
 
 impl Writer {
+    /// Reads the chain's tail through `log` (a blocking log blocks the caller briefly, once)
+    /// and its last checkpoint through `store`.
     pub(crate) async fn load(
-        store: Arc<dyn Store>,
+        store: &dyn Store,
+        mut log: Box<dyn AuditLog>,
         key: SigningKey,
         settings: AuditSettings,
         rx: mpsc::Receiver<Command>,
+        later: Later,
     ) -> Result<Self, AuditError> {
-        let tail = load_tail(&*store, &settings.node).await?;
+        let tail = load_tail(&mut *log, &settings.node).await?;
         let last_checkpoint = store
             .checkpoints(&settings.node)
             .await?
@@ -85,7 +97,7 @@ impl Writer {
         }
         Ok(Self {
             public_key: key.public_key().to_string(),
-            store,
+            log,
             key,
             signed_seq: last_checkpoint.min(tail.seq),
             tail: Some(tail),
@@ -95,6 +107,7 @@ impl Writer {
             unsynced: false,
             synced_at: Instant::now(),
             stopping: None,
+            later,
         })
     }
 
@@ -106,7 +119,11 @@ impl Writer {
                 }
                 Wake::SyncTimer => self.sync().await,
                 Wake::Command(None) => break,
-                Wake::Command(Some(first)) => {
+                wake @ (Wake::Command(Some(_)) | Wake::LaterTimer) => {
+                    let first = match wake {
+                        Wake::Command(first) => first,
+                        _ => None,
+                    };
                     let batch = self.take_batch(first).await;
                     if !batch.is_empty() {
                         self.commit(batch).await;
@@ -122,6 +139,17 @@ impl Writer {
                 }
             }
         }
+        // Submitted events that came after the last batch; later ones go to the closed queue
+        // and fail (`AuditError::Stopped`).
+        let rest: Vec<_> = self
+            .later
+            .take(true)
+            .into_iter()
+            .map(|e| (e, None))
+            .collect();
+        if !rest.is_empty() {
+            self.commit(rest).await;
+        }
         self.sync().await;
         // The queue is closed and drained: sign whatever the last checkpoint did not cover.
         let result = self.checkpoint().await;
@@ -136,8 +164,10 @@ impl Writer {
         let timer_armed = self.unsigned() > 0;
         let sync = self.sync_due();
         let sync_at = sync.unwrap_or(due);
+        let later = Instant::now() + self.settings.later_every;
         tokio::select! {
             cmd = self.rx.recv() => Wake::Command(cmd),
+            () = tokio::time::sleep_until(later.into()) => Wake::LaterTimer,
             () = tokio::time::sleep_until(due.into()), if timer_armed => Wake::CheckpointTimer,
             () = tokio::time::sleep_until(sync_at.into()), if sync.is_some() => Wake::SyncTimer,
         }
@@ -155,7 +185,7 @@ impl Writer {
         if !self.unsynced {
             return;
         }
-        match self.store.sync().await {
+        match self.log.sync().await {
             Ok(()) => {
                 self.unsynced = false;
                 self.synced_at = Instant::now();
@@ -164,19 +194,36 @@ impl Writer {
         }
     }
 
-    /// `first` plus everything already queued, up to `max_batch` events.
-    async fn take_batch(&mut self, first: Command) -> Vec<(EncodedEvent, RecordReply)> {
+    /// What was submitted without waiting, then `first` and everything already queued, up
+    /// to `max_batch` queued events. The submitted ones are taken last and go first: each was
+    /// submitted after the event it follows was durable (so in an earlier batch), and before
+    /// anything its submitter queued next, which is therefore in this batch or a later one.
+    async fn take_batch(&mut self, first: Option<Command>) -> Vec<(EncodedEvent, RecordReply)> {
         let mut batch = Vec::new();
-        self.drain_into(&mut batch, Some(first));
-        // The recorders answered by the previous commit are typically just about to send
-        // their next event. Yielding once lets them, so the batch is full rather than a
-        // fragment; without it, batches under load were ~35% smaller and throughput lower.
-        if batch.len() < self.settings.max_batch && !self.rx.is_closed() {
-            tokio::task::yield_now().await;
-            let next = self.rx.try_recv().ok();
-            self.drain_into(&mut batch, next);
+        if let Some(first) = first {
+            self.drain_into(&mut batch, Some(first));
+            // The recorders answered by the previous commit are typically just about to send
+            // their next event. Yielding once lets them, so the batch is full rather than a
+            // fragment; without it, batches under load were ~35% smaller and throughput lower.
+            if batch.len() < self.settings.max_batch && !self.rx.is_closed() {
+                if self.log.blocking() {
+                    // On the writer's own thread, the recorders run on the other threads.
+                    std::thread::yield_now();
+                } else {
+                    tokio::task::yield_now().await;
+                }
+                let next = self.rx.try_recv().ok();
+                self.drain_into(&mut batch, next);
+            }
         }
-        batch
+        let submitted = self.later.take(false);
+        if submitted.is_empty() {
+            return batch;
+        }
+        let mut all = Vec::with_capacity(submitted.len() + batch.len());
+        all.extend(submitted.into_iter().map(|e| (e, None)));
+        all.append(&mut batch);
+        all
     }
 
     fn drain_into(&mut self, batch: &mut Vec<(EncodedEvent, RecordReply)>, first: Option<Command>) {
@@ -204,7 +251,7 @@ impl Writer {
             Err(e) => return fail_all(batch.into_iter().map(|(_, r)| r), e),
         };
         let (rows, waiters) = self.chain(&tail, batch);
-        match self.store.audit_append(&rows).await {
+        match self.log.append(&rows).await {
             Ok(()) => {
                 if !self.unsynced {
                     self.unsynced = true;
@@ -249,21 +296,20 @@ impl Writer {
         let mut rows: Vec<AuditRow> = Vec::with_capacity(batch.len());
         let mut waiters = Vec::with_capacity(batch.len());
         let (mut seq, mut prev) = (tail.seq, tail.hash.clone());
-        for (event, reply) in batch {
+        for (mut event, reply) in batch {
             seq += 1;
             let pos = Position {
-                node,
                 seq,
                 ts_ms,
                 prev: &prev,
             };
-            let body = record::encode(pos, &event);
-            let hash = record::hash(&body);
+            let kind = std::mem::take(&mut event.kind);
+            let (body, hash) = event.seal(pos);
             rows.push(AuditRow {
                 node: node.to_owned(),
                 seq,
                 ts_ms,
-                kind: event.kind,
+                kind,
                 body,
                 prev_hash: std::mem::replace(&mut prev, hash.clone()),
                 hash,
@@ -277,7 +323,7 @@ impl Writer {
         if let Some(tail) = &self.tail {
             return Ok(tail.clone());
         }
-        let tail = load_tail(&*self.store, &self.settings.node).await?;
+        let tail = load_tail(&mut *self.log, &self.settings.node).await?;
         self.signed_seq = self.signed_seq.min(tail.seq);
         self.tail = Some(tail.clone());
         Ok(tail)
@@ -312,7 +358,7 @@ impl Writer {
             public_key: self.public_key.clone(),
             signature: self.key.sign(message.as_bytes()),
         };
-        match self.store.checkpoint_put(&row).await {
+        match self.log.checkpoint_put(&row).await {
             Ok(()) => {
                 self.signed_seq = row.seq;
                 tracing::debug!(node = %node, seq = row.seq, "audit checkpoint signed");
@@ -333,8 +379,8 @@ fn fail_all(waiters: impl IntoIterator<Item = RecordReply>, error: StoreError) {
     }
 }
 
-async fn load_tail(store: &dyn Store, node: &str) -> Result<Tail, StoreError> {
-    Ok(match store.audit_tail(node).await? {
+async fn load_tail(log: &mut dyn AuditLog, node: &str) -> Result<Tail, StoreError> {
+    Ok(match log.tail(node).await? {
         Some(row) => Tail {
             seq: row.seq,
             hash: row.hash,

@@ -368,3 +368,56 @@ async fn crash_durability_syncs_within_the_interval() {
     })
     .await;
 }
+
+both!(submitted_events_follow_what_they_were_submitted_after_and_are_written_unprompted);
+/// Events recorded without waiting do not wake the writer, but they are still written: with
+/// the next waited event, ahead of it; within `later_every` when nothing else comes; and at
+/// shutdown. After shutdown, submitting fails rather than losing the event silently.
+async fn submitted_events_follow_what_they_were_submitted_after_and_are_written_unprompted(
+    env: Env,
+) {
+    let auditor = env.auditor().await;
+    let kinds = |rows: &[AuditRow]| -> Vec<String> {
+        rows.iter()
+            .map(|r| {
+                let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+                body["event"]["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let named = |detail: &str| Event {
+        kind: "test".into(),
+        detail: Some(detail.into()),
+        ..Event::default()
+    };
+    auditor.record(named("d1")).await.unwrap();
+    auditor.submit(named("r1")).await.unwrap();
+    auditor.record(named("d2")).await.unwrap();
+    let rows = env.store.audit_page("test-node", 0, 100).await.unwrap();
+    assert_eq!(kinds(&rows), ["d1", "r1", "d2"]);
+
+    // Nothing waited comes: the timer writes it.
+    auditor.submit(named("r2")).await.unwrap();
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = env.store.audit_page("test-node", 0, 100).await.unwrap();
+        if rows.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(kinds(&rows), ["d1", "r1", "d2", "r2"]);
+
+    auditor.submit(named("r3")).await.unwrap();
+    auditor.shutdown().await.unwrap();
+    let rows = env.store.audit_page("test-node", 0, 100).await.unwrap();
+    assert_eq!(kinds(&rows)[4], "r3", "shutdown writes what was submitted");
+    assert!(matches!(
+        auditor.submit(named("r4")).await,
+        Err(AuditError::Stopped)
+    ));
+    assert!(verify(&*env.store, None).await.unwrap().ok);
+}

@@ -22,6 +22,7 @@
 //! compile time, so building the crate needs no `DATABASE_URL`.
 
 mod error;
+mod log;
 mod postgres;
 mod redact;
 mod reviews;
@@ -35,6 +36,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use error::StoreError;
+pub use log::{AuditLog, audit_log};
 
 /// One stored audit event: a link of a node's hash chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
@@ -107,6 +109,13 @@ pub trait Store: Send + Sync + 'static {
     /// schedule, does nothing.
     async fn sync(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// A connection of the audit writer's own, where the backend gains from one (SQLite:
+    /// see [`AuditLog`]). `None`: the writer uses this store's async methods. Most callers
+    /// want [`audit_log`].
+    async fn own_audit_log(&self) -> Result<Option<Box<dyn AuditLog>>, StoreError> {
+        Ok(None)
     }
 
     /// Appends a batch of audit events in one transaction: either all of them are durably

@@ -1,5 +1,6 @@
 //! The SQLite backend: one file, WAL mode, `synchronous=FULL`.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -9,8 +10,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
+use crate::log::SqliteLog;
 use crate::reviews::sqlite as reviews;
-use crate::{AuditRow, CheckpointRow, Durability, ReviewRow, RevocationRow, Store, StoreError};
+use crate::{
+    AuditLog, AuditRow, CheckpointRow, Durability, ReviewRow, RevocationRow, Store, StoreError,
+};
 
 const BACKEND: &str = "sqlite";
 
@@ -59,6 +63,9 @@ fn split_synchronous(
 /// A SQLite-backed [`Store`].
 pub(crate) struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// The database file and its `synchronous` setting, for the audit writer's own
+    /// connection; `None` for an in-memory database, which a second connection would not see.
+    pub(crate) file: Option<(PathBuf, &'static str)>,
 }
 
 impl SqliteStore {
@@ -79,6 +86,14 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         create_parent_dir(&options)?;
+        let file = options.get_filename();
+        let file = (!file.as_os_str().to_string_lossy().starts_with("file:")).then(|| {
+            let synchronous = match synchronous {
+                SqliteSynchronous::Full => "FULL",
+                _ => "NORMAL",
+            };
+            (file.to_path_buf(), synchronous)
+        });
         // One writer at a time is all SQLite allows; a few connections let readers (verify,
         // export, the API) proceed beside the audit writer thanks to WAL.
         let pool = SqlitePoolOptions::new()
@@ -96,7 +111,7 @@ impl SqliteStore {
                 backend: BACKEND,
                 message: e.to_string(),
             })?;
-        Ok(Self { pool })
+        Ok(Self { pool, file })
     }
 
     fn err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -143,6 +158,14 @@ impl Store for SqliteStore {
             .await
             .map(drop)
             .map_err(Self::err("sync"))
+    }
+
+    async fn own_audit_log(&self) -> Result<Option<Box<dyn AuditLog>>, StoreError> {
+        let Some((path, synchronous)) = &self.file else {
+            return Ok(None);
+        };
+        let log = SqliteLog::open(path, synchronous)?;
+        Ok(Some(Box::new(log)))
     }
 
     async fn audit_append(&self, rows: &[AuditRow]) -> Result<(), StoreError> {

@@ -357,3 +357,63 @@ async fn sqlite_in_memory_works() {
     store.audit_append(&[row("a", 1, 1)]).await.unwrap();
     assert_eq!(store.audit_tail("a").await.unwrap().unwrap().seq, 1);
 }
+
+both!(audit_log_appends_chains_and_checkpoints);
+/// The audit writer's view: SQLite's own connection, PostgreSQL's async methods.
+async fn audit_log_appends_chains_and_checkpoints(store: Arc<dyn Store>) {
+    let mut log = crate::audit_log(store.clone()).await.unwrap();
+    assert_eq!(log.blocking(), store.backend() == "sqlite");
+    assert_eq!(log.tail("a").await.unwrap(), None);
+    log.append(&[]).await.unwrap();
+    let rows: Vec<_> = (1..=1234).map(|s| row("a", s, s)).collect();
+    log.append(&rows[..1]).await.unwrap();
+    log.append(&rows[1..]).await.unwrap();
+    assert_eq!(log.tail("a").await.unwrap().as_ref(), rows.last());
+    // What the writer's log wrote, the store reads, and the other way round.
+    assert_eq!(store.audit_page("a", 0, 5000).await.unwrap(), rows);
+    store.audit_append(&[row("a", 1235, 1235)]).await.unwrap();
+    assert_eq!(log.tail("a").await.unwrap().unwrap().seq, 1235);
+
+    // A batch whose last row collides leaves nothing behind.
+    let batch: Vec<_> = [1236, 1237, 5].iter().map(|&s| row("a", s, s)).collect();
+    let err = log.append(&batch).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(log.tail("a").await.unwrap().unwrap().seq, 1235);
+
+    let cp = CheckpointRow {
+        node: "a".to_owned(),
+        seq: 1235,
+        ts_ms: 1,
+        hash: "h".to_owned(),
+        public_key: "ed25519:AAAA".to_owned(),
+        signature: "sig".to_owned(),
+    };
+    log.checkpoint_put(&cp).await.unwrap();
+    log.checkpoint_put(&cp).await.unwrap();
+    assert_eq!(store.checkpoints("a").await.unwrap(), [cp]);
+    log.sync().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_audit_log_keeps_the_stores_durability() {
+    let dir = tempfile::tempdir().unwrap();
+    for (durability, file, expect) in [
+        (crate::Durability::Fsync, "f.db", 2),
+        (crate::Durability::Crash, "c.db", 1),
+    ] {
+        let url = format!("sqlite://{}", dir.path().join(file).display());
+        let store = crate::sqlite::SqliteStore::open(&url, durability)
+            .await
+            .unwrap();
+        let Some((path, synchronous)) = store.file.clone() else {
+            panic!("a file database gets a log of its own");
+        };
+        let log = crate::log::SqliteLog::open(&path, synchronous).unwrap();
+        assert_eq!(log.synchronous(), expect, "{durability:?}");
+    }
+    // An in-memory database has no file a second connection could open.
+    let store = crate::sqlite::SqliteStore::open("sqlite::memory:", crate::Durability::Fsync)
+        .await
+        .unwrap();
+    assert!(store.own_audit_log().await.unwrap().is_none());
+}

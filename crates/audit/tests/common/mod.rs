@@ -89,6 +89,7 @@ pub fn settings() -> AuditSettings {
         checkpoint_every: Duration::from_secs(3600),
         max_batch: 4096,
         sync_every: None,
+        later_every: Duration::from_millis(50),
     }
 }
 
