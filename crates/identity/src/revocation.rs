@@ -4,7 +4,7 @@
 //! refuses the very next request. Doors subscribe to close sessions that are already open.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,8 @@ pub struct Revocations {
     sets: RwLock<Sets>,
     /// Lets the hot path skip the lock while nothing is revoked, the common case.
     any: AtomicBool,
+    /// Counts the revocations added, so a holder of a verdict can tell it is still current.
+    epoch: AtomicU64,
     feed: broadcast::Sender<Revocation>,
 }
 
@@ -93,6 +95,7 @@ impl Revocations {
         Self {
             sets: RwLock::new(Sets::default()),
             any: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
             feed,
         }
     }
@@ -113,6 +116,9 @@ impl Revocations {
             if added {
                 sets.order.push(r.clone());
                 self.any.store(true, Ordering::Release);
+                // Under the write lock: whoever reads the new epoch and then checks sees
+                // this revocation.
+                self.epoch.fetch_add(1, Ordering::AcqRel);
             }
             added
         };
@@ -121,6 +127,12 @@ impl Revocations {
             let _ = self.feed.send(r);
         }
         added
+    }
+
+    /// Changes whenever a revocation is added: a principal checked at one epoch is still
+    /// not revoked while the epoch stays the same.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// All revocations, oldest first.

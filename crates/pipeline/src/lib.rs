@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use portcullis_audit::{Auditor, Event, Who};
 use portcullis_identity::{Principal, Rejection, Validator};
-use portcullis_policy::{Decision, PolicyEngine, Request, Target};
+use portcullis_policy::{Decision, PolicyEngine, Request, SessionMemo, Target};
 
 pub use exec::{
     BodyEncoding, Described, DescribedColumn, DescribedTable, ExecDoor, ExecOutcome, ExecRefusal,
@@ -231,6 +231,37 @@ impl Pipeline {
         origin: &Origin,
     ) -> Result<Decided, Refusal> {
         let decision = self.preview(principal, ask, origin);
+        self.audit_decision(principal, ask, origin, decision).await
+    }
+
+    /// [`Pipeline::decide_audited`] for a session, with the session's own memo of decisions
+    /// (see [`SessionMemo`]): the same answer, without hashing the principal per command.
+    pub async fn decide_audited_in(
+        &self,
+        memo: &std::sync::Mutex<SessionMemo>,
+        principal: &Principal,
+        ask: &Ask<'_>,
+        origin: &Origin,
+    ) -> Result<Decided, Refusal> {
+        let decision = {
+            let mut memo = memo
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.policy
+                .load()
+                .decide_in(&mut memo, &self.request(principal, ask, origin))
+        };
+        self.audit_decision(principal, ask, origin, decision).await
+    }
+
+    /// Audits `decision` (durably) and returns it with its event's seq.
+    async fn audit_decision(
+        &self,
+        principal: &Principal,
+        ask: &Ask<'_>,
+        origin: &Origin,
+        decision: Decision,
+    ) -> Result<Decided, Refusal> {
         self.metrics.decision(decision.outcome());
         let (reason_code, detail) = match &decision {
             Decision::Deny { code, reason, .. } => (Some(code.code().into()), Some(reason.clone())),
@@ -270,14 +301,20 @@ impl Pipeline {
     /// use (the tables `describe` lists). A preview grants nothing; the request itself is
     /// decided, and audited, when it is made.
     pub fn preview(&self, principal: &Principal, ask: &Ask<'_>, origin: &Origin) -> Decision {
-        self.policy.load().decide(&Request {
+        self.policy
+            .load()
+            .decide(&self.request(principal, ask, origin))
+    }
+
+    fn request<'a>(&self, principal: &'a Principal, ask: &Ask<'a>, origin: &Origin) -> Request<'a> {
+        Request {
             principal,
             action: ask.action,
             target: ask.target,
             facts: ask.facts,
             now_unix: now_unix(),
             source_ip: origin.source_ip,
-        })
+        }
     }
 
     /// Writes an event, mapping a failure to a refusal (fail closed).

@@ -18,7 +18,7 @@ use crate::compile::{self, Compiled, PolicySource, Problem};
 use crate::context::{self, Common, Family, IpExprs};
 use crate::decision::{Decision, DenyCode};
 use crate::entities;
-use crate::memo::{Hashes, Memo, Observed};
+use crate::memo::{self, Hashes, Memo, Observed, SessionMemo};
 use crate::meta::PolicyMeta;
 use crate::request::{Request, Target};
 use crate::schema::{self, Types};
@@ -40,6 +40,9 @@ pub struct PolicyEngine {
     authorizer: Authorizer,
     ips: IpExprs,
     memo: Memo,
+    /// Unique per compiled engine: what a [`SessionMemo`] is bound to.
+    id: u64,
+    observed: Observed,
 }
 
 /// Everything about one concrete action that does not depend on the request.
@@ -135,6 +138,8 @@ impl PolicyEngine {
             authorizer: Authorizer::new(),
             ips: IpExprs::new(),
             memo: Memo::new(observed),
+            id: memo::next_engine_id(),
+            observed,
         })
     }
 
@@ -261,6 +266,19 @@ impl PolicyEngine {
         }
         let decision = self.decide_uncached(req, entry, hashes);
         self.memo.remember_decision(hashes, req, &decision);
+        decision
+    }
+
+    /// [`PolicyEngine::decide`] for one session's requests, remembered in its own `memo`
+    /// (see [`SessionMemo`]): a repeated request costs a hash of its action and facts. A memo
+    /// filled by another engine (before a reload) is emptied first.
+    pub fn decide_in(&self, memo: &mut SessionMemo, req: &Request<'_>) -> Decision {
+        let (hash, found) = memo.get(self.id, self.observed, req);
+        if let Some(decision) = found {
+            return decision;
+        }
+        let decision = self.decide(req);
+        memo.put(hash, self.observed, req, &decision);
         decision
     }
 

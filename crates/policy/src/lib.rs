@@ -26,5 +26,6 @@ mod tests;
 pub use compile::{PolicySource, Problem};
 pub use decision::{Decision, DenyCode, RowLimit};
 pub use engine::PolicyEngine;
+pub use memo::SessionMemo;
 pub use request::{ConnectionInfo, Request, Target};
 pub use schema::schema_text;

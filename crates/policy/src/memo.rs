@@ -274,3 +274,98 @@ fn hash_value(v: &Value, h: &mut impl Hasher) {
         }
     }
 }
+
+/// Identifies a compiled engine for [`SessionMemo`]: unique per process, never reused.
+pub(crate) fn next_engine_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The most decisions one session remembers; a full memo is cleared.
+const PER_SESSION: usize = 128;
+
+/// The decisions of one session: its principal, its target and its source address are fixed
+/// for its life, so a statement it repeats is looked up by action, facts and (when a policy
+/// reads it) the time alone: the principal is neither hashed nor compared, and no shard of
+/// the engine's shared memo is locked. The memo belongs to the engine that filled it: asked
+/// through another engine (a reload), it starts empty.
+///
+/// Whoever holds one must only ever ask with one principal, target and source address.
+#[derive(Debug, Default)]
+pub struct SessionMemo {
+    engine: u64,
+    hasher: RandomState,
+    entries: HashMap<u64, Vec<SessionEntry>>,
+    len: usize,
+}
+
+#[derive(Debug)]
+struct SessionEntry {
+    action: String,
+    facts: Value,
+    time: i64,
+    decision: Decision,
+}
+
+impl SessionMemo {
+    /// An empty memo.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many decisions it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn hash(&self, action: &str, facts: &Value, time: i64) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        action.hash(&mut h);
+        hash_value(facts, &mut h);
+        time.hash(&mut h);
+        h.finish()
+    }
+
+    /// The remembered decision of `engine` for this request, after forgetting every decision
+    /// of another engine.
+    pub(crate) fn get(
+        &mut self,
+        engine: u64,
+        observed: Observed,
+        req: &Request<'_>,
+    ) -> (u64, Option<Decision>) {
+        if self.engine != engine {
+            self.entries.clear();
+            self.len = 0;
+            self.engine = engine;
+        }
+        let time = observed.time_key(req.now_unix);
+        let hash = self.hash(req.action, req.facts, time);
+        let found = self.entries.get(&hash).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|e| e.time == time && e.action == req.action && e.facts == *req.facts)
+                .map(|e| e.decision.clone())
+        });
+        (hash, found)
+    }
+
+    pub(crate) fn put(&mut self, hash: u64, observed: Observed, req: &Request<'_>, d: &Decision) {
+        if self.len >= PER_SESSION {
+            self.entries.clear();
+            self.len = 0;
+        }
+        self.len += 1;
+        self.entries.entry(hash).or_default().push(SessionEntry {
+            action: req.action.to_owned(),
+            facts: req.facts.clone(),
+            time: observed.time_key(req.now_unix),
+            decision: d.clone(),
+        });
+    }
+}

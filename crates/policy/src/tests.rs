@@ -225,3 +225,80 @@ fn may_permit_evaluates_conditions_that_do_not_read_the_context() {
         "another issuer"
     );
 }
+
+/// A session's memo answers exactly as the engine does, per action, facts and (when a policy
+/// reads it) the hour; a memo filled by one engine is emptied when another asks.
+#[test]
+fn session_memo_answers_as_the_engine_and_forgets_on_reload() {
+    use crate::engine::PolicyEngine;
+    use crate::memo::SessionMemo;
+    use crate::request::{ConnectionInfo, Request as Req, Target};
+    let compile = |text: &str| {
+        PolicyEngine::compile(&[crate::compile::PolicySource {
+            name: "t.cedar".into(),
+            text: text.into(),
+        }])
+        .unwrap()
+    };
+    let permit = r#"permit (principal, action in Action::"sql.write", resource)
+        when { context.sql.has_where };"#;
+    let by_hour = r#"permit (principal, action in Action::"sql.write", resource)
+        when { context.sql.has_where && context.now.hour < 12 };"#;
+    let app = ConnectionInfo {
+        name: "app".into(),
+        kind: "postgres".into(),
+        labels: Default::default(),
+    };
+    let p = principal();
+    let with_where = json!({"sql": {"has_where": true}});
+    let without = json!({"sql": {"has_where": false}});
+    let ask = |facts: &'static Value, action: &'static str, now_unix: i64| Req {
+        principal: Box::leak(Box::new(p.clone())),
+        action,
+        target: Target::Connection(Box::leak(Box::new(app.clone()))),
+        facts,
+        now_unix,
+        source_ip: None,
+    };
+    let with_where: &'static Value = Box::leak(Box::new(with_where));
+    let without: &'static Value = Box::leak(Box::new(without));
+    let mut memo = SessionMemo::new();
+    let first = compile(permit);
+    for _ in 0..2 {
+        for (facts, action) in [(with_where, "sql.update"), (without, "sql.update")] {
+            for facts_action in [(facts, action), (facts, "sql.delete")] {
+                let req = ask(facts_action.0, facts_action.1, 0);
+                assert_eq!(first.decide_in(&mut memo, &req), first.decide(&req));
+            }
+        }
+    }
+    assert_eq!(memo.len(), 4, "one entry per action and facts");
+    assert!(matches!(
+        first.decide_in(&mut memo, &ask(with_where, "sql.update", 0)),
+        Decision::Allow { .. }
+    ));
+    // A reload: the new engine's answer, not the memo's.
+    let second = compile("forbid (principal, action, resource);");
+    let req = ask(with_where, "sql.update", 0);
+    assert!(matches!(
+        second.decide_in(&mut memo, &req),
+        Decision::Deny { .. }
+    ));
+    assert_eq!(memo.len(), 1);
+    // A policy that reads the hour: the memo keys the hour, so 11:00 and 13:00 differ.
+    let third = compile(by_hour);
+    let morning = ask(with_where, "sql.update", 11 * 3600);
+    let afternoon = ask(with_where, "sql.update", 13 * 3600);
+    assert!(matches!(
+        third.decide_in(&mut memo, &morning),
+        Decision::Allow { .. }
+    ));
+    assert!(matches!(
+        third.decide_in(&mut memo, &afternoon),
+        Decision::Deny { .. }
+    ));
+    assert!(matches!(
+        third.decide_in(&mut memo, &morning),
+        Decision::Allow { .. }
+    ));
+}

@@ -21,12 +21,13 @@ mod events;
 mod hold;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use portcullis_identity::Principal;
 use portcullis_masking::{Counts, Masker};
-use portcullis_policy::{ConnectionInfo, Decision, RowLimit, Target};
+use portcullis_policy::{ConnectionInfo, Decision, RowLimit, SessionMemo, Target};
 use portcullis_recording::{Recordings, SessionRecording};
 use portcullis_reviews::Reviews;
 use serde_json::{Map, Value};
@@ -223,6 +224,8 @@ impl Engine {
                 unmask: tokio::sync::OnceCell::new(),
                 seen: Mutex::new(BTreeSet::new()),
             },
+            decisions: Mutex::new(SessionMemo::new()),
+            checked_revocations: AtomicU64::new(u64::MAX),
             tally: Tally::default(),
         })
     }
@@ -289,6 +292,10 @@ pub struct Session {
     started: Instant,
     recording: Option<SessionRecording>,
     masking: SessionMasking,
+    /// The session's own memo of decisions (reset by a policy reload).
+    decisions: Mutex<SessionMemo>,
+    /// The revocation epoch at which the principal was last found not revoked.
+    checked_revocations: AtomicU64,
     /// What the session did, for `session.close`; the door adds to it.
     pub tally: Tally,
 }
@@ -421,7 +428,18 @@ impl Session {
     /// Decides one command: the policy once, audited (durable) before anything acts on it,
     /// then its masking obligations. A RequireApproval comes back as an admission with a
     /// review need when the gateway can hold it (else it is refused, `approval_required`).
+    ///
+    /// A revocation of the principal refuses the next command (audited), whether or not the
+    /// door has noticed the lapse yet; a policy reload decides it with the new policies.
     pub async fn decide(&self, c: &Command<'_>) -> Result<Admission, Refusal> {
+        if let Some(reason) = self.revoked() {
+            let refusal = Refusal::new(
+                Code::Token(reason),
+                "portcullis: this identity was revoked",
+                reason.hint(),
+            );
+            return Err(self.refuse(c.action, c.audit, refusal).await);
+        }
         let ask = Ask {
             action: c.action,
             target: Target::Connection(&self.connection),
@@ -431,7 +449,7 @@ impl Session {
         let Decided { decision, seq } = self
             .engine
             .pipeline
-            .decide_audited(&self.principal, &ask, &self.origin)
+            .decide_audited_in(&self.decisions, &self.principal, &ask, &self.origin)
             .await
             .map_err(|r| statement_refused(&r))?;
         let (masks, review, row_limit) = match decision {
@@ -468,6 +486,23 @@ impl Session {
             review,
             row_limit,
         })
+    }
+
+    /// Whether the principal is revoked, checked again only when a revocation was added
+    /// since the last check (one atomic load per command otherwise).
+    fn revoked(&self) -> Option<portcullis_identity::Reason> {
+        let revocations = self.engine.pipeline.validator().revocations();
+        // The epoch is read before the check: a revocation added in between moves it, and
+        // the next command checks again.
+        let epoch = revocations.epoch();
+        if self.checked_revocations.load(Ordering::Acquire) == epoch {
+            return None;
+        }
+        let reason = revocations.check(&self.principal);
+        if reason.is_none() {
+            self.checked_revocations.store(epoch, Ordering::Release);
+        }
+        reason
     }
 
     /// [`Session::decide`], then [`Session::hold`] when the policy asks for approval: the

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::raw::{self, Raw, errors, status, tags};
 use crate::support::{self, code, drop_table, table};
 
@@ -239,6 +241,82 @@ async fn revoking_the_identity_closes_its_live_sessions() {
     assert_eq!(close["data"]["ended"], "revoked");
     let err = client.batch_execute("SELECT 1").await.unwrap_err();
     assert!(err.is_closed() || code(&err) == "57P01", "{err}");
+}
+
+/// A session remembers its decisions, but never past the policies or the identity that made
+/// them: after a reload the very next statement of an open session is decided by the new
+/// policies, and after a revocation the very next statement is refused (audited), without
+/// waiting for the door to notice the lapse and close the session.
+#[tokio::test]
+async fn a_reload_or_a_revocation_decides_the_next_statement_of_an_open_session() {
+    let gw = support::start().await;
+    let t = table("memo", 4).await;
+    let client = gw.client().await;
+    let c = &client;
+    let v = |id: i32| {
+        let sql = format!("SELECT v FROM {t} WHERE id = $1");
+        async move {
+            c.query_one(&sql, &[&id])
+                .await
+                .map(|r| r.get::<_, String>(0))
+        }
+    };
+    // Each shape decided twice, so that the second answer comes from the session's memo.
+    for id in [1, 2] {
+        client
+            .batch_execute(&format!("UPDATE {t} SET v = 'w{id}' WHERE id = {id}"))
+            .await
+            .unwrap();
+        assert_eq!(v(id).await.unwrap(), format!("w{id}"));
+    }
+
+    let forbid_updates = format!(
+        "{}\n@id(\"no-updates\")\nforbid (principal, action == Action::\"sql.update\", resource);",
+        support::POLICY
+    );
+    gw.pipeline.swap_policy(support::engine(&forbid_updates));
+    let err = client
+        .batch_execute(&format!("UPDATE {t} SET v = 'w3' WHERE id = 3"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "42501", "{err}");
+    let db = err.as_db_error().unwrap();
+    assert!(
+        db.detail().unwrap_or_default().contains("no-updates"),
+        "{db:?}"
+    );
+    assert_eq!(v(3).await.unwrap(), "v3", "the update did not run");
+
+    gw.pipeline
+        .validator()
+        .revocations()
+        .add(portcullis_identity::Revocation::Subject("agent-7".into()));
+    // At once: the door may not yet have closed the session, and nothing may run in it.
+    let err = client
+        .batch_execute(&format!("DELETE FROM {t} WHERE id = 4"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_closed() || ["42501", "57P01"].contains(&code(&err).as_str()),
+        "{err}"
+    );
+    assert_eq!(support::count(&t).await, 4, "the delete did not run");
+    let close = gw.wait_event(|e| e["kind"] == "session.close").await;
+    assert_eq!(close["data"]["ended"], "revoked");
+    let deletes: Vec<Value> = gw
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "decision" && e["action"] == "sql.delete")
+        .collect();
+    // Refused by the session's own check, or never decided because the door closed first.
+    assert!(
+        deletes
+            .iter()
+            .all(|e| e["outcome"] == "deny" && e["reason_code"] == "revoked_subject"),
+        "{deletes:?}"
+    );
+    drop_table(&t).await;
 }
 
 #[tokio::test]
