@@ -232,6 +232,7 @@ impl Recordings {
             .claim(session_id)
             .ok_or_else(|| RecordingError::Exists { path: path.clone() })?;
         let opened = session::create(&self.inner.dir, session_id, format, header).await?;
+        let inbox = opened.inbox.clone();
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let tx = self.inner.tx.clone();
         tx.send(Command::Open(id, Box::new(opened)))
@@ -241,7 +242,7 @@ impl Recordings {
         claim.keep();
         let session_id = session_id.to_owned();
         Ok(SessionRecording::new(
-            id, session_id, format, path, started_ms, tx,
+            id, session_id, format, path, started_ms, tx, inbox,
         ))
     }
 

@@ -15,7 +15,7 @@ use crate::error::RecordingError;
 use crate::format::Format;
 use crate::sink::{Ending, Record, Sink, TermEvent};
 use crate::timeline::{self, Entry, RESERVED_KEYS};
-use crate::writer::{Command, Opened, blocking};
+use crate::writer::{Command, Inbox, Opened, blocking};
 
 /// What a finished recording is, for the `session.close` audit event.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +43,8 @@ pub struct SessionRecording {
     started: Instant,
     started_ms: i64,
     tx: mpsc::Sender<Command>,
+    /// Where records go; the writer takes them (see `writer`).
+    inbox: Inbox,
     finished: bool,
 }
 
@@ -54,6 +56,7 @@ impl SessionRecording {
         path: PathBuf,
         started_ms: i64,
         tx: mpsc::Sender<Command>,
+        inbox: Inbox,
     ) -> Self {
         SessionRecording {
             id,
@@ -63,6 +66,7 @@ impl SessionRecording {
             started: Instant::now(),
             started_ms,
             tx,
+            inbox,
             finished: false,
         }
     }
@@ -177,13 +181,15 @@ impl SessionRecording {
         }
     }
 
+    /// Hands `record` to the writer through the inbox, which wakes nobody; a full inbox
+    /// asks the writer to take it, through the queue (waiting while the queue is full,
+    /// which is the back-pressure).
     async fn send(&self, record: Record) {
-        if self
-            .tx
-            .send(Command::Append(self.id, record))
-            .await
-            .is_err()
-        {
+        if self.tx.is_closed() {
+            tracing::debug!(session = %self.session_id, "recording writer stopped; entry dropped");
+            return;
+        }
+        if self.inbox.push(record) && self.tx.send(Command::Take(self.id)).await.is_err() {
             tracing::debug!(session = %self.session_id, "recording writer stopped; entry dropped");
         }
     }
@@ -245,6 +251,7 @@ pub(crate) async fn create(
         hasher,
         bytes,
         sink: Sink::new(format),
+        inbox: Inbox::default(),
     })
 }
 

@@ -20,6 +20,18 @@ pub(crate) enum Record {
     Terminal(Duration, TermEvent),
 }
 
+impl Record {
+    /// About how many bytes it holds, for the inbox's bound.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Record::Line(line) => line.len(),
+            Record::Terminal(_, TermEvent::Output(b) | TermEvent::Input(b)) => b.len() + 16,
+            Record::Terminal(_, TermEvent::Marker(label)) => label.len() + 16,
+            Record::Terminal(_, TermEvent::Resize { .. }) => 32,
+        }
+    }
+}
+
 /// A terminal event as a door hands it over.
 pub(crate) enum TermEvent {
     Output(Vec<u8>),

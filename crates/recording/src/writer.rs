@@ -1,9 +1,12 @@
 //! The writer task: one per [`crate::Recordings`], owning every open session file.
 //!
-//! Sessions hand it records through a bounded queue; each session's [`Sink`] turns them into
+//! Sessions put their records in an [`Inbox`] of their own, which wakes nobody (a statement
+//! costs no wake-up of this task); the writer takes them on every `flush_every` tick, when a
+//! session's inbox passes [`INBOX_BYTES`] (the session then asks through the bounded queue),
+//! and before it finishes or closes the session. Each session's [`Sink`] turns records into
 //! lines of its format (the writer itself knows no format). Lines are hashed and buffered in
-//! memory, then written (one `write(2)` per session) on every `flush_every` tick, as soon as
-//! a session's buffer passes [`FLUSH_BYTES`], and on finish. File I/O runs on Tokio's
+//! memory, then written (one `write(2)` per session) on every tick, as soon as a session's
+//! buffer passes [`FLUSH_BYTES`], and on finish. File I/O runs on Tokio's
 //! blocking pool so a slow disk never stalls the runtime; while it runs the queue fills and
 //! `record` waits, which is the back-pressure.
 
@@ -26,6 +29,37 @@ use crate::sink::{Ending, Record, Sink};
 /// bounds memory per session whatever the entry rate.
 const FLUSH_BYTES: usize = 64 * 1024;
 
+/// An inbox holding about this many bytes of records asks the writer to take them.
+pub(crate) const INBOX_BYTES: usize = 64 * 1024;
+
+/// A session's records not yet taken by the writer, in the order they were recorded, and
+/// their approximate size.
+#[derive(Clone, Default)]
+pub(crate) struct Inbox(Arc<Mutex<(Vec<Record>, usize)>>);
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox").finish_non_exhaustive()
+    }
+}
+
+impl Inbox {
+    /// Adds `record`; true when the inbox has grown past [`INBOX_BYTES`].
+    pub(crate) fn push(&self, record: Record) -> bool {
+        let size = record.size();
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        held.0.push(record);
+        held.1 += size;
+        held.1 >= INBOX_BYTES
+    }
+
+    fn take(&self) -> Vec<Record> {
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        held.1 = 0;
+        std::mem::take(&mut held.0)
+    }
+}
+
 /// A freshly created session file whose header is already on disk.
 pub(crate) struct Opened {
     pub session_id: String,
@@ -35,12 +69,15 @@ pub(crate) struct Opened {
     pub hasher: Sha256,
     pub bytes: u64,
     pub sink: Sink,
+    /// What the session recorded and the writer has not taken yet.
+    pub inbox: Inbox,
 }
 
 /// A request to the writer task.
 pub(crate) enum Command {
     Open(u64, Box<Opened>),
-    Append(u64, Record),
+    /// The session's inbox is full: take it now.
+    Take(u64),
     Finish(
         u64,
         Ending,
@@ -117,10 +154,11 @@ impl Writer {
                 };
                 self.sessions.insert(id, live);
             }
-            Command::Append(id, record) => self.append(id, record).await,
+            Command::Take(id) => self.take(id).await,
             Command::Finish(id, end, reply) => self.finish(id, end, reply),
             Command::Abandon(id) => {
-                if let Some(live) = self.sessions.remove(&id) {
+                if let Some(mut live) = self.sessions.remove(&id) {
+                    live.take_inbox();
                     tracing::info!(session = %live.opened.session_id,
                         "session dropped without finishing; its recording is left for recovery");
                     let session = live.opened.session_id.clone();
@@ -134,12 +172,11 @@ impl Writer {
         }
     }
 
-    async fn append(&mut self, id: u64, record: Record) {
+    async fn take(&mut self, id: u64) {
         let Some(live) = self.sessions.get_mut(&id) else {
             return;
         };
-        let lines = live.opened.sink.encode(record);
-        live.push(&lines);
+        live.take_inbox();
         if live.pending.len() >= FLUSH_BYTES {
             let batch = vec![(id, live.take())];
             self.write_batch(batch).await;
@@ -158,6 +195,7 @@ impl Writer {
             let _ = reply.send(Err(RecordingError::Stopped));
             return;
         };
+        live.take_inbox();
         let encoded = live.opened.sink.end(&ending).map(|lines| live.push(&lines));
         let finished = Finished {
             path: live.opened.path.clone(),
@@ -175,6 +213,7 @@ impl Writer {
     }
 
     async fn flush_all(&mut self) {
+        self.sessions.values_mut().for_each(Live::take_inbox);
         let batch: Vec<_> = self
             .sessions
             .iter_mut()
@@ -211,7 +250,8 @@ impl Writer {
     /// not finish it, so the next start's recovery marks it interrupted and audits its hash.
     /// Closes already under way are waited for.
     async fn close_all(&mut self) {
-        for (_, live) in std::mem::take(&mut self.sessions) {
+        for (_, mut live) in std::mem::take(&mut self.sessions) {
+            live.take_inbox();
             let session = live.opened.session_id.clone();
             if let Err(e) = close(live).await {
                 tracing::error!(%session, error = %e, "cannot flush recording at shutdown");
@@ -250,6 +290,14 @@ fn release(open_ids: &Mutex<HashSet<String>>, session_id: &str) {
 }
 
 impl Live {
+    /// Encodes and buffers what the session recorded since the last take.
+    fn take_inbox(&mut self) {
+        for record in self.opened.inbox.take() {
+            let lines = self.opened.sink.encode(record);
+            self.push(&lines);
+        }
+    }
+
     /// Hashes and buffers lines; the hash always covers exactly the bytes meant for disk.
     fn push(&mut self, lines: &[u8]) {
         self.opened.hasher.update(lines);

@@ -201,6 +201,39 @@ async fn a_tiny_queue_loses_nothing() {
     );
 }
 
+/// Entries wake no writer one by one, but a session that records a lot is written before
+/// the tick: its inbox asks to be taken once it holds about 64 KiB.
+#[tokio::test]
+async fn a_busy_session_is_written_before_the_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = start(dir.path(), Duration::from_secs(3600), 16);
+    let session = recs.open(header("busy")).await.unwrap();
+    let filler = "x".repeat(1000);
+    for i in 0..300u64 {
+        session
+            .record("statement", data(json!({"n": i, "statement": filler})))
+            .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let on_disk = std::fs::metadata(session.path()).unwrap().len();
+        if on_disk >= 64 * 1024 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {on_disk} bytes written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let finished = session.finish("client_terminate").await.unwrap();
+    let rec = read(&finished.path).unwrap();
+    assert_eq!(rec.entries.len(), 300);
+    assert!(
+        rec.entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.data["n"] == i as u64)
+    );
+}
+
 #[tokio::test]
 async fn an_oversized_entry_is_stubbed() {
     let dir = tempfile::tempdir().unwrap();
