@@ -172,6 +172,11 @@ impl Pipeline {
         self.policy.load_full()
     }
 
+    /// The [`PolicyEngine::id`] of the policies in force now.
+    pub fn policy_id(&self) -> u64 {
+        self.policy.load().id()
+    }
+
     /// Replaces the policies for every request that starts after this call.
     pub fn swap_policy(&self, engine: PolicyEngine) {
         self.policy.store(Arc::new(engine));

@@ -143,6 +143,12 @@ impl PolicyEngine {
         })
     }
 
+    /// Unique per compiled engine in this process (never reused): tells a verdict kept
+    /// beside the engine that gave it from one a reload made stale.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Policy ids in source order.
     pub fn policy_ids(&self) -> Vec<String> {
         self.ids.clone()

@@ -221,7 +221,7 @@ impl Engine {
             recording,
             masking: SessionMasking {
                 profile: o.masking,
-                unmask: tokio::sync::OnceCell::new(),
+                unmask: Mutex::new(None),
                 seen: Mutex::new(BTreeSet::new()),
             },
             decisions: Mutex::new(SessionMemo::new()),
@@ -278,7 +278,8 @@ fn terminal_header(
 
 struct SessionMasking {
     profile: Option<String>,
-    unmask: tokio::sync::OnceCell<bool>,
+    /// The `data.unmask` verdict and the policy engine that gave it (a reload makes it stale).
+    unmask: Mutex<Option<(u64, bool)>>,
     /// Every profile a command of this session was masked with, for what no command owns.
     seen: Mutex<BTreeSet<String>>,
 }
@@ -583,7 +584,7 @@ impl Session {
     /// and those of `plain` (the door's most ordinary read: `(action, facts)`); `None` when
     /// none applies or the principal may `data.unmask` here.
     pub fn fallback_masker(&self, plain: (&str, &Value)) -> Option<Masker> {
-        if self.masking.unmask.get() == Some(&true) {
+        if self.unmask_known() == Some(true) {
             return None;
         }
         let mut names: BTreeSet<String> = self.masks_of(plain.0, plain.1).into_iter().collect();
@@ -610,29 +611,49 @@ impl Session {
     }
 
     /// Whether the principal may see raw values on this connection: `data.unmask`, decided
-    /// (and audited) once per session when first needed. Anything but an Allow, an audit
-    /// failure included, keeps the masking on.
+    /// (and audited) when first needed and again after each policy reload. Anything but an
+    /// Allow, an audit failure included, keeps the masking on.
     pub async fn unmasked(&self) -> bool {
+        if let Some(known) = self.unmask_known() {
+            return known;
+        }
+        // The engine is read before deciding: a reload in between leaves the verdict marked
+        // stale, and the next command decides again.
+        let engine = self.engine.pipeline.policy_id();
+        let facts = Value::Null;
+        let ask = Ask {
+            action: "data.unmask",
+            target: Target::Connection(&self.connection),
+            facts: &facts,
+            command: None,
+        };
+        let unmasked = matches!(
+            self.engine
+                .pipeline
+                .decide(&self.principal, &ask, &self.origin)
+                .await,
+            Ok(Decision::Allow { .. })
+        );
         *self
             .masking
             .unmask
-            .get_or_init(|| async {
-                let facts = Value::Null;
-                let ask = Ask {
-                    action: "data.unmask",
-                    target: Target::Connection(&self.connection),
-                    facts: &facts,
-                    command: None,
-                };
-                matches!(
-                    self.engine
-                        .pipeline
-                        .decide(&self.principal, &ask, &self.origin)
-                        .await,
-                    Ok(Decision::Allow { .. })
-                )
-            })
-            .await
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((engine, unmasked));
+        unmasked
+    }
+
+    /// The `data.unmask` verdict, if one was decided under the current policies.
+    fn unmask_known(&self) -> Option<bool> {
+        let engine = self.engine.pipeline.policy_id();
+        match *self
+            .masking
+            .unmask
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Some((id, verdict)) if id == engine => Some(verdict),
+            _ => None,
+        }
     }
 
     /// Queues the `statement.result` event of a command that ran (or failed in the target).

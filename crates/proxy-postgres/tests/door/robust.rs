@@ -319,6 +319,40 @@ async fn a_reload_or_a_revocation_decides_the_next_statement_of_an_open_session(
     drop_table(&t).await;
 }
 
+/// Seeing raw values (`data.unmask`) is decided again after a reload: an open session whose
+/// permission a reload took away gets its very next result masked.
+#[tokio::test]
+async fn a_reload_that_takes_unmask_away_masks_the_next_result() {
+    let t = table("unmask", 1).await;
+    support::direct()
+        .await
+        .batch_execute(&format!("UPDATE {t} SET v = 'ada@example.com'"))
+        .await
+        .unwrap();
+    let target = portcullis_proxy_postgres::PgTarget {
+        masking: Some("default".into()),
+        ..support::local_target()
+    };
+    let unmask = format!(
+        "{}\n@id(\"agents-unmask\")\npermit (principal in Group::\"agents\", action == Action::\"data.unmask\", resource);",
+        support::POLICY
+    );
+    let gw = support::start_policy(&unmask, |_| {}, vec![target]).await;
+    let client = gw.client().await;
+    let c = &client;
+    let email = || {
+        let sql = format!("SELECT v FROM {t} WHERE id = 1");
+        async move { c.query_one(&sql, &[]).await.unwrap().get::<_, String>(0) }
+    };
+    assert_eq!(email().await, "ada@example.com");
+    assert_eq!(email().await, "ada@example.com");
+    gw.pipeline.swap_policy(support::engine(support::POLICY));
+    let masked = email().await;
+    assert_ne!(masked, "ada@example.com", "masked after the reload");
+    assert!(!masked.contains("ada"), "{masked}");
+    drop_table(&t).await;
+}
+
 #[tokio::test]
 async fn a_session_ends_when_its_token_expires() {
     let gw = support::start().await;
