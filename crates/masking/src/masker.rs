@@ -25,6 +25,22 @@ struct Inner {
     /// The streaming masker's automata, built on first use (most maskers never stream);
     /// `None` if they failed to build, which makes every stream fail closed.
     stream: OnceLock<Option<Tables>>,
+    /// Plans by column name and type: every result asks for its columns' plans, and the
+    /// rules are globs tried one by one. Bounded (names are the client's to choose).
+    plans: quick_cache::sync::Cache<(String, String), ColumnPlan>,
+}
+
+/// Most distinct (name, type) pairs a masker remembers plans for.
+const PLANS: usize = 4096;
+
+/// A borrowed `(name, type)` key: hashes as the owned tuple does.
+#[derive(Hash)]
+struct ColumnRef<'a>(&'a str, &'a str);
+
+impl quick_cache::Equivalent<(String, String)> for ColumnRef<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -81,6 +97,7 @@ impl Masker {
             strategies,
             renderer,
             stream: OnceLock::new(),
+            plans: quick_cache::sync::Cache::new(PLANS),
         };
         Ok(Masker {
             inner: Arc::new(inner),
@@ -104,7 +121,14 @@ impl Masker {
     /// (`text`, `jsonb`, `_text` or `text[]` for arrays; a schema prefix and a type modifier
     /// are ignored). Column rules first, then json/jsonb, then arrays, else [`ColumnPlan::Pass`].
     pub fn column(&self, name: &str, type_name: &str) -> ColumnPlan {
-        plan::column_plan(&self.inner.columns, name, type_name, |e| self.strategy(e))
+        if let Some(plan) = self.inner.plans.get(&ColumnRef(name, type_name)) {
+            return plan;
+        }
+        let plan = plan::column_plan(&self.inner.columns, name, type_name, |e| self.strategy(e));
+        self.inner
+            .plans
+            .insert((name.to_owned(), type_name.to_owned()), plan);
+        plan
     }
 
     /// The entity and strategy of the first name rule matching a JSON object key.
