@@ -154,9 +154,8 @@ impl Auditor {
     /// writer, and the event is lost with its batch.
     pub async fn submit(&self, event: Event) -> Result<(), AuditError> {
         let encoded = EncodedEvent::new(&event, &self.node)?;
-        if self.tx.is_closed() {
-            return Err(AuditError::Stopped);
-        }
+        // Once the writer has taken its last batch the list gives the event back, and the
+        // closed queue refuses it: `Stopped`, never a silent loss.
         match self.later.push(encoded) {
             None => Ok(()),
             // Full: through the queue, which waits for room.

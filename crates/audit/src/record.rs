@@ -31,7 +31,7 @@ pub(crate) struct Position<'a> {
 /// (`{"event":..,"node":..,"prev":` — the keys sort that way), so the recorder also hashes
 /// that head: the writer appends the position and hashes only those last bytes.
 pub(crate) struct EncodedEvent {
-    pub kind: String,
+    kind: String,
     /// The body up to and including `"prev":`.
     head: String,
     /// SHA-256 over `head`.
@@ -66,16 +66,16 @@ impl EncodedEvent {
         })
     }
 
-    /// The canonical body of the event at `pos` in the chain it was encoded for, and
-    /// its hash: the same bytes as `to_canonical({"v":1,"node":..,"seq":..,"ts_ms":..,
+    /// The event's kind, and its canonical body at `pos` in the chain it was encoded for and
+    /// that body's hash: the same bytes as `to_canonical({"v":1,"node":..,"seq":..,"ts_ms":..,
     /// "prev":..,"event":..})`, written with the keys already in sorted order (checked by a
     /// test).
-    pub(crate) fn seal(self, pos: Position<'_>) -> (String, String) {
+    pub(crate) fn seal(self, pos: Position<'_>) -> (String, String, String) {
         use std::fmt::Write as _;
         let EncodedEvent {
+            kind,
             mut head,
             mut digest,
-            ..
         } = self;
         let start = head.len();
         write_string(pos.prev, &mut head);
@@ -87,7 +87,7 @@ impl EncodedEvent {
         );
         digest.update(&head.as_bytes()[start..]);
         let hash = hex::encode(digest.finish());
-        (head, hash)
+        (kind, head, hash)
     }
 }
 
@@ -147,8 +147,8 @@ mod tests {
             "v": RECORD_VERSION, "node": node, "seq": pos.seq, "ts_ms": pos.ts_ms,
             "prev": pos.prev, "event": serde_json::to_value(&event).unwrap(),
         }));
-        assert_eq!(encoded.kind, "decision");
-        let (body, hash) = encoded.seal(pos);
+        let (kind, body, hash) = encoded.seal(pos);
+        assert_eq!(kind, "decision");
         assert_eq!(body, expect);
         assert_eq!(
             hash,

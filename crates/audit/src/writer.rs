@@ -119,24 +119,8 @@ impl Writer {
                 }
                 Wake::SyncTimer => self.sync().await,
                 Wake::Command(None) => break,
-                wake @ (Wake::Command(Some(_)) | Wake::LaterTimer) => {
-                    let first = match wake {
-                        Wake::Command(first) => first,
-                        _ => None,
-                    };
-                    let batch = self.take_batch(first).await;
-                    if !batch.is_empty() {
-                        self.commit(batch).await;
-                    }
-                    if self.unsigned() >= self.settings.checkpoint_every_events {
-                        let _ = self.checkpoint().await;
-                    }
-                    // Under a steady load the timer may never win the select: the bound
-                    // holds anyway.
-                    if self.sync_due().is_some_and(|due| due <= Instant::now()) {
-                        self.sync().await;
-                    }
-                }
+                Wake::Command(Some(first)) => self.step(Some(first)).await,
+                Wake::LaterTimer => self.step(None).await,
             }
         }
         // Submitted events that came after the last batch; later ones go to the closed queue
@@ -155,6 +139,23 @@ impl Writer {
         let result = self.checkpoint().await;
         if let Some(reply) = self.stopping.take() {
             let _ = reply.send(result);
+        }
+    }
+
+    /// Commits `first`, what is queued behind it and what was submitted without waiting
+    /// (`None`: only the latter), then signs and syncs when due.
+    async fn step(&mut self, first: Option<Command>) {
+        let batch = self.take_batch(first).await;
+        if !batch.is_empty() {
+            self.commit(batch).await;
+        }
+        if self.unsigned() >= self.settings.checkpoint_every_events {
+            let _ = self.checkpoint().await;
+        }
+        // Under a steady load the timer may never win the select: the bound
+        // holds anyway.
+        if self.sync_due().is_some_and(|due| due <= Instant::now()) {
+            self.sync().await;
         }
     }
 
@@ -296,15 +297,14 @@ impl Writer {
         let mut rows: Vec<AuditRow> = Vec::with_capacity(batch.len());
         let mut waiters = Vec::with_capacity(batch.len());
         let (mut seq, mut prev) = (tail.seq, tail.hash.clone());
-        for (mut event, reply) in batch {
+        for (event, reply) in batch {
             seq += 1;
             let pos = Position {
                 seq,
                 ts_ms,
                 prev: &prev,
             };
-            let kind = std::mem::take(&mut event.kind);
-            let (body, hash) = event.seal(pos);
+            let (kind, body, hash) = event.seal(pos);
             rows.push(AuditRow {
                 node: node.to_owned(),
                 seq,

@@ -42,7 +42,6 @@ pub struct PolicyEngine {
     memo: Memo,
     /// Unique per compiled engine: what a [`SessionMemo`] is bound to.
     id: u64,
-    observed: Observed,
 }
 
 /// Everything about one concrete action that does not depend on the request.
@@ -139,7 +138,6 @@ impl PolicyEngine {
             ips: IpExprs::new(),
             memo: Memo::new(observed),
             id: memo::next_engine_id(),
-            observed,
         })
     }
 
@@ -279,12 +277,13 @@ impl PolicyEngine {
     /// (see [`SessionMemo`]): a repeated request costs a hash of its action and facts. A memo
     /// filled by another engine (before a reload) is emptied first.
     pub fn decide_in(&self, memo: &mut SessionMemo, req: &Request<'_>) -> Decision {
-        let (hash, found) = memo.get(self.id, self.observed, req);
+        let observed = self.memo.observed();
+        let (hash, found) = memo.get(self.id, observed, req);
         if let Some(decision) = found {
             return decision;
         }
         let decision = self.decide(req);
-        memo.put(hash, self.observed, req, &decision);
+        memo.put(hash, observed, req, &decision);
         decision
     }
 

@@ -185,6 +185,11 @@ impl Memo {
         }
     }
 
+    /// Which inputs beyond principal, action, target and facts some policy may read.
+    pub(crate) fn observed(&self) -> Observed {
+        self.observed
+    }
+
     pub(crate) fn hashes(&self, req: &Request<'_>) -> Hashes {
         let mut h = self.hasher.build_hasher();
         req.action.hash(&mut h);

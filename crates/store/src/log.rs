@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
-use crate::{AuditRow, CheckpointRow, Store, StoreError};
+use crate::{AuditRow, CheckpointRow, Store, StoreError, sqlite};
 
 /// The audit writer's view of the store.
 #[async_trait]
@@ -123,10 +123,7 @@ impl AuditLog for SqliteLog {
         let op = "audit_tail";
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT node, seq, ts_ms, kind, body, prev_hash, hash FROM audit_events \
-                 WHERE node = ?1 ORDER BY seq DESC LIMIT 1",
-            )
+            .prepare_cached(sqlite::AUDIT_TAIL)
             .map_err(query_error(op))?;
         let mut rows = st.query([node]).map_err(query_error(op))?;
         let Some(row) = rows.next().map_err(query_error(op))? else {
@@ -182,22 +179,18 @@ impl AuditLog for SqliteLog {
         tx.commit().map_err(query_error(op))
     }
 
-    /// In WAL mode with `synchronous=NORMAL`, SQLite fsyncs the WAL before each
-    /// checkpoint: a passive checkpoint (which never waits for readers) is the sync.
+    /// See [`sqlite::SYNC`].
     async fn sync(&mut self) -> Result<(), StoreError> {
         let op = "sync";
         self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .query_row(sqlite::SYNC, [], |_| Ok(()))
             .map_err(query_error(op))
     }
 
     async fn checkpoint_put(&mut self, cp: &CheckpointRow) -> Result<(), StoreError> {
         let op = "checkpoint_put";
         self.conn
-            .prepare_cached(
-                "INSERT INTO audit_checkpoints (node, seq, ts_ms, hash, public_key, signature) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (node, seq, hash) DO NOTHING",
-            )
+            .prepare_cached(sqlite::CHECKPOINT_INSERT)
             .and_then(|mut st| {
                 st.execute(params![
                     cp.node,

@@ -25,6 +25,15 @@ const ROWS_PER_INSERT: usize = 500;
 
 const AUDIT_COLUMNS: &str = "node, seq, ts_ms, kind, body, prev_hash, hash";
 
+// Shared with the audit writer's own connection (`log.rs`).
+pub(crate) const AUDIT_TAIL: &str = "SELECT node, seq, ts_ms, kind, body, prev_hash, hash \
+     FROM audit_events WHERE node = ?1 ORDER BY seq DESC LIMIT 1";
+pub(crate) const CHECKPOINT_INSERT: &str = "INSERT INTO audit_checkpoints (node, seq, ts_ms, hash, public_key, signature) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (node, seq, hash) DO NOTHING";
+/// In WAL mode with `synchronous=NORMAL`, SQLite fsyncs the WAL before each checkpoint: a
+/// passive checkpoint (which never waits for readers) is the sync.
+pub(crate) const SYNC: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+
 /// Takes our own `synchronous=full|normal` query parameter off the URL (sqlx does not know it).
 fn split_synchronous(
     url: &str,
@@ -150,10 +159,9 @@ impl Store for SqliteStore {
             .map_err(Self::err("ping"))
     }
 
-    /// In WAL mode with `synchronous=NORMAL`, SQLite fsyncs the WAL before each
-    /// checkpoint: a passive checkpoint (which never waits for readers) is the sync.
+    /// See [`SYNC`].
     async fn sync(&self) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        sqlx::query(SYNC)
             .execute(&self.pool)
             .await
             .map(drop)
@@ -195,13 +203,11 @@ impl Store for SqliteStore {
     }
 
     async fn audit_tail(&self, node: &str) -> Result<Option<AuditRow>, StoreError> {
-        sqlx::query_as(&format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE node = ?1 ORDER BY seq DESC LIMIT 1"
-        ))
-        .bind(node)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(Self::err("audit_tail"))
+        sqlx::query_as(AUDIT_TAIL)
+            .bind(node)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Self::err("audit_tail"))
     }
 
     async fn audit_page(
@@ -286,20 +292,17 @@ impl Store for SqliteStore {
     }
 
     async fn checkpoint_put(&self, cp: &CheckpointRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_checkpoints (node, seq, ts_ms, hash, public_key, signature) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (node, seq, hash) DO NOTHING",
-        )
-        .bind(&cp.node)
-        .bind(cp.seq)
-        .bind(cp.ts_ms)
-        .bind(&cp.hash)
-        .bind(&cp.public_key)
-        .bind(&cp.signature)
-        .execute(&self.pool)
-        .await
-        .map(drop)
-        .map_err(Self::err("checkpoint_put"))
+        sqlx::query(CHECKPOINT_INSERT)
+            .bind(&cp.node)
+            .bind(cp.seq)
+            .bind(cp.ts_ms)
+            .bind(&cp.hash)
+            .bind(&cp.public_key)
+            .bind(&cp.signature)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(Self::err("checkpoint_put"))
     }
 
     async fn checkpoints(&self, node: &str) -> Result<Vec<CheckpointRow>, StoreError> {
