@@ -27,6 +27,7 @@ async fn measure(max_batch: usize, crash: bool) -> anyhow::Result<f64> {
         AuditSettings {
             max_batch,
             sync_every: crash.then_some(std::time::Duration::from_millis(100)),
+            journal: crash.then(|| dir.path().join("audit-journal")),
             ..AuditSettings::default()
         },
     )

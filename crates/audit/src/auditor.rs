@@ -5,6 +5,7 @@
 //! locking the database; batching what accumulates while a commit is in flight is what makes
 //! it fast (group commit).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::AuditError;
 use crate::event::Event;
+use crate::journal::{self, Journal};
 use crate::keys::SigningKey;
 use crate::record::EncodedEvent;
 use crate::writer::{Command, Writer};
@@ -37,6 +39,10 @@ pub struct AuditSettings {
     /// How long an event recorded without waiting ([`Auditor::submit`]) may sit before it is
     /// committed when no waited event comes to carry it along.
     pub later_every: Duration,
+    /// With `sync_every` (`durability = "crash"`): a directory for the journal, where a
+    /// recorder writes its event itself and is done, and from which the writer moves events
+    /// into the store (see `journal`). `None`: events go through the writer's queue.
+    pub journal: Option<PathBuf>,
 }
 
 impl Default for AuditSettings {
@@ -48,6 +54,7 @@ impl Default for AuditSettings {
             max_batch: 4096,
             sync_every: None,
             later_every: Duration::from_millis(50),
+            journal: None,
         }
     }
 }
@@ -63,18 +70,65 @@ pub struct Receipt {
 /// Records audit events. Cheap to clone; all clones feed the same writer.
 #[derive(Clone)]
 pub struct Auditor {
-    tx: mpsc::Sender<Command>,
+    route: Route,
     /// The chain's node, which every record's body names.
     node: Arc<str>,
-    /// Events nothing waits on, taken by the writer with its next batch.
-    later: Later,
-    task: Arc<Mutex<Option<Running>>>,
+    /// The writer, and for the journal's, where its final result comes.
+    task: Arc<Mutex<Option<(Running, Finished)>>>,
+}
+
+type Finished = Option<oneshot::Receiver<Result<(), AuditError>>>;
+
+/// How an event reaches the chain.
+#[derive(Clone)]
+enum Route {
+    /// Through the writer's queue, which chains and commits batches.
+    Queue {
+        tx: mpsc::Sender<Command>,
+        /// Events nothing waits on, taken by the writer with its next batch.
+        later: Later,
+    },
+    /// Chained and written by the recorder itself; the writer moves it to the store.
+    Journal(Arc<Journal>),
 }
 
 /// Where the writer runs.
 enum Running {
     Task(JoinHandle<()>),
     Thread(std::thread::JoinHandle<()>),
+}
+
+impl Running {
+    /// Runs `work` on a thread of its own in a one-thread runtime (`blocking`: it calls a
+    /// blocking store), else as a task on the current runtime.
+    fn start(
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+        blocking: bool,
+    ) -> Result<Running, AuditError> {
+        if !blocking {
+            return Ok(Running::Task(tokio::spawn(work)));
+        }
+        // Timers only: the queue's wake-ups come from the recorders' runtime.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(AuditError::Thread)?;
+        let thread = std::thread::Builder::new()
+            .name("audit-writer".to_owned())
+            .spawn(move || runtime.block_on(work))
+            .map_err(AuditError::Thread)?;
+        Ok(Running::Thread(thread))
+    }
+
+    async fn join(self) -> Result<(), AuditError> {
+        match self {
+            Running::Task(task) => task.await.map_err(|_| AuditError::Stopped),
+            Running::Thread(thread) => tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|_| AuditError::Stopped)?
+                .map_err(|_| AuditError::Stopped),
+        }
+    }
 }
 
 impl std::fmt::Debug for Auditor {
@@ -98,33 +152,32 @@ impl Auditor {
             checkpoint_every_events: settings.checkpoint_every_events.max(1),
             ..settings
         };
-        // The queue holds at most a few batches: beyond that, recorders wait, which is the
-        // back-pressure that keeps memory bounded when the store is slow.
-        let (tx, rx) = mpsc::channel(settings.max_batch.saturating_mul(2));
         let node: Arc<str> = settings.node.as_str().into();
         let log = portcullis_store::audit_log(store.clone()).await?;
         let blocking = log.blocking();
+        if let (Some(dir), Some(_)) = (settings.journal.clone(), settings.sync_every) {
+            let (journal, mover) = journal::open(&*store, log, key, settings, &dir).await?;
+            let (done, finished) = oneshot::channel();
+            let work = async move {
+                let _ = done.send(mover.run().await);
+            };
+            let running = Running::start(work, blocking)?;
+            return Ok(Auditor {
+                route: Route::Journal(journal),
+                node,
+                task: Arc::new(Mutex::new(Some((running, Some(finished))))),
+            });
+        }
+        // The queue holds at most a few batches: beyond that, recorders wait, which is the
+        // back-pressure that keeps memory bounded when the store is slow.
+        let (tx, rx) = mpsc::channel(settings.max_batch.saturating_mul(2));
         let later = Later::default();
         let writer = Writer::load(&*store, log, key, settings, rx, later.clone()).await?;
-        let running = if blocking {
-            // Timers only: the queue's wake-ups come from the recorders' runtime.
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .map_err(AuditError::Thread)?;
-            let thread = std::thread::Builder::new()
-                .name("audit-writer".to_owned())
-                .spawn(move || runtime.block_on(writer.run()))
-                .map_err(AuditError::Thread)?;
-            Running::Thread(thread)
-        } else {
-            Running::Task(tokio::spawn(writer.run()))
-        };
+        let running = Running::start(writer.run(), blocking)?;
         Ok(Auditor {
-            tx,
+            route: Route::Queue { tx, later },
             node,
-            later,
-            task: Arc::new(Mutex::new(Some(running))),
+            task: Arc::new(Mutex::new(Some((running, None)))),
         })
     }
 
@@ -137,9 +190,12 @@ impl Auditor {
         // Encoding here rather than in the writer spreads the work over the recording
         // tasks; the writer's loop is the throughput bottleneck.
         let encoded = EncodedEvent::new(&event, &self.node)?;
+        let tx = match &self.route {
+            Route::Journal(journal) => return journal.record(encoded).await,
+            Route::Queue { tx, .. } => tx,
+        };
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Command::Record(encoded, Some(reply)))
+        tx.send(Command::Record(encoded, Some(reply)))
             .await
             .map_err(|_| AuditError::Stopped)?;
         answer.await.map_err(|_| AuditError::Stopped)?
@@ -154,13 +210,16 @@ impl Auditor {
     /// writer, and the event is lost with its batch.
     pub async fn submit(&self, event: Event) -> Result<(), AuditError> {
         let encoded = EncodedEvent::new(&event, &self.node)?;
+        let (tx, later) = match &self.route {
+            Route::Journal(journal) => return journal.submit(encoded).await,
+            Route::Queue { tx, later } => (tx, later),
+        };
         // Once the writer has taken its last batch the list gives the event back, and the
         // closed queue refuses it: `Stopped`, never a silent loss.
-        match self.later.push(encoded) {
+        match later.push(encoded) {
             None => Ok(()),
             // Full: through the queue, which waits for room.
-            Some(encoded) => self
-                .tx
+            Some(encoded) => tx
                 .send(Command::Record(encoded, None))
                 .await
                 .map_err(|_| AuditError::Stopped),
@@ -171,23 +230,24 @@ impl Auditor {
     /// and waits for the writer to finish. Calling it again is a no-op.
     pub async fn shutdown(&self) -> Result<(), AuditError> {
         let mut task = self.task.lock().await;
-        let Some(handle) = task.take() else {
+        let Some((running, finished)) = task.take() else {
             return Ok(());
         };
-        let (reply, answer) = oneshot::channel();
-        let sent = self.tx.send(Command::Shutdown(reply)).await.is_ok();
-        let result = if sent {
-            answer.await.unwrap_or(Err(AuditError::Stopped))
-        } else {
-            Err(AuditError::Stopped)
+        let result = match (&self.route, finished) {
+            (Route::Journal(journal), Some(finished)) => {
+                journal.close();
+                finished.await.unwrap_or(Err(AuditError::Stopped))
+            }
+            (Route::Queue { tx, .. }, _) => {
+                let (reply, answer) = oneshot::channel();
+                match tx.send(Command::Shutdown(reply)).await {
+                    Ok(()) => answer.await.unwrap_or(Err(AuditError::Stopped)),
+                    Err(_) => Err(AuditError::Stopped),
+                }
+            }
+            (Route::Journal(_), None) => Err(AuditError::Stopped),
         };
-        match handle {
-            Running::Task(task) => task.await.map_err(|_| AuditError::Stopped)?,
-            Running::Thread(thread) => tokio::task::spawn_blocking(move || thread.join())
-                .await
-                .map_err(|_| AuditError::Stopped)?
-                .map_err(|_| AuditError::Stopped)?,
-        }
+        running.join().await?;
         result
     }
 }

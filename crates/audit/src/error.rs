@@ -17,6 +17,17 @@ pub enum AuditError {
     #[error("audit write failed: {0}")]
     WriteFailed(#[source] Arc<StoreError>),
 
+    /// The journal (`durability = "crash"`) could not be written; the event is not in the
+    /// audit trail and the caller must fail closed.
+    #[error("audit journal write failed: {0}")]
+    Journal(#[source] Arc<std::io::Error>),
+
+    /// Another process (a gateway with the same state directory and node) holds the journal.
+    #[error(
+        "the audit journal {dir} is in use by another gateway (same state_dir and [audit] node?)"
+    )]
+    JournalBusy { dir: String },
+
     /// The audit writer is not running (shut down, or its task ended).
     #[error("the audit writer has stopped")]
     Stopped,

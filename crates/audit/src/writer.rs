@@ -31,10 +31,10 @@ pub(crate) enum Command {
 
 /// The last committed event of the chain.
 #[derive(Debug, Clone)]
-struct Tail {
-    seq: i64,
-    hash: String,
-    ts_ms: i64,
+pub(crate) struct Tail {
+    pub(crate) seq: i64,
+    pub(crate) hash: String,
+    pub(crate) ts_ms: i64,
 }
 
 pub(crate) struct Writer {
@@ -78,28 +78,12 @@ impl Writer {
         later: Later,
     ) -> Result<Self, AuditError> {
         let tail = load_tail(&mut *log, &settings.node).await?;
-        let last_checkpoint = store
-            .checkpoints(&settings.node)
-            .await?
-            .iter()
-            .map(|c| c.seq)
-            .max()
-            .unwrap_or(0);
-        if last_checkpoint > tail.seq {
-            // Events that a checkpoint vouched for are gone. Recording continues (refusing
-            // would stop the gateway, not undo the loss), and `audit verify` will report it.
-            tracing::error!(
-                node = %settings.node,
-                checkpoint_seq = last_checkpoint,
-                tail_seq = tail.seq,
-                "audit chain is shorter than its last checkpoint: events were deleted"
-            );
-        }
+        let signed_seq = last_checkpoint(store, &settings.node, &tail).await?;
         Ok(Self {
             public_key: key.public_key().to_string(),
             log,
             key,
-            signed_seq: last_checkpoint.min(tail.seq),
+            signed_seq,
             tail: Some(tail),
             settings,
             rx,
@@ -348,16 +332,7 @@ impl Writer {
             return Ok(());
         }
         let node = &self.settings.node;
-        let ts_ms = now_ms();
-        let message = record::checkpoint_message(node, tail.seq, &tail.hash, ts_ms);
-        let row = CheckpointRow {
-            node: node.clone(),
-            seq: tail.seq,
-            ts_ms,
-            hash: tail.hash,
-            public_key: self.public_key.clone(),
-            signature: self.key.sign(message.as_bytes()),
-        };
+        let row = checkpoint_row(&self.key, &self.public_key, node, &tail);
         match self.log.checkpoint_put(&row).await {
             Ok(()) => {
                 self.signed_seq = row.seq;
@@ -379,7 +354,52 @@ fn fail_all(waiters: impl IntoIterator<Item = RecordReply>, error: StoreError) {
     }
 }
 
-async fn load_tail(log: &mut dyn AuditLog, node: &str) -> Result<Tail, StoreError> {
+/// The highest seq of `node` that a stored checkpoint covers, at most `tail`'s.
+pub(crate) async fn last_checkpoint(
+    store: &dyn Store,
+    node: &str,
+    tail: &Tail,
+) -> Result<i64, StoreError> {
+    let last = store
+        .checkpoints(node)
+        .await?
+        .iter()
+        .map(|c| c.seq)
+        .max()
+        .unwrap_or(0);
+    if last > tail.seq {
+        // Events that a checkpoint vouched for are gone. Recording continues (refusing
+        // would stop the gateway, not undo the loss), and `audit verify` will report it.
+        tracing::error!(
+            node = %node,
+            checkpoint_seq = last,
+            tail_seq = tail.seq,
+            "audit chain is shorter than its last checkpoint: events were deleted"
+        );
+    }
+    Ok(last.min(tail.seq))
+}
+
+/// A signed checkpoint over `tail`, now.
+pub(crate) fn checkpoint_row(
+    key: &SigningKey,
+    public_key: &str,
+    node: &str,
+    tail: &Tail,
+) -> CheckpointRow {
+    let ts_ms = now_ms();
+    let message = record::checkpoint_message(node, tail.seq, &tail.hash, ts_ms);
+    CheckpointRow {
+        node: node.to_owned(),
+        seq: tail.seq,
+        ts_ms,
+        hash: tail.hash.clone(),
+        public_key: public_key.to_owned(),
+        signature: key.sign(message.as_bytes()),
+    }
+}
+
+pub(crate) async fn load_tail(log: &mut dyn AuditLog, node: &str) -> Result<Tail, StoreError> {
     Ok(match log.tail(node).await? {
         Some(row) => Tail {
             seq: row.seq,

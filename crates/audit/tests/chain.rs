@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Env, event, settings, sha256_hex};
+use common::{Env, Flaky, event, settings, sha256_hex};
 use portcullis_audit::{AuditError, Auditor, Event, GENESIS_PREV, export_jsonl, verify};
-use portcullis_store::{AuditRow, CheckpointRow, ReviewRow, RevocationRow, Store, StoreError};
+use portcullis_store::AuditRow;
 
 both!(round_trip_and_verify);
 async fn round_trip_and_verify(env: Env) {
@@ -219,96 +218,10 @@ async fn invalid_node_names_are_refused() {
     .await;
 }
 
-/// A store whose appends fail while `broken` is set; everything else is delegated.
-struct Flaky {
-    inner: Arc<dyn Store>,
-    broken: AtomicBool,
-    /// Calls of `sync`.
-    syncs: AtomicU64,
-}
-
-#[async_trait::async_trait]
-impl Store for Flaky {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    async fn sync(&self) -> Result<(), StoreError> {
-        self.syncs.fetch_add(1, Ordering::SeqCst);
-        self.inner.sync().await
-    }
-    async fn audit_append(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(StoreError::Query {
-                op: "audit_append",
-                message: "disk full".to_owned(),
-            });
-        }
-        self.inner.audit_append(rows).await
-    }
-    async fn audit_tail(&self, node: &str) -> Result<Option<AuditRow>, StoreError> {
-        self.inner.audit_tail(node).await
-    }
-    async fn audit_page(&self, n: &str, a: i64, l: i64) -> Result<Vec<AuditRow>, StoreError> {
-        self.inner.audit_page(n, a, l).await
-    }
-    async fn audit_nodes(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.audit_nodes().await
-    }
-    async fn audit_between(
-        &self,
-        s: Option<i64>,
-        u: Option<i64>,
-        a: Option<(String, i64)>,
-        l: i64,
-    ) -> Result<Vec<AuditRow>, StoreError> {
-        self.inner.audit_between(s, u, a, l).await
-    }
-    async fn checkpoint_put(&self, cp: &CheckpointRow) -> Result<(), StoreError> {
-        self.inner.checkpoint_put(cp).await
-    }
-    async fn checkpoints(&self, node: &str) -> Result<Vec<CheckpointRow>, StoreError> {
-        self.inner.checkpoints(node).await
-    }
-    async fn revocation_put(&self, r: &RevocationRow) -> Result<(), StoreError> {
-        self.inner.revocation_put(r).await
-    }
-    async fn revocations(&self) -> Result<Vec<RevocationRow>, StoreError> {
-        self.inner.revocations().await
-    }
-    async fn review_insert(&self, r: &ReviewRow) -> Result<(), StoreError> {
-        self.inner.review_insert(r).await
-    }
-    async fn review_get(&self, id: &str) -> Result<Option<ReviewRow>, StoreError> {
-        self.inner.review_get(id).await
-    }
-    async fn review_find(&self, b: &str, s: &[&str]) -> Result<Vec<ReviewRow>, StoreError> {
-        self.inner.review_find(b, s).await
-    }
-    async fn review_list(&self, s: Option<&str>, l: i64) -> Result<Vec<ReviewRow>, StoreError> {
-        self.inner.review_list(s, l).await
-    }
-    async fn review_update(&self, from: &str, r: &ReviewRow) -> Result<bool, StoreError> {
-        self.inner.review_update(from, r).await
-    }
-    async fn review_replace(&self, c: &ReviewRow, n: &ReviewRow) -> Result<bool, StoreError> {
-        self.inner.review_replace(c, n).await
-    }
-    async fn reviews_due(&self, s: &str, now: i64) -> Result<Vec<ReviewRow>, StoreError> {
-        self.inner.reviews_due(s, now).await
-    }
-}
-
 #[tokio::test]
 async fn failed_write_rejects_the_batch_and_the_chain_recovers() {
     common::on_sqlite(|env| async move {
-        let flaky = Arc::new(Flaky {
-            inner: env.store.clone(),
-            broken: AtomicBool::new(false),
-            syncs: AtomicU64::new(0),
-        });
+        let flaky = Flaky::new(env.store.clone());
         let auditor = Auditor::start(flaky.clone(), env.key(), settings())
             .await
             .unwrap();
@@ -333,11 +246,7 @@ async fn failed_write_rejects_the_batch_and_the_chain_recovers() {
 #[tokio::test]
 async fn crash_durability_syncs_within_the_interval() {
     common::on_sqlite(|env| async move {
-        let flaky = Arc::new(Flaky {
-            inner: env.store.clone(),
-            broken: AtomicBool::new(false),
-            syncs: AtomicU64::new(0),
-        });
+        let flaky = Flaky::new(env.store.clone());
         let every = Duration::from_millis(30);
         let settings = portcullis_audit::AuditSettings {
             sync_every: Some(every),

@@ -26,7 +26,7 @@ pub async fn run(g: &Global, cmd: &AuditCmd) -> anyhow::Result<ExitCode> {
         AuditCmd::Export(a) => {
             let since = a.since.as_deref().map(parse_time).transpose()?;
             let until = a.until.as_deref().map(parse_time).transpose()?;
-            let store = portcullis_store::open(cfg.store_url()).await?;
+            let store = runtime::audit_store(&cfg).await?;
             let mut out = std::io::BufWriter::new(std::io::stdout());
             let n = match a.format {
                 ExportFormat::Jsonl => {
@@ -59,7 +59,7 @@ async fn verify(
             Some(PublicKey::parse(text.trim())?)
         }
     };
-    let store = portcullis_store::open(cfg.store_url()).await?;
+    let store = runtime::audit_store(cfg).await?;
     let report = portcullis_audit::verify(store.as_ref(), pubkey.as_ref()).await?;
     let recordings = verify_recordings(store.as_ref(), &cfg.recording.dir).await?;
     let ok = report.ok && recordings.iter().all(|r| r.ok);
@@ -95,7 +95,7 @@ async fn report(cfg: &portcullis_config::Config, a: &ReportArgs) -> anyhow::Resu
         Some(t) => parse_time(t)?,
         None => parse_time("0s")?.saturating_add(1),
     };
-    let store = portcullis_store::open(cfg.store_url()).await?;
+    let store = runtime::audit_store(cfg).await?;
     let verified = portcullis_audit::verify(store.as_ref(), None).await?;
     let report = portcullis_audit::build_report(store.as_ref(), since, until, verified).await?;
     let text = match a.format {

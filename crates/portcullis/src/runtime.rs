@@ -17,6 +17,19 @@ pub fn load_config(flag: Option<&std::path::Path>) -> anyhow::Result<Config> {
 }
 
 /// Every file the policy globs match, sorted so ids and messages are stable.
+/// Where `durability = "crash"` keeps its audit journal.
+pub fn audit_journal(cfg: &Config) -> PathBuf {
+    cfg.server.state_dir.join("audit-journal")
+}
+
+/// Opens the state store for reading the trail, after moving into it what a gateway killed
+/// at `durability = "crash"` left only in its journal (a running gateway moves its own).
+pub async fn audit_store(cfg: &Config) -> anyhow::Result<Arc<dyn portcullis_store::Store>> {
+    let store = portcullis_store::open(cfg.store_url()).await?;
+    portcullis_audit::recover_journal(store.clone(), &audit_journal(cfg), &cfg.audit.node).await?;
+    Ok(store)
+}
+
 pub fn policy_files(cfg: &Config) -> Result<Vec<PathBuf>, Vec<String>> {
     let mut files = Vec::new();
     let mut problems = Vec::new();

@@ -15,7 +15,7 @@ use crate::runtime;
 
 pub async fn run(g: &Global, cmd: &SessionsCmd) -> anyhow::Result<ExitCode> {
     let cfg = runtime::load_config(g.config.as_deref())?;
-    let store = portcullis_store::open(cfg.store_url()).await?;
+    let store = runtime::audit_store(&cfg).await?;
     match cmd {
         SessionsCmd::List(a) => {
             let filter = SessionFilter {

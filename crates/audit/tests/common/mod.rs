@@ -7,10 +7,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use portcullis_audit::{AuditSettings, Auditor, Event, Receipt, SigningKey};
-use portcullis_store::{AuditRow, Store, open, testing::with_postgres};
+use portcullis_store::{
+    AuditRow, CheckpointRow, ReviewRow, RevocationRow, Store, StoreError, open,
+    testing::with_postgres,
+};
 use tempfile::TempDir;
 
 /// A store plus what tests need around it.
@@ -90,6 +94,7 @@ pub fn settings() -> AuditSettings {
         max_batch: 4096,
         sync_every: None,
         later_every: Duration::from_millis(50),
+        journal: None,
     }
 }
 
@@ -149,4 +154,96 @@ pub fn lit(s: &str) -> String {
 pub fn sha256_hex(s: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
     hex::encode(d.as_ref())
+}
+
+/// A store whose appends fail while `broken` is set; everything else is delegated.
+pub struct Flaky {
+    pub inner: Arc<dyn Store>,
+    pub broken: AtomicBool,
+    /// Calls of `sync`.
+    pub syncs: AtomicU64,
+}
+
+impl Flaky {
+    pub fn new(inner: Arc<dyn Store>) -> Arc<Flaky> {
+        Arc::new(Flaky {
+            inner,
+            broken: AtomicBool::new(false),
+            syncs: AtomicU64::new(0),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Flaky {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.syncs.fetch_add(1, Ordering::SeqCst);
+        self.inner.sync().await
+    }
+    async fn audit_append(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(StoreError::Query {
+                op: "audit_append",
+                message: "disk full".to_owned(),
+            });
+        }
+        self.inner.audit_append(rows).await
+    }
+    async fn audit_tail(&self, node: &str) -> Result<Option<AuditRow>, StoreError> {
+        self.inner.audit_tail(node).await
+    }
+    async fn audit_page(&self, n: &str, a: i64, l: i64) -> Result<Vec<AuditRow>, StoreError> {
+        self.inner.audit_page(n, a, l).await
+    }
+    async fn audit_nodes(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.audit_nodes().await
+    }
+    async fn audit_between(
+        &self,
+        s: Option<i64>,
+        u: Option<i64>,
+        a: Option<(String, i64)>,
+        l: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        self.inner.audit_between(s, u, a, l).await
+    }
+    async fn checkpoint_put(&self, cp: &CheckpointRow) -> Result<(), StoreError> {
+        self.inner.checkpoint_put(cp).await
+    }
+    async fn checkpoints(&self, node: &str) -> Result<Vec<CheckpointRow>, StoreError> {
+        self.inner.checkpoints(node).await
+    }
+    async fn revocation_put(&self, r: &RevocationRow) -> Result<(), StoreError> {
+        self.inner.revocation_put(r).await
+    }
+    async fn revocations(&self) -> Result<Vec<RevocationRow>, StoreError> {
+        self.inner.revocations().await
+    }
+    async fn review_insert(&self, r: &ReviewRow) -> Result<(), StoreError> {
+        self.inner.review_insert(r).await
+    }
+    async fn review_get(&self, id: &str) -> Result<Option<ReviewRow>, StoreError> {
+        self.inner.review_get(id).await
+    }
+    async fn review_find(&self, b: &str, s: &[&str]) -> Result<Vec<ReviewRow>, StoreError> {
+        self.inner.review_find(b, s).await
+    }
+    async fn review_list(&self, s: Option<&str>, l: i64) -> Result<Vec<ReviewRow>, StoreError> {
+        self.inner.review_list(s, l).await
+    }
+    async fn review_update(&self, from: &str, r: &ReviewRow) -> Result<bool, StoreError> {
+        self.inner.review_update(from, r).await
+    }
+    async fn review_replace(&self, c: &ReviewRow, n: &ReviewRow) -> Result<bool, StoreError> {
+        self.inner.review_replace(c, n).await
+    }
+    async fn reviews_due(&self, s: &str, now: i64) -> Result<Vec<ReviewRow>, StoreError> {
+        self.inner.reviews_due(s, now).await
+    }
 }
