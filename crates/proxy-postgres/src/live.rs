@@ -39,12 +39,22 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     tracker: &Mutex<Tracker>,
 ) -> (Ended, Option<PgError>) {
     let stats = &a.session.tally;
-    let mut upstream = match a.target.connect(a.forward, door.limits).await {
+    // Each call that runs once per session is boxed in a statement of its own (a temporary
+    // would keep its room in this state until the end of the statement that awaits it): an
+    // async fn's state holds its callees' inline, so each level would otherwise carry the
+    // largest state of every level under it for the session's whole life (the session's task
+    // was 77 KB).
+    let connecting = Box::pin(a.target.connect(a.forward, door.limits));
+    let mut upstream = match connecting.await {
         Ok(u) => u,
-        Err(e) => return login_failed(conn, e).await,
+        Err(e) => {
+            let failing = Box::pin(login_failed(conn, e));
+            return failing.await;
+        }
     };
     // Read the connection's catalog now if a read is due, on this session's own connection.
-    a.target.catalog.load_on(&mut upstream).await;
+    let loading = Box::pin(a.target.catalog.load_on(&mut upstream));
+    loading.await;
     let cancel = CancelTarget {
         conn: a.target.conn.clone(),
         pid: upstream.pid,
@@ -57,9 +67,13 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .greeted(&upstream.params);
     if let Err(e) = greeted {
-        crate::pool::terminate(upstream).await;
-        conn.send_fatal(&e).await;
-        conn.close().await;
+        let refusing = Box::pin(async move {
+            crate::pool::terminate(upstream).await;
+            conn.send_fatal(&e).await;
+            conn.close().await;
+            e
+        });
+        let e = refusing.await;
         return (Ended::Error, Some(e));
     }
     let key = door.cancels.register(cancel.clone());
@@ -105,7 +119,10 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         draining: std::sync::atomic::AtomicBool::new(false),
         terminated: std::sync::atomic::AtomicBool::new(false),
     };
-    relay_until_end(&relay, conn, upstream, shutdown, &cancel, notices_rx, a).await
+    let relaying = Box::pin(relay_until_end(
+        &relay, conn, upstream, shutdown, &cancel, notices_rx, a,
+    ));
+    relaying.await
 }
 
 async fn login_failed<S: AsyncRead + AsyncWrite + Unpin>(
@@ -131,7 +148,8 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
     a: &Live<'_>,
 ) -> (Ended, Option<PgError>) {
     let Some((mut cr, mut cw)) = conn.into_halves() else {
-        crate::pool::terminate(upstream).await;
+        let terminating = Box::pin(crate::pool::terminate(upstream));
+        terminating.await;
         return (Ended::ClientGone, None);
     };
     let Upstream {
@@ -143,9 +161,11 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
         slot,
         ..
     } = upstream;
+    // The two directions live as long as the session: boxed, the session's state is what
+    // they hold while idle (about 2 KB), not twice that in the select's own copies.
     let result = tokio::select! {
-        r = frontend::run(relay, &mut cr, &mut uw) => r,
-        r = backend::run(relay, &mut ur, &mut cw, &mut notices) => r,
+        r = Box::pin(frontend::run(relay, &mut cr, &mut uw)) => r,
+        r = Box::pin(backend::run(relay, &mut ur, &mut cw, &mut notices)) => r,
         () = shutdown.cancelled() => Err(PgError::Shutdown),
         lapse = a.session.lapsed() => match lapse {
             Lapse::Revoked(reason) => Err(PgError::Revoked(reason)),
@@ -181,7 +201,8 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
             notices: Vec::new(),
             slot,
         };
-        a.target.pool.give_back(a.forward, up).await;
+        let giving = Box::pin(a.target.pool.give_back(a.forward, up));
+        giving.await;
     } else {
         // A server that closed (after the client's Terminate, too) only needs its socket shut.
         let ended = if upstream_closed {
@@ -189,7 +210,8 @@ async fn relay_until_end<S: AsyncRead + AsyncWrite + Unpin>(
         } else {
             ended
         };
-        stop_upstream(relay, &mut uw, ended, cancel).await;
+        let stopping = Box::pin(stop_upstream(relay, &mut uw, ended, cancel));
+        stopping.await;
     }
     (ended, error)
 }

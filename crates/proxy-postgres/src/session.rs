@@ -77,13 +77,17 @@ pub(crate) async fn run<S>(
     async move {
         let mut conn = ClientConn::new(stream, door.limits);
         let admitted = tokio::select! {
-            r = tokio::time::timeout(ADMIT_TIMEOUT, admit(&door, &mut conn, peer, &origin, is_local)) => {
+            r = tokio::time::timeout(ADMIT_TIMEOUT, Box::pin(admit(&door, &mut conn, peer, &origin, is_local))) => {
                 r.unwrap_or_else(|_| Err(PgError::ClientIo(std::io::ErrorKind::TimedOut.into())))
             }
             () = shutdown.cancelled() => Err(PgError::Shutdown),
         };
         match admitted {
-            Ok(Some(a)) => connected(&door, conn, a, &origin, &shutdown).await,
+            // Boxed, as the other once-per-session calls below (see `live::run`).
+            Ok(Some(a)) => {
+                let session = Box::pin(connected(&door, conn, a, &origin, &shutdown));
+                session.await
+            }
             Ok(None) => conn.close().await,
             Err(e) => {
                 log(&e);
@@ -280,7 +284,8 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
         data,
         recording: Recording::Timeline,
     };
-    let session = match door.engine.open(open).await {
+    let opening = Box::pin(door.engine.open(open));
+    let session = match opening.await {
         Ok(s) => s,
         Err(r) => {
             let e = match r.code {
@@ -288,8 +293,11 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
                 _ => PgError::AuditUnavailable,
             };
             told(origin, &e);
-            conn.send_fatal(&e).await;
-            conn.close().await;
+            let refusing = Box::pin(async move {
+                conn.send_fatal(&e).await;
+                conn.close().await;
+            });
+            refusing.await;
             return;
         }
     };
@@ -304,7 +312,8 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
         target: &a.target,
         forward: &forward,
     };
-    let (ended, error) = live::run(door, conn, &live, shutdown, &tracker).await;
+    let living = Box::pin(live::run(door, conn, &live, shutdown, &tracker));
+    let (ended, error) = living.await;
     let in_transaction = tracker
         .lock()
         .is_ok_and(|t| t.status() != TransactionStatus::Idle);
@@ -318,12 +327,11 @@ async fn connected<S: AsyncRead + AsyncWrite + Unpin>(
     let statements = Stats::get(&session.tally.commands);
     let mut extra = serde_json::Map::new();
     extra.insert("in_transaction".into(), in_transaction.into());
-    session
-        .close(Close {
-            ended,
-            error: summary.as_deref(),
-            extra,
-        })
-        .await;
+    let closing = Box::pin(session.close(Close {
+        ended,
+        error: summary.as_deref(),
+        extra,
+    }));
+    closing.await;
     tracing::info!(ended = ?ended, statements, "postgres session closed");
 }

@@ -101,12 +101,16 @@ where
             client.push_bytes(out);
         }
         if let Some(mut done) = finished {
-            let kept = std::mem::take(&mut done.kept);
-            relay
-                .recorder
-                .ran(&done, done.columns.as_deref(), kept)
-                .await;
-            relay.enforcer.result(done).await;
+            // Boxed, so that an idle session does not carry this state (see the frontend).
+            let reporting = Box::pin(async {
+                let kept = std::mem::take(&mut done.kept);
+                relay
+                    .recorder
+                    .ran(&done, done.columns.as_deref(), kept)
+                    .await;
+                relay.enforcer.result(done).await;
+            });
+            reporting.await;
         }
         if !unread
             && (!upstream.has_complete_frame() || client.buffered() >= FLUSH_AT)

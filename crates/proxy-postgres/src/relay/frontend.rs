@@ -54,15 +54,17 @@ where
         };
         Stats::add(&relay.stats.bytes_from_client, frame.wire_len() as u64);
         let message = parse_frontend(&frame).map_err(PgError::Protocol)?;
-        let end = step(
+        // Boxed: a message's handling is the largest state of this loop, which otherwise
+        // every idle session would carry while it waits for its next message.
+        let stepping = Box::pin(step(
             relay,
             &mut discarding,
             &frame,
             message,
             upstream,
             &mut inbox,
-        )
-        .await?;
+        ));
+        let end = stepping.await?;
         if end.is_some() || !inbox.reader.has_complete_frame() || upstream.buffered() >= FLUSH_AT {
             upstream.flush().await.map_err(|_| PgError::UpstreamGone)?;
         }
