@@ -50,6 +50,21 @@ fn snapshot(from: &Path, to: &Path) {
     }
 }
 
+/// A gateway whose store refuses every append, with `n` events recorded: they are only in
+/// its journal under `env.dir/journal`. The caller forgets the Auditor to "kill" it.
+async fn refusing_gateway(env: &Env, n: u64) -> (Auditor, PathBuf) {
+    let journal = env.dir.path().join("journal");
+    let flaky = Flaky::new(env.store.clone());
+    flaky.broken.store(true, Ordering::SeqCst);
+    let auditor = Auditor::start(flaky, env.key(), crash_settings(&journal))
+        .await
+        .unwrap();
+    for i in 0..n {
+        auditor.record(event(i)).await.unwrap();
+    }
+    (auditor, journal)
+}
+
 async fn stored(store: &dyn Store) -> usize {
     store
         .audit_page("test-node", 0, 100_000)
@@ -170,15 +185,7 @@ async fn events_only_in_the_journal_at_a_crash_are_replayed_at_the_next_start() 
 #[tokio::test]
 async fn a_journal_that_breaks_the_chain_is_replayed_up_to_the_break_and_kept() {
     common::on_sqlite(|env| async move {
-        let journal = env.dir.path().join("journal");
-        let flaky = Flaky::new(env.store.clone());
-        flaky.broken.store(true, Ordering::SeqCst);
-        let first = Auditor::start(flaky.clone(), env.key(), crash_settings(&journal))
-            .await
-            .unwrap();
-        for i in 0..10 {
-            first.record(event(i)).await.unwrap();
-        }
+        let (first, journal) = refusing_gateway(&env, 10).await;
         let killed = env.dir.path().join("after-kill");
         snapshot(&journal, &killed);
         std::mem::forget(first);
@@ -254,15 +261,7 @@ async fn a_failing_store_fills_a_bounded_backlog_then_refuses_then_recovers() {
 #[tokio::test]
 async fn a_journal_has_one_writer_and_recovery_waits_for_it_to_die() {
     common::on_sqlite(|env| async move {
-        let journal = env.dir.path().join("journal");
-        let flaky = Flaky::new(env.store.clone());
-        flaky.broken.store(true, Ordering::SeqCst);
-        let first = Auditor::start(flaky.clone(), env.key(), crash_settings(&journal))
-            .await
-            .unwrap();
-        for i in 0..3 {
-            first.record(event(i)).await.unwrap();
-        }
+        let (first, journal) = refusing_gateway(&env, 3).await;
         let err = Auditor::start(env.store.clone(), env.key(), crash_settings(&journal))
             .await
             .unwrap_err();
