@@ -548,7 +548,9 @@ impl Mover {
             } = self.journal.take();
             self.retired.extend(retired);
             let moved = rows.is_empty() || self.store(rows).await;
-            if closed && moved && self.journal.lock().rows.is_empty() {
+            // Closing: done once everything is moved, or at the first failure: what the store
+            // refused stays in the journal for the next start, rather than holding shutdown.
+            if closed && (!moved || self.journal.lock().rows.is_empty()) {
                 break;
             }
             if self.stored.seq - self.signed_seq
@@ -565,6 +567,12 @@ impl Mover {
         }
         self.sync().await;
         let result = self.checkpoint().await;
+        let unstored = self.journal.lock().rows.len();
+        if unstored > 0 {
+            tracing::error!(node = %self.settings.node, events = unstored,
+                "audit events are only in the journal; they go into the store at the next start");
+            return Err(AuditError::Stopped);
+        }
         if self.synced_seq == self.stored.seq {
             // Everything is in the store and synced: the journal has nothing left to give.
             let current = self.journal.current();

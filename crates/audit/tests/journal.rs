@@ -289,3 +289,28 @@ async fn a_journal_has_one_writer_and_recovery_waits_for_it_to_die() {
     })
     .await;
 }
+
+/// A store that still refuses events at shutdown does not hold the shutdown: it fails, and
+/// what the store did not take stays in the journal for the next start.
+#[tokio::test]
+async fn shutdown_with_a_failing_store_leaves_the_journal_for_the_next_start() {
+    common::on_sqlite(|env| async move {
+        let (first, journal) = refusing_gateway(&env, 4).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(5), first.shutdown())
+            .await
+            .expect("shutdown does not wait for a failing store");
+        assert!(stopped.is_err(), "the events did not reach the store");
+        assert_eq!(stored(&*env.store).await, 0);
+        assert!(!segments(&journal).is_empty(), "the journal is kept");
+        // The journal's lock goes with the last handle, as with the process that held it.
+        drop(first);
+        let second = Auditor::start(env.store.clone(), env.key(), crash_settings(&journal))
+            .await
+            .unwrap();
+        assert_eq!(stored(&*env.store).await, 4);
+        second.shutdown().await.unwrap();
+        let report = verify(&*env.store, None).await.unwrap();
+        assert!(report.ok, "{:?}", report.nodes);
+    })
+    .await;
+}
