@@ -12,10 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${BENCH_SECS:-15}
 clients=${BENCH_CLIENTS:-"8 64"}
-scripts=${BENCH_SCRIPTS:-"select tpcb"}
+scripts=${BENCH_SCRIPTS-"select tpcb"}
+[ "$scripts" = none ] && scripts=
 modes=${BENCH_MODES:-"simple prepared"}
 # BENCH_LATENCY=0 skips the one-client latency rows; BENCH_IDLE_CONNS=0 the memory rows;
-# BENCH_SCRIPTS= (empty) the throughput rows; BENCH_MASKING= (empty) the connection's
+# BENCH_SCRIPTS= (empty) or none the throughput rows; BENCH_MASKING= (empty) the connection's
 # masking profile.
 latency=${BENCH_LATENCY:-1}
 # pgbouncer here has no TLS, so the clients connect in the clear to all three (BENCH_TLS=1:
