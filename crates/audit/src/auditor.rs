@@ -39,9 +39,10 @@ pub struct AuditSettings {
     /// How long an event recorded without waiting ([`Auditor::submit`]) may sit before it is
     /// committed when no waited event comes to carry it along.
     pub later_every: Duration,
-    /// With `sync_every` (`durability = "crash"`): a directory for the journal, where a
-    /// recorder writes its event itself and is done, and from which the writer moves events
-    /// into the store (see `journal`). `None`: events go through the writer's queue.
+    /// The journal's directory. With `sync_every` (`durability = "crash"`) a recorder writes
+    /// its event there itself and is done, and the writer moves events into the store (see
+    /// `journal`); without, events go through the writer's queue, and what an earlier run at
+    /// `crash` left in the journal is moved into the store first.
     pub journal: Option<PathBuf>,
 }
 
@@ -73,11 +74,8 @@ pub struct Auditor {
     route: Route,
     /// The chain's node, which every record's body names.
     node: Arc<str>,
-    /// The writer, and for the journal's, where its final result comes.
-    task: Arc<Mutex<Option<(Running, Finished)>>>,
+    task: Arc<Mutex<Option<Running>>>,
 }
-
-type Finished = Option<oneshot::Receiver<Result<(), AuditError>>>;
 
 /// How an event reaches the chain.
 #[derive(Clone)]
@@ -92,17 +90,17 @@ enum Route {
     Journal(Arc<Journal>),
 }
 
-/// Where the writer runs.
+/// Where the writer runs; joining it gives its final result (the last checkpoint's).
 enum Running {
-    Task(JoinHandle<()>),
-    Thread(std::thread::JoinHandle<()>),
+    Task(JoinHandle<Result<(), AuditError>>),
+    Thread(std::thread::JoinHandle<Result<(), AuditError>>),
 }
 
 impl Running {
     /// Runs `work` on a thread of its own in a one-thread runtime (`blocking`: it calls a
     /// blocking store), else as a task on the current runtime.
     fn start(
-        work: impl std::future::Future<Output = ()> + Send + 'static,
+        work: impl std::future::Future<Output = Result<(), AuditError>> + Send + 'static,
         blocking: bool,
     ) -> Result<Running, AuditError> {
         if !blocking {
@@ -122,11 +120,11 @@ impl Running {
 
     async fn join(self) -> Result<(), AuditError> {
         match self {
-            Running::Task(task) => task.await.map_err(|_| AuditError::Stopped),
+            Running::Task(task) => task.await.map_err(|_| AuditError::Stopped)?,
             Running::Thread(thread) => tokio::task::spawn_blocking(move || thread.join())
                 .await
                 .map_err(|_| AuditError::Stopped)?
-                .map_err(|_| AuditError::Stopped),
+                .map_err(|_| AuditError::Stopped)?,
         }
     }
 }
@@ -155,29 +153,35 @@ impl Auditor {
         let node: Arc<str> = settings.node.as_str().into();
         let log = portcullis_store::audit_log(store.clone()).await?;
         let blocking = log.blocking();
-        if let (Some(dir), Some(_)) = (settings.journal.clone(), settings.sync_every) {
-            let (journal, mover) = journal::open(&*store, log, key, settings, &dir).await?;
-            let (done, finished) = oneshot::channel();
-            let work = async move {
-                let _ = done.send(mover.run().await);
-            };
-            let running = Running::start(work, blocking)?;
-            return Ok(Auditor {
-                route: Route::Journal(journal),
-                node,
-                task: Arc::new(Mutex::new(Some((running, Some(finished))))),
-            });
-        }
-        // The queue holds at most a few batches: beyond that, recorders wait, which is the
-        // back-pressure that keeps memory bounded when the store is slow.
-        let (tx, rx) = mpsc::channel(settings.max_batch.saturating_mul(2));
-        let later = Later::default();
-        let writer = Writer::load(&*store, log, key, settings, rx, later.clone()).await?;
-        let running = Running::start(writer.run(), blocking)?;
+        let (route, running) = match (settings.journal.clone(), settings.sync_every) {
+            (Some(dir), Some(_)) => {
+                let (journal, mover) = journal::open(&*store, log, key, settings, &dir).await?;
+                (
+                    Route::Journal(journal),
+                    Running::start(mover.run(), blocking)?,
+                )
+            }
+            (journal, _) => {
+                let mut log = log;
+                if let Some(dir) = journal {
+                    // A journal an earlier run at `crash` level left behind.
+                    journal::catch_up(&dir, &settings.node, &mut *log, settings.max_batch).await?;
+                }
+                // The queue holds at most a few batches: beyond that, recorders wait, which
+                // is the back-pressure that keeps memory bounded when the store is slow.
+                let (tx, rx) = mpsc::channel(settings.max_batch.saturating_mul(2));
+                let later = Later::default();
+                let writer = Writer::load(&*store, log, key, settings, rx, later.clone()).await?;
+                (
+                    Route::Queue { tx, later },
+                    Running::start(writer.run(), blocking)?,
+                )
+            }
+        };
         Ok(Auditor {
-            route: Route::Queue { tx, later },
+            route,
             node,
-            task: Arc::new(Mutex::new(Some((running, None)))),
+            task: Arc::new(Mutex::new(Some(running))),
         })
     }
 
@@ -230,25 +234,15 @@ impl Auditor {
     /// and waits for the writer to finish. Calling it again is a no-op.
     pub async fn shutdown(&self) -> Result<(), AuditError> {
         let mut task = self.task.lock().await;
-        let Some((running, finished)) = task.take() else {
+        let Some(running) = task.take() else {
             return Ok(());
         };
-        let result = match (&self.route, finished) {
-            (Route::Journal(journal), Some(finished)) => {
-                journal.close();
-                finished.await.unwrap_or(Err(AuditError::Stopped))
-            }
-            (Route::Queue { tx, .. }, _) => {
-                let (reply, answer) = oneshot::channel();
-                match tx.send(Command::Shutdown(reply)).await {
-                    Ok(()) => answer.await.unwrap_or(Err(AuditError::Stopped)),
-                    Err(_) => Err(AuditError::Stopped),
-                }
-            }
-            (Route::Journal(_), None) => Err(AuditError::Stopped),
-        };
-        running.join().await?;
-        result
+        match &self.route {
+            Route::Journal(journal) => journal.close(),
+            // A closed queue means the writer is already finishing.
+            Route::Queue { tx, .. } => drop(tx.send(Command::Shutdown).await),
+        }
+        running.join().await
     }
 }
 

@@ -46,6 +46,8 @@ const PENDING_BYTES: usize = 64 << 10;
 const TICK: Duration = Duration::from_millis(5);
 /// How long the mover waits before retrying a store that refused a batch.
 const RETRY: Duration = Duration::from_millis(200);
+/// Rows per store transaction when replaying outside a gateway (the writer's default batch).
+const DEFAULT_BATCH: usize = 4096;
 
 /// The chain's write side at `crash` level. Shared by every recorder and the mover.
 pub(crate) struct Journal {
@@ -105,34 +107,35 @@ impl Journal {
 
     /// Chains `event` and writes it to the journal before returning: at `crash` level, that
     /// is durable. Waits only while the mover is a full backlog behind.
-    pub(crate) async fn record(&self, mut event: EncodedEvent) -> Result<Receipt, AuditError> {
-        loop {
-            let room = self.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
-            match self.append(event, true) {
-                Ok(receipt) => return Ok(receipt),
-                Err(Refused::Failed(e)) => return Err(e),
-                Err(Refused::Full(back)) => {
-                    event = back;
-                    room.await;
-                }
-            }
-        }
+    pub(crate) async fn record(&self, event: EncodedEvent) -> Result<Receipt, AuditError> {
+        self.append_or_wait(event, true).await
     }
 
     /// Chains `event`, to be written with the next waited event or the mover's next pass.
-    pub(crate) async fn submit(&self, mut event: EncodedEvent) -> Result<(), AuditError> {
+    pub(crate) async fn submit(&self, event: EncodedEvent) -> Result<(), AuditError> {
+        self.append_or_wait(event, false).await.map(drop)
+    }
+
+    async fn append_or_wait(
+        &self,
+        mut event: EncodedEvent,
+        write: bool,
+    ) -> Result<Receipt, AuditError> {
+        // Registered only once the backlog is found full (never on the common path), and
+        // before looking again, so that room made in between is not missed.
+        let mut room = None;
         loop {
-            let room = self.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
-            match self.append(event, false) {
-                Ok(_) => return Ok(()),
+            match self.append(event, write) {
+                Ok(receipt) => return Ok(receipt),
                 Err(Refused::Failed(e)) => return Err(e),
-                Err(Refused::Full(back)) => {
-                    event = back;
-                    room.await;
+                Err(Refused::Full(back)) => event = back,
+            }
+            match room.take() {
+                Some(registered) => registered.await,
+                None => {
+                    let mut registered = Box::pin(self.room.notified());
+                    registered.as_mut().enable();
+                    room = Some(registered);
                 }
             }
         }
@@ -333,15 +336,11 @@ pub(crate) async fn open(
     let node = settings.node.clone();
     let dir = node_dir(dir, &node);
     std::fs::create_dir_all(&dir)?;
-    let lock = lock(&dir)?.ok_or_else(|| AuditError::JournalBusy {
-        dir: dir.display().to_string(),
-    })?;
-    let mut tail = writer::load_tail(&mut *log, &node).await?;
-    let replayed = replay(&dir, &node, &mut tail, &mut *log, settings.max_batch).await?;
-    if replayed > 0 {
-        tracing::warn!(node = %node, events = replayed, seq = tail.seq,
-            "replayed audit events from the journal that the store did not have");
-    }
+    let (lock, tail, _) = lock_and_replay(&dir, &node, &mut *log, settings.max_batch)
+        .await?
+        .ok_or_else(|| AuditError::JournalBusy {
+            dir: dir.display().to_string(),
+        })?;
     let signed_seq = writer::last_checkpoint(store, &node, &tail).await?;
     let segment = Segment::create(&dir, tail.seq + 1)?;
     let journal = Arc::new(Journal {
@@ -394,25 +393,50 @@ pub async fn recover(
     dir: &Path,
     node: &str,
 ) -> Result<Option<usize>, AuditError> {
+    let mut log = portcullis_store::audit_log(store).await?;
+    catch_up(dir, node, &mut *log, DEFAULT_BATCH).await
+}
+
+/// [`recover`] through the writer's own log.
+pub(crate) async fn catch_up(
+    dir: &Path,
+    node: &str,
+    log: &mut dyn AuditLog,
+    max_batch: usize,
+) -> Result<Option<usize>, AuditError> {
     let dir = node_dir(dir, node);
     if !dir.is_dir() {
         return Ok(Some(0));
     }
-    let Some(_lock) = lock(&dir)? else {
+    Ok(lock_and_replay(&dir, node, log, max_batch)
+        .await?
+        .map(|(_, _, replayed)| replayed))
+}
+
+/// Takes the lock of the journal in `dir` and moves into the store what the journal holds
+/// beyond the store's tail: the lock, the tail after that and how many events it moved, or
+/// `None` when another process holds the journal.
+async fn lock_and_replay(
+    dir: &Path,
+    node: &str,
+    log: &mut dyn AuditLog,
+    max_batch: usize,
+) -> Result<Option<(File, Tail, usize)>, AuditError> {
+    let Some(lock) = lock(dir)? else {
         return Ok(None);
     };
-    let mut log = portcullis_store::audit_log(store).await?;
-    let mut tail = writer::load_tail(&mut *log, node).await?;
-    let replayed = replay(&dir, node, &mut tail, &mut *log, 4096).await?;
+    let mut tail = writer::load_tail(log, node).await?;
+    let replayed = replay(dir, node, &mut tail, log, max_batch).await?;
     if replayed > 0 {
         tracing::warn!(
             node,
             events = replayed,
             seq = tail.seq,
-            "moved audit events from the journal of a gateway that did not stop cleanly"
+            "moved audit events that only the journal held into the store (the gateway that \
+             wrote them did not stop cleanly)"
         );
     }
-    Ok(Some(replayed))
+    Ok(Some((lock, tail, replayed)))
 }
 
 /// The journal's lock, exclusive and released by the OS when its holder dies; `None` when
@@ -449,11 +473,19 @@ async fn replay(
         })
         .collect();
     segments.sort();
-    let mut rows = Vec::new();
+    // One segment's rows at a time: memory stays bounded by the segment size.
+    let mut replayed = 0;
     let mut done = Vec::new();
     let mut broken_at = None;
     for (i, (_, path)) in segments.iter().enumerate() {
-        match read_segment(path, node, tail, &mut rows) {
+        let mut rows = Vec::new();
+        let read = read_segment(path, node, tail, &mut rows);
+        // Even from a segment that breaks: the rows before the break continue the chain.
+        for chunk in rows.chunks(max_batch.max(1)) {
+            log.append(chunk).await?;
+        }
+        replayed += rows.len();
+        match read {
             Ok(()) => done.push(path.clone()),
             Err(problem) => {
                 tracing::error!(segment = %path.display(), problem,
@@ -462,10 +494,6 @@ async fn replay(
                 break;
             }
         }
-    }
-    let replayed = rows.len();
-    for chunk in rows.chunks(max_batch.max(1)) {
-        log.append(chunk).await?;
     }
     if replayed > 0 {
         log.sync().await?;
@@ -649,22 +677,16 @@ impl Mover {
         if self.stored.seq <= self.signed_seq {
             return Ok(());
         }
-        let row = writer::checkpoint_row(
+        let node = &self.settings.node;
+        writer::put_checkpoint(
+            &mut *self.log,
             &self.key,
             &self.public_key,
-            &self.settings.node,
+            node,
             &self.stored,
-        );
-        match self.log.checkpoint_put(&row).await {
-            Ok(()) => {
-                self.signed_seq = row.seq;
-                Ok(())
-            }
-            Err(e) => {
-                tracing::warn!(node = %self.settings.node, seq = row.seq, error = %e,
-                    "audit checkpoint failed");
-                Err(AuditError::Store(e))
-            }
-        }
+        )
+        .await?;
+        self.signed_seq = self.stored.seq;
+        Ok(())
     }
 }

@@ -26,7 +26,8 @@ type RecordReply = Option<oneshot::Sender<Result<Receipt, AuditError>>>;
 /// A request to the writer task.
 pub(crate) enum Command {
     Record(EncodedEvent, RecordReply),
-    Shutdown(oneshot::Sender<Result<(), AuditError>>),
+    /// Stop taking events; the writer finishes what is queued and returns.
+    Shutdown,
 }
 
 /// The last committed event of the chain.
@@ -52,7 +53,6 @@ pub(crate) struct Writer {
     /// Events committed since the last sync (`sync_every` only), and when it was.
     unsynced: bool,
     synced_at: Instant,
-    stopping: Option<oneshot::Sender<Result<(), AuditError>>>,
     /// Events recorded without waiting, taken with every batch.
     later: Later,
 }
@@ -90,12 +90,12 @@ impl Writer {
             signed_at: Instant::now(),
             unsynced: false,
             synced_at: Instant::now(),
-            stopping: None,
             later,
         })
     }
 
-    pub(crate) async fn run(mut self) {
+    /// Commits until the queue is closed and drained; the final checkpoint's result.
+    pub(crate) async fn run(mut self) -> Result<(), AuditError> {
         loop {
             match self.wait().await {
                 Wake::CheckpointTimer => {
@@ -120,10 +120,7 @@ impl Writer {
         }
         self.sync().await;
         // The queue is closed and drained: sign whatever the last checkpoint did not cover.
-        let result = self.checkpoint().await;
-        if let Some(reply) = self.stopping.take() {
-            let _ = reply.send(result);
-        }
+        self.checkpoint().await
     }
 
     /// Commits `first`, what is queued behind it and what was submitted without waiting
@@ -216,11 +213,8 @@ impl Writer {
         while let Some(cmd) = next {
             match cmd {
                 Command::Record(event, reply) => batch.push((event, reply)),
-                Command::Shutdown(reply) => {
-                    // Closing lets queued events drain while refusing new ones.
-                    self.stopping = Some(reply);
-                    self.rx.close();
-                }
+                // Closing lets queued events drain while refusing new ones.
+                Command::Shutdown => self.rx.close(),
             }
             if batch.len() >= self.settings.max_batch {
                 break;
@@ -332,18 +326,9 @@ impl Writer {
             return Ok(());
         }
         let node = &self.settings.node;
-        let row = checkpoint_row(&self.key, &self.public_key, node, &tail);
-        match self.log.checkpoint_put(&row).await {
-            Ok(()) => {
-                self.signed_seq = row.seq;
-                tracing::debug!(node = %node, seq = row.seq, "audit checkpoint signed");
-                Ok(())
-            }
-            Err(e) => {
-                tracing::warn!(node = %node, seq = row.seq, error = %e, "audit checkpoint failed");
-                Err(AuditError::Store(e))
-            }
-        }
+        put_checkpoint(&mut *self.log, &self.key, &self.public_key, node, &tail).await?;
+        self.signed_seq = tail.seq;
+        Ok(())
     }
 }
 
@@ -380,22 +365,33 @@ pub(crate) async fn last_checkpoint(
     Ok(last.min(tail.seq))
 }
 
-/// A signed checkpoint over `tail`, now.
-pub(crate) fn checkpoint_row(
+/// Signs a checkpoint over `tail`, now, and stores it.
+pub(crate) async fn put_checkpoint(
+    log: &mut dyn AuditLog,
     key: &SigningKey,
     public_key: &str,
     node: &str,
     tail: &Tail,
-) -> CheckpointRow {
+) -> Result<(), AuditError> {
     let ts_ms = now_ms();
     let message = record::checkpoint_message(node, tail.seq, &tail.hash, ts_ms);
-    CheckpointRow {
+    let row = CheckpointRow {
         node: node.to_owned(),
         seq: tail.seq,
         ts_ms,
         hash: tail.hash.clone(),
         public_key: public_key.to_owned(),
         signature: key.sign(message.as_bytes()),
+    };
+    match log.checkpoint_put(&row).await {
+        Ok(()) => {
+            tracing::debug!(node = %node, seq = row.seq, "audit checkpoint signed");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(node = %node, seq = row.seq, error = %e, "audit checkpoint failed");
+            Err(AuditError::Store(e))
+        }
     }
 }
 

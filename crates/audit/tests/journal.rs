@@ -314,3 +314,29 @@ async fn shutdown_with_a_failing_store_leaves_the_journal_for_the_next_start() {
     })
     .await;
 }
+
+/// A gateway restarted at `durability = "fsync"` (no journal of its own) still moves into the
+/// store what its earlier run at `crash` left only in the journal, before its first event.
+#[tokio::test]
+async fn a_gateway_restarted_at_fsync_moves_what_the_journal_held() {
+    common::on_sqlite(|env| async move {
+        let (first, journal) = refusing_gateway(&env, 5).await;
+        let killed = env.dir.path().join("after-kill");
+        snapshot(&journal, &killed);
+        std::mem::forget(first);
+        let fsync = AuditSettings {
+            journal: Some(killed.clone()),
+            ..settings()
+        };
+        let second = Auditor::start(env.store.clone(), env.key(), fsync)
+            .await
+            .unwrap();
+        assert_eq!(stored(&*env.store).await, 5);
+        assert_eq!(second.record(event(5)).await.unwrap().seq, 6);
+        second.shutdown().await.unwrap();
+        let report = verify(&*env.store, None).await.unwrap();
+        assert!(report.ok, "{:?}", report.nodes);
+        assert_eq!(segments(&killed), Vec::<PathBuf>::new());
+    })
+    .await;
+}

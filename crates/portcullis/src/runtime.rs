@@ -16,7 +16,6 @@ pub fn load_config(flag: Option<&std::path::Path>) -> anyhow::Result<Config> {
     Ok(portcullis_config::load(&path)?)
 }
 
-/// Every file the policy globs match, sorted so ids and messages are stable.
 /// Where `durability = "crash"` keeps its audit journal.
 pub fn audit_journal(cfg: &Config) -> PathBuf {
     cfg.server.state_dir.join("audit-journal")
@@ -30,6 +29,7 @@ pub async fn audit_store(cfg: &Config) -> anyhow::Result<Arc<dyn portcullis_stor
     Ok(store)
 }
 
+/// Every file the policy globs match, sorted so ids and messages are stable.
 pub fn policy_files(cfg: &Config) -> Result<Vec<PathBuf>, Vec<String>> {
     let mut files = Vec::new();
     let mut problems = Vec::new();

@@ -47,15 +47,6 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
         .await
         .context("opening the state store")?;
     let key = SigningKey::load_or_create(&cfg.server.state_dir)?;
-    if !crash {
-        // A journal left by an earlier run at `crash` level (its Auditor replays its own).
-        portcullis_audit::recover_journal(
-            store.clone(),
-            &runtime::audit_journal(&cfg),
-            &cfg.audit.node,
-        )
-        .await?;
-    }
     let auditor = Auditor::start(
         store.clone(),
         key,
@@ -64,7 +55,7 @@ pub async fn run(g: &Global) -> anyhow::Result<ExitCode> {
             checkpoint_every_events: cfg.audit.checkpoint_every_events,
             checkpoint_every: cfg.audit.checkpoint_every,
             sync_every: crash.then_some(cfg.audit.sync_every),
-            journal: crash.then(|| runtime::audit_journal(&cfg)),
+            journal: Some(runtime::audit_journal(&cfg)),
             ..AuditSettings::default()
         },
     )
