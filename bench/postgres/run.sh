@@ -53,7 +53,12 @@ forbid (principal, action in [Action::"sql.update", Action::"sql.delete"], resou
 sleep 1
 
 # CPU seconds (user + system) the gateway has used so far.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$gw_pid/stat"; }
+# $1: a pid, the gateway's by default.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/${1:-$gw_pid}/stat"; }
+# Context switches (voluntary and not) of all of a process's threads so far.
+csw() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'; }
+# pgbouncer's own pid (runuser is its parent), for its CPU per statement beside the gateway's.
+bouncer_pid=$(pgrep -n -x pgbouncer)
 
 run() { # name port db password mode script clients [extra pgbench args...]
   local name=$1 port=$2 db=$3 pw=$4 mode=$5 script=$6 c=$7 extra=()
@@ -74,24 +79,29 @@ run() { # name port db password mode script clients [extra pgbench args...]
 per_tx() { [ "$1" = select ] && echo 1 || echo 7; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F); ${secs}s per run; audit durability=$BENCH_DURABILITY${BENCH_SYNC:+, SQLite synchronous=$BENCH_SYNC}"
-echo "| workload | mode | clients | direct tps (ms) | Portcullis tps (ms) | pgbouncer tps (ms) | Portcullis/direct | Portcullis/pgbouncer | gateway CPU µs/statement |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| workload | mode | clients | direct tps (ms) | Portcullis tps (ms) | pgbouncer tps (ms) | Portcullis/direct | Portcullis/pgbouncer | gateway CPU µs/statement | pgbouncer CPU µs/statement | context switches/statement, gateway / pgbouncer |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for script in $scripts; do
   for mode in $modes; do
     for c in $clients; do
       read -r d dl _ < <(run direct "$pg_port" postgres "" "$mode" "$script" "$c")
-      c0=$(cpu)
+      c0=$(cpu); s0=$(csw "$gw_pid")
       # BENCH_PERF=DIR: a perf profile of the gateway for each of its runs, kept in DIR.
       [ -n "${BENCH_PERF:-}" ] && { mkdir -p "$BENCH_PERF"
         perf record -F ${BENCH_PERF_HZ:-499} --call-graph ${BENCH_PERF_CG:-fp} -p "$gw_pid" -o "$BENCH_PERF/$script-$mode-$c.data" >/dev/null 2>&1 & perf_pid=$!; }
       read -r p pl ptx < <(run portcullis "$door_port" bench "$token" "$mode" "$script" "$c")
       [ -n "${BENCH_PERF:-}" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
-      c1=$(cpu)
-      read -r b bl _ < <(run pgbouncer "$bouncer_port" postgres "" "$mode" "$script" "$c")
-      printf '| %s | %s | %s | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.2f | %.2f | %.0f |\n' \
+      c1=$(cpu); s1=$(csw "$gw_pid")
+      b0=$(cpu "$bouncer_pid"); t0=$(csw "$bouncer_pid")
+      read -r b bl btx < <(run pgbouncer "$bouncer_port" postgres "" "$mode" "$script" "$c")
+      b1=$(cpu "$bouncer_pid"); t1=$(csw "$bouncer_pid")
+      printf '| %s | %s | %s | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.2f | %.2f | %.0f | %.0f | %.2f / %.2f |\n' \
         "$script" "$mode" "$c" "$d" "$dl" "$p" "$pl" "$b" "$bl" \
         "$(awk "BEGIN{print $p/$d}")" "$(awk "BEGIN{print $p/$b}")" \
-        "$(awk "BEGIN{print ($c1-$c0)*1e6/($ptx*$(per_tx "$script"))}")"
+        "$(awk "BEGIN{print ($c1-$c0)*1e6/($ptx*$(per_tx "$script"))}")" \
+        "$(awk "BEGIN{print ($b1-$b0)*1e6/($btx*$(per_tx "$script"))}")" \
+        "$(awk "BEGIN{print ($s1-$s0)/($ptx*$(per_tx "$script"))}")" \
+        "$(awk "BEGIN{print ($t1-$t0)/($btx*$(per_tx "$script"))}")"
     done
   done
 done
