@@ -1,25 +1,25 @@
 //! The detection engine: one compiled set of recognizers, a cheap gate for clean values, one
-//! multi-pattern pass to learn which recognizers can match, per-recognizer passes to locate
-//! and validate candidates, and overlap resolution.
+//! pass to find where each recognizer can match (`locate.rs`), the recognizers' patterns run
+//! there to find and validate candidates, and overlap resolution.
 //!
-//! Why two levels of regex: a single leftmost-first pass over all patterns would let a
-//! candidate that its validator rejects (an IPv6-looking MAC, a JWT-looking blob) hide an
-//! overlapping valid match of another entity. The combined set (`set.rs`) costs one lazy-DFA
-//! pass and tells which recognizers matched anywhere; only those are then run on their own,
-//! each with its own leftmost-first iteration, so every recognizer sees the whole text and
-//! the rejected candidates of others cannot hide its matches. Each iteration is linear and
-//! resumes after its match, so masking stays linear in the text size.
+//! Why every recognizer runs on its own: a single leftmost-first pass over all patterns would
+//! let a candidate that its validator rejects (an IPv6-looking MAC, a JWT-looking blob) hide an
+//! overlapping valid match of another entity. Each recognizer's leftmost-first iteration sees
+//! every place it can match, so the rejected candidates of others cannot hide its matches.
+//! Each iteration is linear and resumes after its match, so masking stays linear in the text
+//! size; the locator makes it cheap, since a pattern runs only at its literal hits and over
+//! the runs of bytes it can be made of.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
 use aho_corasick::AhoCorasick;
-use regex_automata::Input;
 use regex_automata::meta::Regex;
+use regex_automata::{Anchored, Input};
 
+use crate::locate::Locator;
 use crate::recognizers::{self, Recognizer};
-use crate::set::PatternSetDfa;
 use crate::{Entity, Error};
 
 /// One sensitive value found in a text.
@@ -43,9 +43,9 @@ pub(crate) struct Scan {
 
 pub(crate) struct Engine {
     anchors: AhoCorasick,
-    /// All enabled recognizers as one pattern set; `None` when no recognizer is enabled.
-    set: Option<PatternSetDfa>,
-    /// The same patterns one by one, index = pattern id in `set`.
+    /// Where each recognizer can match.
+    locator: Locator,
+    /// The recognizers' patterns, index = recognizer index.
     each: Vec<Regex>,
     recognizers: Vec<&'static Recognizer>,
 }
@@ -57,11 +57,7 @@ impl Engine {
             .collect();
         let patterns: Vec<&str> = recognizers.iter().map(|r| r.pattern).collect();
         let build = |e: regex_automata::meta::BuildError| Error::Build(e.to_string());
-        let set = if patterns.is_empty() {
-            None
-        } else {
-            Some(PatternSetDfa::new(&patterns)?)
-        };
+        let locator = Locator::new(&recognizers)?;
         let each = patterns
             .iter()
             .map(|p| Regex::new(p).map_err(build))
@@ -72,7 +68,7 @@ impl Engine {
             .map_err(|e| Error::Build(e.to_string()))?;
         Ok(Engine {
             anchors,
-            set,
+            locator,
             each,
             recognizers,
         })
@@ -102,39 +98,42 @@ impl Engine {
 
     /// [`Engine::scan`] without the gate; the tests use it to check that the gate is sound.
     pub(crate) fn find_ungated(&self, text: &str, from: usize) -> Scan {
-        let Some(set) = &self.set else {
-            return Scan::default();
-        };
-        // If the set gave up, every recognizer runs: slower, never wrong.
-        let which: Vec<usize> = match set.which(text, from) {
-            Some(which) => which.iter().map(|pid| pid.as_usize()).collect(),
-            None => (0..self.each.len()).collect(),
-        };
-        self.scan_with(text, from, which)
-    }
-
-    fn scan_with(&self, text: &str, from: usize, which: Vec<usize>) -> Scan {
-        let mut candidates = Vec::new();
-        let mut wait: Option<(usize, usize)> = None;
-        for pid in which {
-            let recognizer = self.recognizers[pid];
-            for m in self.each[pid].find_iter(Input::new(text).span(from..text.len())) {
-                let needs = m.end().saturating_add(recognizer.reach);
-                if needs > text.len() && wait.is_none_or(|(start, _)| m.start() < start) {
-                    wait = Some((m.start(), needs));
-                }
-                if let Some(range) = (recognizer.check)(text, m.range()) {
-                    candidates.push(Finding {
-                        entity: recognizer.entity,
-                        range,
-                    });
-                }
+        let places = self.locator.places(text, from);
+        let mut found = Found::default();
+        // A recognizer's matches so far end here: a hit inside one is not a new match, as
+        // in a leftmost-first iteration over the whole text.
+        let mut ends = vec![from; self.each.len()];
+        for (start, pid) in places.anchored {
+            if start < ends[pid] {
+                continue;
+            }
+            let input = Input::new(text)
+                .span(start..text.len())
+                .anchored(Anchored::Yes);
+            if let Some(m) = self.each[pid].search(&input) {
+                ends[pid] = m.end();
+                found.candidate(text, self.recognizers[pid], m.range());
             }
         }
-        Scan {
-            findings: resolve(candidates),
-            wait,
+        for (pid, span) in places.spans {
+            for m in self.each[pid].find_iter(Input::new(text).span(span)) {
+                found.candidate(text, self.recognizers[pid], m.range());
+            }
         }
+        found.scan()
+    }
+
+    /// Every recognizer's pattern over all of `text[from..]`, without the gate or the locator:
+    /// what they must agree with.
+    #[cfg(test)]
+    pub(crate) fn find_everywhere(&self, text: &str, from: usize) -> Scan {
+        let mut found = Found::default();
+        for (pid, regex) in self.each.iter().enumerate() {
+            for m in regex.find_iter(Input::new(text).span(from..text.len())) {
+                found.candidate(text, self.recognizers[pid], m.range());
+            }
+        }
+        found.scan()
     }
 
     /// The recognizers this engine runs.
@@ -157,6 +156,36 @@ impl Engine {
             }
         }
         self.anchors.is_match(text)
+    }
+}
+
+/// Candidates as they are found, and the first that waits for more text.
+#[derive(Default)]
+struct Found {
+    candidates: Vec<Finding>,
+    wait: Option<(usize, usize)>,
+}
+
+impl Found {
+    /// A pattern's match: validated, and noted if its validator would read past the text.
+    fn candidate(&mut self, text: &str, recognizer: &Recognizer, m: Range<usize>) {
+        let needs = m.end.saturating_add(recognizer.reach);
+        if needs > text.len() && self.wait.is_none_or(|(start, _)| m.start < start) {
+            self.wait = Some((m.start, needs));
+        }
+        if let Some(range) = (recognizer.check)(text, m) {
+            self.candidates.push(Finding {
+                entity: recognizer.entity,
+                range,
+            });
+        }
+    }
+
+    fn scan(self) -> Scan {
+        Scan {
+            findings: resolve(self.candidates),
+            wait: self.wait,
+        }
     }
 }
 

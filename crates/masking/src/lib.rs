@@ -5,10 +5,12 @@
 //! [`Masker::column`] for a [`ColumnPlan`] per result column, then [`Masker::mask_value`] per
 //! value, and adds the [`Counts`] to the audit event.
 //!
-//! Detection (`engine.rs`) is one multi-pattern lazy-DFA pass over a value, preceded by a gate
-//! that lets most short clean values through after one look at their bytes; candidates are
-//! confirmed by per-entity validators (`recognizers/`) and overlaps resolved by priority:
-//! secrets, then payment data, government ids, contact data and network addresses.
+//! Detection (`engine.rs`): a gate lets most short clean values through after one look at their
+//! bytes; one pass (`locate.rs`) finds where each recognizer can match (its literal prefixes,
+//! and runs of the bytes it is made of around a digit, `:` or `@`); each recognizer's pattern
+//! runs only there, its candidates are confirmed by per-entity validators (`recognizers/`),
+//! and overlaps are resolved by priority: secrets, then payment data, government ids, contact
+//! data and network addresses.
 //!
 //! Text that arrives in chunks (terminal output, HTTP bodies, COPY data) goes through a
 //! [`StreamMasker`] ([`Masker::stream`]): its output, put together, is [`Masker::mask_text`]
@@ -29,11 +31,11 @@ mod entity;
 mod error;
 mod glob;
 mod json;
+mod locate;
 mod masker;
 mod plan;
 mod profile;
 mod recognizers;
-mod set;
 mod strategy;
 mod stream;
 

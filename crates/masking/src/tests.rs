@@ -113,3 +113,142 @@ fn gate_passes_every_anchor_only_shape() {
         );
     }
 }
+
+/// Fragments for the locator test: pieces of every entity's shape, their separators and
+/// neighbours, so random texts make runs that just pass or just fail each class's test.
+const SHAPES: &[&str] = &[
+    "4111",
+    "1111",
+    "0000",
+    "12",
+    "345",
+    "6789",
+    "0",
+    "1",
+    "9",
+    "+",
+    "+49",
+    "+1",
+    "(",
+    ")",
+    " ",
+    "  ",
+    "-",
+    ".",
+    "..",
+    ":",
+    "::",
+    "@",
+    "_",
+    "%",
+    "'",
+    "/",
+    "\n",
+    "\t",
+    "=",
+    "\"",
+    ",",
+    "a",
+    "B",
+    "x",
+    "é",
+    "GB",
+    "82",
+    "WEST",
+    "NL",
+    "AB",
+    "C",
+    "D",
+    "fe80",
+    "dead",
+    "BEEF",
+    "db8",
+    "https",
+    "postgres",
+    "://",
+    "user",
+    ":pa$$w0rd@",
+    "@host",
+    "example.com",
+    "ssn",
+    "SSN ",
+    "social security",
+    "passport",
+    "no",
+    "password",
+    "pwd",
+    "=",
+    ": ",
+    "host=",
+    "db ",
+    "token",
+    "api_key",
+    "secret",
+    "aws_secret_access_key",
+    "AKIA",
+    "A3T",
+    "eyJ",
+    "hbGciOiJIUzI1NiJ9",
+    "ghp_",
+    "xoxb-",
+    "sk_live_",
+    "sk-",
+    "AIza",
+    "Bearer ",
+    "Basic ",
+    "dXNlcjpwYXNz",
+    "-----BEGIN ",
+    "RSA ",
+    "PRIVATE KEY-----",
+    "-----END ",
+    "hooks.slack.com/",
+    "services/",
+];
+
+fn shaped_text(rng: &mut Rng) -> String {
+    let n = 1 + rng.below(40);
+    (0..n).map(|_| SHAPES[rng.below(SHAPES.len())]).collect()
+}
+
+#[test]
+fn located_search_agrees_with_a_search_of_the_whole_text() {
+    let engine = Engine::new(&Entity::ALL).expect("engine builds");
+    let mut rng = Rng(0x0dd_ba11_5eed_cafe);
+    let mut failures = Vec::new();
+    for round in 0..20_000 {
+        // Every hundredth text is long, so that the literal search's blocks meet in it.
+        let text = if round % 100 == 0 {
+            (0..400).map(|_| shaped_text(&mut rng)).collect()
+        } else if round % 2 == 0 {
+            shaped_text(&mut rng)
+        } else {
+            random_text(&mut rng)
+        };
+        // The streaming masker searches from inside a text too.
+        let from = if round % 3 == 0 {
+            let mut at = rng.below(text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            at
+        } else {
+            0
+        };
+        let (located, everywhere) = (
+            engine.find_ungated(&text, from),
+            engine.find_everywhere(&text, from),
+        );
+        if located.findings != everywhere.findings || located.wait != everywhere.wait {
+            failures.push(format!(
+                "{text:?} from {from}: located {:?} {:?}, everywhere {:?} {:?}",
+                located.findings, located.wait, everywhere.findings, everywhere.wait
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} disagreements, first:\n{}",
+        failures.len(),
+        failures[..failures.len().min(10)].join("\n")
+    );
+}

@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use super::checks::{after, before, glued_to_number};
-use super::{NEAR, Recognizer, wb};
+use super::{Class, Locate, NEAR, Recognizer, wb};
 use crate::Entity;
 
 pub(super) const RECOGNIZERS: &[Recognizer] = &[
@@ -20,12 +20,14 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         ),
         check: email,
         reach: NEAR,
+        locate: Locate::Run(Class::Email),
     },
     Recognizer {
         entity: Entity::Phone,
         pattern: r"\+[1-9](?:[ .-]?\(?[0-9]{1,5}\)?){1,7}",
         check: international,
         reach: NEAR,
+        locate: Locate::Run(Class::Phone),
     },
     Recognizer {
         entity: Entity::Phone,
@@ -39,6 +41,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         ),
         check: north_american,
         reach: NEAR,
+        locate: Locate::Run(Class::Phone),
     },
     Recognizer {
         entity: Entity::Phone,
@@ -56,6 +59,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         ),
         check: national,
         reach: NEAR,
+        locate: Locate::Run(Class::Phone),
     },
 ];
 

@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use super::checks::glued_to_number;
-use super::{NEAR, Recognizer, wb};
+use super::{Class, Locate, NEAR, Recognizer, wb};
 use crate::Entity;
 
 pub(super) const RECOGNIZERS: &[Recognizer] = &[
@@ -18,6 +18,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         ),
         check: ssn,
         reach: NEAR,
+        locate: Locate::Run(Class::Dashed),
     },
     Recognizer {
         entity: Entity::UsSsn,
@@ -28,6 +29,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         ),
         check: |text, r| ssn(text, r.end - 9..r.end),
         reach: NEAR,
+        locate: Locate::Prefix(&["ssn", "ss#", "social"]),
     },
     Recognizer {
         entity: Entity::UkNino,
@@ -38,6 +40,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         ),
         check: nino,
         reach: NEAR,
+        locate: Locate::Run(Class::Upper),
     },
     Recognizer {
         entity: Entity::UsPassport,
@@ -48,6 +51,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         ),
         check: passport,
         reach: NEAR,
+        locate: Locate::Prefix(&["passport"]),
     },
 ];
 

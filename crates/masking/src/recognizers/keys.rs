@@ -9,7 +9,7 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use super::checks::{after, char_classes, entropy, is_word};
-use super::{NEAR, Recognizer, wb};
+use super::{Locate, NEAR, Recognizer, wb};
 use crate::Entity;
 
 /// The armour line that opens a PEM private key.
@@ -40,6 +40,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         pattern: PEM,
         check: |_, r| Some(r),
         reach: NEAR,
+        locate: Locate::Prefix(&["-----BEGIN "]),
     },
     Recognizer {
         entity: Entity::Jwt,
@@ -49,6 +50,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         ),
         check: jwt,
         reach: NEAR,
+        locate: Locate::Prefix(&["eyJ"]),
     },
     Recognizer {
         entity: Entity::AwsAccessKeyId,
@@ -59,12 +61,14 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         ),
         check: |_, r| Some(r),
         reach: NEAR,
+        locate: Locate::Prefix(&["AKIA", "ASIA", "ABIA", "ACCA", "A3T"]),
     },
     Recognizer {
         entity: Entity::AwsSecretAccessKey,
         pattern: r#"(?i:aws_?secret_?access_?key|aws_?secret_?key|secret_?access_?key)["']?[ \t]*(?:=>|=|:)[ \t]*["']?[A-Za-z0-9/+]{40}"#,
         check: aws_secret,
         reach: NEAR,
+        locate: Locate::Prefix(&["aws", "secret"]),
     },
     Recognizer {
         entity: Entity::GithubToken,
@@ -75,18 +79,21 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         ),
         check: |_, r| (r.len() <= 255).then_some(r),
         reach: NEAR,
+        locate: Locate::Prefix(&["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"]),
     },
     Recognizer {
         entity: Entity::SlackToken,
         pattern: concat!(wb!(), r"(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,}"),
         check: slack_token,
         reach: NEAR,
+        locate: Locate::Prefix(&["xox", "xapp-"]),
     },
     Recognizer {
         entity: Entity::SlackToken,
         pattern: r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]{16,}",
         check: slack_webhook,
         reach: NEAR,
+        locate: Locate::Prefix(&["hooks.slack.com/"]),
     },
     Recognizer {
         entity: Entity::StripeKey,
@@ -97,18 +104,21 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         ),
         check: stripe,
         reach: NEAR,
+        locate: Locate::Prefix(&["sk_", "rk_", "pk_live_", "whsec_"]),
     },
     Recognizer {
         entity: Entity::OpenaiApiKey,
         pattern: concat!(wb!(), r"sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_-]{20,}"),
         check: openai,
         reach: NEAR,
+        locate: Locate::Prefix(&["sk-"]),
     },
     Recognizer {
         entity: Entity::GoogleApiKey,
         pattern: concat!(wb!(), r"AIza[0-9A-Za-z_-]{35}"),
         check: |text, r| (!after(text, r.end).is_some_and(is_token_byte)).then_some(r),
         reach: NEAR,
+        locate: Locate::Prefix(&["AIza"]),
     },
 ];
 

@@ -47,6 +47,129 @@ pub(crate) struct Recognizer {
     /// the match. The streaming masker holds a match back until that much text after it has
     /// arrived, so a validator never sees less context than it would in the whole text.
     pub(crate) reach: usize,
+    /// Where its matches can be, so that the engine runs the pattern there only
+    /// (`locate.rs`). A promise about the pattern: the engine's tests hold it against a search
+    /// of the whole text.
+    pub(crate) locate: Locate,
+}
+
+/// How the engine finds the places where a recognizer's pattern can match.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Locate {
+    /// Every match starts with one of these literals (ASCII case ignored).
+    Prefix(&'static [&'static str]),
+    /// Every match lies inside one maximal run of bytes of the class, and such a run holds
+    /// what the class requires ([`Class::admits`]).
+    Run(Class),
+    /// Every match is a URL scheme of 2 to 31 bytes (a letter, then letters, digits, `+`,
+    /// `.` or `-`) directly followed by `://`, and what follows.
+    Scheme,
+}
+
+/// A class of bytes that every match of some recognizers is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// `[0-9 -]`, at least 9 digits: card numbers (13) and dashed or spaced SSNs (9).
+    Dashed,
+    /// `[0-9 .()+-]`, at least 9 digits, or 8 after a `+`: telephone numbers.
+    Phone,
+    /// `[0-9.]`, at least 4 digits and 3 dots: IPv4 addresses.
+    Dotted,
+    /// `[A-Z0-9 ]`, at least 2 capitals, 2 digits and 9 bytes: IBANs and UK NINOs.
+    Upper,
+    /// `[0-9A-Fa-f:.]`, a `::` or at least 6 colons: IPv6 addresses.
+    HexColon,
+    /// `[0-9A-Fa-f:.-]`, a digit and at least 5 colons, 5 dashes or 2 dots: MAC addresses.
+    Mac,
+    /// `[A-Za-z0-9._%+'@-]`, an `@` and a dot: e-mail addresses.
+    Email,
+}
+
+impl Class {
+    pub(crate) const ALL: [Class; 7] = [
+        Class::Dashed,
+        Class::Phone,
+        Class::Dotted,
+        Class::Upper,
+        Class::HexColon,
+        Class::Mac,
+        Class::Email,
+    ];
+
+    /// Whether `b` can be part of a match of this class.
+    pub(crate) const fn holds(self, b: u8) -> bool {
+        match self {
+            Class::Dashed => matches!(b, b'0'..=b'9' | b' ' | b'-'),
+            Class::Phone => matches!(b, b'0'..=b'9' | b' ' | b'.' | b'(' | b')' | b'+' | b'-'),
+            Class::Dotted => matches!(b, b'0'..=b'9' | b'.'),
+            Class::Upper => matches!(b, b'0'..=b'9' | b'A'..=b'Z' | b' '),
+            Class::HexColon => matches!(b, b'0'..=b'9' | b'A'..=b'F' | b'a'..=b'f' | b':' | b'.'),
+            Class::Mac => {
+                matches!(b, b'0'..=b'9' | b'A'..=b'F' | b'a'..=b'f' | b':' | b'.' | b'-')
+            }
+            Class::Email => matches!(
+                b,
+                b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z' | b'.' | b'_' | b'%' | b'+' | b'\'' | b'@' | b'-'
+            ),
+        }
+    }
+
+    /// Whether a run of this class, with this census, can hold a finding: what every match
+    /// needs, and for IPv6 and MAC addresses what their validators need.
+    pub(crate) fn admits(self, c: &Census) -> bool {
+        match self {
+            Class::Dashed => c.digits >= 9,
+            Class::Phone => c.digits >= 9 || c.digits >= 8 && c.plus > 0,
+            Class::Dotted => c.dots >= 3 && c.digits >= 4,
+            Class::Upper => c.len >= 9 && c.digits >= 2 && c.upper >= 2,
+            // `Ipv6Addr` takes eight groups, or fewer with `::`; six colons with a dotted
+            // quad at the end.
+            Class::HexColon => c.double_colon || c.colons >= 6,
+            Class::Mac => c.digits > 0 && (c.colons >= 5 || c.dashes >= 5 || c.dots >= 2),
+            Class::Email => c.at > 0 && c.dots > 0,
+        }
+    }
+}
+
+/// What a run is made of, counted once.
+#[derive(Debug, Default)]
+pub(crate) struct Census {
+    pub(crate) len: usize,
+    pub(crate) digits: usize,
+    pub(crate) upper: usize,
+    pub(crate) colons: usize,
+    pub(crate) double_colon: bool,
+    pub(crate) dashes: usize,
+    pub(crate) dots: usize,
+    pub(crate) plus: usize,
+    pub(crate) at: usize,
+}
+
+impl Census {
+    pub(crate) fn of(run: &[u8]) -> Census {
+        let mut c = Census {
+            len: run.len(),
+            ..Census::default()
+        };
+        let mut last = 0;
+        for &b in run {
+            match b {
+                b'0'..=b'9' => c.digits += 1,
+                b'A'..=b'Z' => c.upper += 1,
+                b':' => {
+                    c.colons += 1;
+                    c.double_colon |= last == b':';
+                }
+                b'-' => c.dashes += 1,
+                b'.' => c.dots += 1,
+                b'+' => c.plus += 1,
+                b'@' => c.at += 1,
+                _ => {}
+            }
+            last = b;
+        }
+        c
+    }
 }
 
 /// The reach of validators that look only at the two bytes after a match.

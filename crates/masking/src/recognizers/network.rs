@@ -5,7 +5,7 @@ use std::net::Ipv6Addr;
 use std::ops::Range;
 
 use super::checks::{after, before, glued_to_number};
-use super::{NEAR, Recognizer, wb};
+use super::{Class, Locate, NEAR, Recognizer, wb};
 use crate::Entity;
 
 pub(super) const RECOGNIZERS: &[Recognizer] = &[
@@ -14,12 +14,14 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         pattern: concat!(wb!(), r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}", wb!()),
         check: ipv4,
         reach: NEAR,
+        locate: Locate::Run(Class::Dotted),
     },
     Recognizer {
         entity: Entity::Ipv6,
         pattern: r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}",
         check: ipv6,
         reach: NEAR,
+        locate: Locate::Run(Class::HexColon),
     },
     Recognizer {
         entity: Entity::MacAddress,
@@ -32,6 +34,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         ),
         check: mac,
         reach: NEAR,
+        locate: Locate::Run(Class::Mac),
     },
 ];
 

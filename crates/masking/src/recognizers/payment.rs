@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use super::checks::{iban_mod97, luhn};
-use super::{NEAR, Recognizer, wb};
+use super::{Class, Locate, NEAR, Recognizer, wb};
 use crate::Entity;
 
 pub(super) const RECOGNIZERS: &[Recognizer] = &[
@@ -13,12 +13,14 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         pattern: concat!(wb!(), r"[0-9](?:[ -]?[0-9]){12,18}", wb!()),
         check: card,
         reach: NEAR,
+        locate: Locate::Run(Class::Dashed),
     },
     Recognizer {
         entity: Entity::Iban,
         pattern: concat!(wb!(), r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}", wb!()),
         check: iban,
         reach: NEAR,
+        locate: Locate::Run(Class::Upper),
     },
 ];
 

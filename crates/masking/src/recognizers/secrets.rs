@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::checks::{before, char_classes, contains_ci, entropy, is_placeholder, window};
-use super::{CONTEXT, NEAR, Recognizer};
+use super::{CONTEXT, Locate, NEAR, Recognizer};
 use crate::Entity;
 
 pub(super) const RECOGNIZERS: &[Recognizer] = &[
@@ -18,18 +18,21 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         pattern: r#"(?i:password|passwd|passphrase|pass|pwd|secret|token|api[_-]?key|access[_-]?key|auth[_-]?key|private[_-]?key|credentials?)[A-Za-z0-9_.-]*["']?[ \t]*(?:=>|=|:)[ \t]*(?:"(?:[^"\\\r\n]|\\.)+"|'[^'\r\n]+'|[^\s"',;<>]+)"#,
         check: assignment,
         reach: NEAR,
+        locate: Locate::Prefix(GENERIC_KEYS),
     },
     Recognizer {
         entity: Entity::GenericSecret,
         pattern: r"(?i:bearer)[ \t]+[A-Za-z0-9._~+/-]{16,}=*",
         check: bearer,
         reach: NEAR,
+        locate: Locate::Prefix(&["bearer"]),
     },
     Recognizer {
         entity: Entity::GenericSecret,
         pattern: r"(?i:basic)[ \t]+[A-Za-z0-9+/]{6,}={0,2}",
         check: basic,
         reach: NEAR,
+        locate: Locate::Prefix(&["basic"]),
     },
     Recognizer {
         entity: Entity::ConnectionStringPassword,
@@ -38,13 +41,29 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
         pattern: r#"[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/?#@"'<>\[\]]*:[^\s/?#"'<>]+@"#,
         check: url_password,
         reach: NEAR,
+        locate: Locate::Scheme,
     },
     Recognizer {
         entity: Entity::ConnectionStringPassword,
         pattern: r#"(?i:password|pwd)[ \t]*=[ \t]*(?:'(?:[^'\\\r\n]|\\.)+'|"[^"\r\n]+"|\{[^}\r\n]+\}|[^\s;'"&]+)"#,
         check: dsn_password,
         reach: CONTEXT,
+        locate: Locate::Prefix(&["password", "pwd"]),
     },
+];
+
+/// What every generic assignment starts with (its pattern's key alternatives, ASCII case
+/// ignored): the engine runs the pattern only where one of these is.
+const GENERIC_KEYS: &[&str] = &[
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "api",
+    "access",
+    "auth",
+    "private",
+    "credential",
 ];
 
 /// Key names, longest first so `password` is not taken for `pass` + `word`.

@@ -1,0 +1,425 @@
+//! Where each recognizer's pattern can match, found in one cheap pass, so that patterns run
+//! only there: on a few bytes around an anchor rather than over the whole text.
+//!
+//! Every recognizer declares a [`Locate`] promise about its pattern. A `Prefix` pattern
+//! starts every match with one of its literals, so it runs anchored at each literal hit (one
+//! Aho-Corasick pass for all of them). A `Run` pattern is made of one class of bytes, so its
+//! matches lie within maximal runs of that class; the pass looks for runs only around bytes
+//! every admitted run must hold (a digit, `:`, `@`) and runs the pattern over the runs the
+//! class admits. `Scheme` (URL userinfo passwords) runs anchored at the scheme before each
+//! `://`. The answers are those of a search over the whole text: the same matches in the same
+//! order (a pattern's leftmost-first iteration never crosses a run, and every match starts at a
+//! hit); `tests.rs` holds the engine to that on random texts.
+
+use std::ops::Range;
+
+use aho_corasick::packed;
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use crate::Error;
+use crate::recognizers::{Census, Class, Locate, Recognizer};
+
+/// The places one scan found: recognizer index and where it may match.
+#[derive(Debug, Default)]
+pub(crate) struct Places {
+    /// `(start, recognizer)`: the pattern may match starting exactly there. Sorted by start.
+    pub(crate) anchored: Vec<(usize, usize)>,
+    /// `(recognizer, span)`: every match of the pattern in the text lies inside one of its
+    /// spans, and a search of the span finds them.
+    pub(crate) spans: Vec<(usize, Range<usize>)>,
+}
+
+pub(crate) struct Locator {
+    /// Every `Prefix` literal that no other one starts, then `://` if a `Scheme` recognizer
+    /// is on.
+    literals: Option<Literals>,
+    /// Per literal: the recognizers it starts (empty for `://`).
+    by_literal: Vec<Vec<usize>>,
+    /// The `Scheme` recognizers, and the pattern id of `://`.
+    scheme: Vec<usize>,
+    scheme_literal: Option<usize>,
+    /// Per class (index in `Class::ALL`): the recognizers located by its runs.
+    by_class: Vec<Vec<usize>>,
+    /// Per class: the longest reach of its recognizers. A run that ends closer than that to
+    /// the end of the text is searched even if the class does not admit it: a match in it
+    /// may grow into a finding once more text follows, and the streaming masker must learn
+    /// that it has to wait ([`crate::engine::Scan::wait`]).
+    reach: Vec<usize>,
+}
+
+impl Locator {
+    pub(crate) fn new(recognizers: &[&Recognizer]) -> Result<Locator, Error> {
+        let mut prefixes: Vec<(&'static str, usize)> = Vec::new();
+        let mut scheme = Vec::new();
+        let mut by_class = vec![Vec::new(); Class::ALL.len()];
+        let mut reach = vec![0; Class::ALL.len()];
+        for (pid, r) in recognizers.iter().enumerate() {
+            match r.locate {
+                Locate::Prefix(literals) => prefixes.extend(literals.iter().map(|&l| (l, pid))),
+                Locate::Scheme => scheme.push(pid),
+                Locate::Run(class) => {
+                    by_class[class as usize].push(pid);
+                    reach[class as usize] = reach[class as usize].max(r.reach);
+                }
+            }
+        }
+        // The search reports one literal per start, so a literal that another one starts
+        // (ASCII case ignored) gives its recognizers to that one: `pass` finds `password`.
+        let starts_with = |long: &str, short: &str| {
+            long.len() >= short.len()
+                && long.as_bytes()[..short.len()].eq_ignore_ascii_case(short.as_bytes())
+        };
+        let mut literals: Vec<&'static str> = Vec::new();
+        for &(l, _) in &prefixes {
+            let shorter = prefixes
+                .iter()
+                .any(|&(o, _)| o.len() < l.len() && starts_with(l, o));
+            if !shorter && !literals.iter().any(|k| k.eq_ignore_ascii_case(l)) {
+                literals.push(l);
+            }
+        }
+        let mut by_literal: Vec<Vec<usize>> = literals
+            .iter()
+            .map(|k| {
+                let mut pids: Vec<usize> = prefixes
+                    .iter()
+                    .filter(|&&(l, _)| starts_with(l, k))
+                    .map(|&(_, pid)| pid)
+                    .collect();
+                pids.sort_unstable();
+                pids.dedup();
+                pids
+            })
+            .collect();
+        let scheme_literal = (!scheme.is_empty()).then(|| {
+            literals.push("://");
+            by_literal.push(Vec::new());
+            literals.len() - 1
+        });
+        let literals = if literals.is_empty() {
+            None
+        } else {
+            Some(Literals::new(&literals)?)
+        };
+        Ok(Locator {
+            literals,
+            by_literal,
+            scheme,
+            scheme_literal,
+            by_class,
+            reach,
+        })
+    }
+
+    /// The places in `text[from..]` where the recognizers can match.
+    pub(crate) fn places(&self, text: &str, from: usize) -> Places {
+        let mut places = Places::default();
+        if let Some(literals) = &self.literals {
+            literals.each(text.as_bytes(), from, |start, pattern| {
+                if Some(pattern) == self.scheme_literal {
+                    if let Some(start) = scheme_start(text.as_bytes(), from, start) {
+                        places
+                            .anchored
+                            .extend(self.scheme.iter().map(|&pid| (start, pid)));
+                    }
+                } else {
+                    let pids = &self.by_literal[pattern];
+                    places.anchored.extend(pids.iter().map(|&pid| (start, pid)));
+                }
+            });
+            // A scheme starts before its `://`, so it may come after later hits.
+            places.anchored.sort_unstable();
+        }
+        self.runs(text.as_bytes(), from, &mut places.spans);
+        places
+    }
+
+    /// The runs, from `from` on, that the classes in use admit, with their recognizers.
+    ///
+    /// A run is looked for only around a byte that every run holding a finding has: a
+    /// digit for the three digit classes, a digit right after a capital (or a capital and a
+    /// space) for IBANs and NINOs, `:` for IPv6, `:`, `-` or `.` between hex digits for
+    /// MACs, `@` for e-mail.
+    /// The digit classes share one look: telephone runs (`[0-9 .()+-]`) hold every dashed
+    /// and dotted run, so a telephone run with fewer than four digits holds none of theirs.
+    #[inline(never)]
+    fn runs(&self, bytes: &[u8], from: usize, out: &mut Vec<(usize, Range<usize>)>) {
+        // Per class: the end of the last run looked at; a start inside it is the same run.
+        let mut done = [from; Class::ALL.len()];
+        let mut at = from;
+        while at < bytes.len() {
+            // Skip to the next byte a run is looked for around.
+            match bytes[at..].iter().position(|&b| LOOKS[usize::from(b)]) {
+                Some(skip) => at += skip,
+                None => break,
+            }
+            match bytes[at] {
+                b'0'..=b'9' => {
+                    if at >= done[Class::Phone as usize] {
+                        self.digits(bytes, from, at, &mut done, out);
+                    }
+                    let capital = |i: usize| i >= from && bytes[i].is_ascii_uppercase();
+                    let after_capital = at > from
+                        && (capital(at - 1)
+                            || bytes[at - 1] == b' ' && at - 1 > from && capital(at - 2));
+                    if after_capital {
+                        self.around(Class::Upper, bytes, from, at, &mut done, out);
+                    }
+                }
+                b':' | b'-' | b'.' => {
+                    if bytes[at] == b':' {
+                        self.around(Class::HexColon, bytes, from, at, &mut done, out);
+                    }
+                    // A MAC address's separators all stand between hex digits.
+                    let hex = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_hexdigit);
+                    if at > from && hex(at - 1) && hex(at + 1) {
+                        self.around(Class::Mac, bytes, from, at, &mut done, out);
+                    }
+                }
+                b'@' => self.around(Class::Email, bytes, from, at, &mut done, out),
+                _ => {}
+            }
+            at += 1;
+        }
+    }
+
+    /// The telephone run around the digit at `at`, and the dashed and dotted runs in it.
+    fn digits(
+        &self,
+        bytes: &[u8],
+        from: usize,
+        at: usize,
+        done: &mut [usize; Class::ALL.len()],
+        out: &mut Vec<(usize, Range<usize>)>,
+    ) {
+        let run = run_around(Class::Phone, bytes, from, at);
+        for class in [Class::Phone, Class::Dashed, Class::Dotted] {
+            done[class as usize] = run.end;
+        }
+        let census = Census::of(&bytes[run.clone()]);
+        if census.digits < 4 && !self.at_the_end(Class::Phone, &run, bytes) {
+            return;
+        }
+        self.take(Class::Phone, &run, &census, bytes, out);
+        for class in [Class::Dashed, Class::Dotted] {
+            if self.by_class[class as usize].is_empty() {
+                continue;
+            }
+            let mut start = run.start;
+            for part in bytes[run.clone()].split(|&b| !class.holds(b)) {
+                let sub = start..start + part.len();
+                start = sub.end + 1;
+                if !part.is_empty() {
+                    self.take(class, &sub, &Census::of(part), bytes, out);
+                }
+            }
+        }
+    }
+
+    /// The run of `class` around `at`, unless one was looked at already.
+    fn around(
+        &self,
+        class: Class,
+        bytes: &[u8],
+        from: usize,
+        at: usize,
+        done: &mut [usize; Class::ALL.len()],
+        out: &mut Vec<(usize, Range<usize>)>,
+    ) {
+        let i = class as usize;
+        if at < done[i] || self.by_class[i].is_empty() {
+            return;
+        }
+        let run = run_around(class, bytes, from, at);
+        done[i] = run.end;
+        self.take(class, &run, &Census::of(&bytes[run.clone()]), bytes, out);
+    }
+
+    /// Hands the run to its class's recognizers if the class admits it or it ends near the
+    /// end of the text.
+    fn take(
+        &self,
+        class: Class,
+        run: &Range<usize>,
+        census: &Census,
+        bytes: &[u8],
+        out: &mut Vec<(usize, Range<usize>)>,
+    ) {
+        if class.admits(census) || self.at_the_end(class, run, bytes) {
+            let pids = &self.by_class[class as usize];
+            out.extend(pids.iter().map(|&pid| (pid, run.clone())));
+        }
+    }
+
+    /// Whether a match in `run` could still need more text (see [`Locator::reach`]).
+    fn at_the_end(&self, class: Class, run: &Range<usize>, bytes: &[u8]) -> bool {
+        run.end.saturating_add(self.reach[class as usize]) > bytes.len()
+    }
+}
+
+/// The maximal run of `class` around `at`, from `from` on.
+fn run_around(class: Class, bytes: &[u8], from: usize, at: usize) -> Range<usize> {
+    let bit = 1 << class as usize;
+    let mut start = at;
+    while start > from && HOLDS[usize::from(bytes[start - 1])] & bit != 0 {
+        start -= 1;
+    }
+    let mut end = at + 1;
+    while end < bytes.len() && HOLDS[usize::from(bytes[end])] & bit != 0 {
+        end += 1;
+    }
+    start..end
+}
+
+/// The bytes [`Locator::runs`] looks around.
+const LOOKS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = matches!(b as u8, b'0'..=b'9' | b':' | b'-' | b'.' | b'@');
+        b += 1;
+    }
+    table
+};
+
+/// Per byte: the classes it can be part of (bit = index in `Class::ALL`).
+const HOLDS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut i = 0;
+        while i < Class::ALL.len() {
+            if Class::ALL[i].holds(b as u8) {
+                table[b] |= 1 << i;
+            }
+            i += 1;
+        }
+        b += 1;
+    }
+    table
+};
+
+/// The literal search: every start of every literal, ASCII case ignored, no literal starting
+/// another. Text is folded to lower case a block at a time, on the stack, and searched with
+/// the SIMD searcher (Teddy) for the lower-cased literals: a case-insensitive automaton over
+/// the raw text runs at a third of the speed. Where the CPU has no SIMD searcher, the
+/// automaton does it.
+enum Literals {
+    Folded {
+        searcher: packed::Searcher,
+        /// The longest literal: blocks overlap by one byte less, so that a hit that starts in
+        /// a block is seen whole.
+        longest: usize,
+    },
+    Automaton(AhoCorasick),
+}
+
+/// Bytes folded and searched at a time.
+const BLOCK: usize = 4096;
+
+/// The longest literal the folded search takes.
+const LONGEST: usize = 64;
+
+/// Texts up to this long fold into a buffer of this size, whole.
+const SHORT: usize = 256;
+
+impl Literals {
+    fn new(literals: &[&str]) -> Result<Literals, Error> {
+        let longest = literals.iter().map(|l| l.len()).max().unwrap_or(0);
+        let mut builder = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostFirst)
+            .builder();
+        for l in literals {
+            builder.add(l.to_ascii_lowercase());
+        }
+        if longest <= LONGEST
+            && let Some(searcher) = builder.build()
+        {
+            return Ok(Literals::Folded { searcher, longest });
+        }
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(literals)
+            .map_err(|e| Error::Build(e.to_string()))?;
+        Ok(Literals::Automaton(ac))
+    }
+
+    /// [`Literals::each`] for the folded search, `buffer` holding a block and the overlap
+    /// (or the whole text).
+    fn folded(
+        searcher: &packed::Searcher,
+        longest: usize,
+        buffer: &mut [u8],
+        bytes: &[u8],
+        from: usize,
+        hit: &mut impl FnMut(usize, usize),
+    ) {
+        let step = (buffer.len() + 1).saturating_sub(longest).max(1);
+        let mut block = from;
+        while block < bytes.len() {
+            let end = (block + buffer.len()).min(bytes.len());
+            let len = end - block;
+            fold(&mut buffer[..len], &bytes[block..end]);
+            // Hits that start past `own` are the next block's, seen whole there.
+            let own = if end == bytes.len() { len } else { step };
+            let mut at = 0;
+            while let Some(m) = searcher.find_in(&buffer[..len], (at..len).into()) {
+                if m.start() >= own {
+                    break;
+                }
+                hit(block + m.start(), m.pattern().as_usize());
+                at = m.start() + 1;
+            }
+            block += step;
+        }
+    }
+
+    /// Calls `hit(start, literal)` for every literal occurrence that starts in
+    /// `bytes[from..]`, in order of start. No literal starts another, so one search resumed
+    /// just after each hit's start finds every (start, literal) pair there is.
+    fn each(&self, bytes: &[u8], from: usize, mut hit: impl FnMut(usize, usize)) {
+        match self {
+            Literals::Folded { searcher, longest } => {
+                // Short texts (most values) fold into a small buffer: clearing 4 KiB would
+                // cost more than their search.
+                if bytes.len() - from <= SHORT {
+                    let mut folded = [0u8; SHORT];
+                    Self::folded(searcher, *longest, &mut folded, bytes, from, &mut hit);
+                } else {
+                    let mut folded = [0u8; BLOCK + LONGEST];
+                    Self::folded(searcher, *longest, &mut folded, bytes, from, &mut hit);
+                }
+            }
+            Literals::Automaton(ac) => {
+                let mut input = aho_corasick::Input::new(bytes).span(from..bytes.len());
+                while let Some(m) = ac.find(input.clone()) {
+                    input.set_start(m.start() + 1);
+                    hit(m.start(), m.pattern().as_usize());
+                }
+            }
+        }
+    }
+}
+
+/// `to` becomes `from` in ASCII lower case (a loop the compiler vectorizes).
+#[inline(never)]
+fn fold(to: &mut [u8], from: &[u8]) {
+    for (t, &b) in to.iter_mut().zip(from) {
+        *t = b | (u8::from(b.wrapping_sub(b'A') < 26) << 5);
+    }
+}
+
+/// The leftmost start at or after `from` of a URL scheme that ends at `colon` (where `://`
+/// was found): a letter, then 1 to 30 letters, digits, `+`, `.` or `-`. A scheme match can
+/// only start there or later, and if the pattern fails from there it fails from any later
+/// start too (the scheme part is valid from each, and the rest is the same text).
+fn scheme_start(bytes: &[u8], from: usize, colon: usize) -> Option<usize> {
+    let is_scheme = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-');
+    let floor = colon.saturating_sub(31).max(from);
+    let mut start = colon;
+    while start > floor && is_scheme(bytes[start - 1]) {
+        start -= 1;
+    }
+    (start..colon.saturating_sub(1)).find(|&s| bytes[s].is_ascii_alphabetic())
+}
