@@ -153,16 +153,37 @@ impl Locator {
                 Some(skip) => at += skip,
                 None => break,
             }
+            // Whether the byte at `i` (which may lie before `from`: patterns see it) ends a
+            // word, as `\b` takes it.
+            let word = |i: usize| {
+                bytes
+                    .get(i)
+                    .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
+            };
+            let before = |back: usize| at.checked_sub(back);
             match bytes[at] {
-                b'0'..=b'9' => {
-                    if at >= done[Class::Phone as usize] {
+                b'0'..=b'9' | b'+' | b'(' => {
+                    // Every telephone, card, SSN and IPv4 match starts with `+`, `(` or a
+                    // digit at a word boundary: a run of digits glued to a word (hex ids,
+                    // digests) holds none.
+                    let starts = !bytes[at].is_ascii_digit() || before(1).is_none_or(|i| !word(i));
+                    if starts && at >= done[Class::Phone as usize] {
                         self.digits(bytes, from, at, &mut done, out);
                     }
-                    let capital = |i: usize| i >= from && bytes[i].is_ascii_uppercase();
-                    let after_capital = at > from
-                        && (capital(at - 1)
-                            || bytes[at - 1] == b' ' && at - 1 > from && capital(at - 2));
-                    if after_capital {
+                    // IBANs and NINOs start with two capitals at a word boundary, then
+                    // (a space and) the first digit.
+                    let capitals = |back: usize| {
+                        before(back + 1).is_some_and(|i| {
+                            i >= from
+                                && bytes[i].is_ascii_uppercase()
+                                && bytes[i + 1].is_ascii_uppercase()
+                                && before(back + 2).is_none_or(|j| !word(j))
+                        })
+                    };
+                    let iban_or_nino = bytes[at].is_ascii_digit()
+                        && (capitals(1)
+                            || before(1).is_some_and(|i| bytes[i] == b' ') && capitals(2));
+                    if iban_or_nino {
                         self.around(Class::Upper, bytes, from, at, &mut done, out);
                     }
                 }
@@ -170,9 +191,14 @@ impl Locator {
                     if bytes[at] == b':' {
                         self.around(Class::HexColon, bytes, from, at, &mut done, out);
                     }
-                    // A MAC address's separators all stand between hex digits.
-                    let hex = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_hexdigit);
-                    if at > from && hex(at - 1) && hex(at + 1) {
+                    // A MAC address starts at a word boundary with two hex digits and `:` or
+                    // `-`, or four and `.`.
+                    let group = if bytes[at] == b'.' { 4 } else { 2 };
+                    let hex = |back: usize| {
+                        before(back).is_some_and(|i| i >= from && bytes[i].is_ascii_hexdigit())
+                    };
+                    let mac = (1..=group).all(hex) && before(group + 1).is_none_or(|i| !word(i));
+                    if mac {
                         self.around(Class::Mac, bytes, from, at, &mut done, out);
                     }
                 }
@@ -201,8 +227,13 @@ impl Locator {
             return;
         }
         self.take(Class::Phone, &run, &census, bytes, out);
-        for class in [Class::Dashed, Class::Dotted] {
-            if self.by_class[class as usize].is_empty() {
+        // A dashed or dotted run inside has at most the telephone run's digits and dots.
+        let near_end = self.at_the_end(Class::Phone, &run, bytes);
+        for (class, worth) in [
+            (Class::Dashed, census.digits >= 9),
+            (Class::Dotted, census.dots >= 3),
+        ] {
+            if self.by_class[class as usize].is_empty() || !(worth || near_end) {
                 continue;
             }
             let mut start = run.start;
@@ -245,7 +276,7 @@ impl Locator {
         bytes: &[u8],
         out: &mut Vec<(usize, Range<usize>)>,
     ) {
-        if class.admits(census) || self.at_the_end(class, run, bytes) {
+        if class.admits(&bytes[run.clone()], census) || self.at_the_end(class, run, bytes) {
             let pids = &self.by_class[class as usize];
             out.extend(pids.iter().map(|&pid| (pid, run.clone())));
         }
@@ -276,7 +307,10 @@ const LOOKS: [bool; 256] = {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
-        table[b] = matches!(b as u8, b'0'..=b'9' | b':' | b'-' | b'.' | b'@');
+        table[b] = matches!(
+            b as u8,
+            b'0'..=b'9' | b'+' | b'(' | b':' | b'-' | b'.' | b'@'
+        );
         b += 1;
     }
     table

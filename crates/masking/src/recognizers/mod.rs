@@ -115,20 +115,60 @@ impl Class {
     }
 
     /// Whether a run of this class, with this census, can hold a finding: what every match
-    /// needs, and for IPv6 and MAC addresses what their validators need.
-    pub(crate) fn admits(self, c: &Census) -> bool {
+    /// needs, and what the validators need (digit groups of the shapes telephone numbers and
+    /// SSNs take; an address `Ipv6Addr` parses; a MAC with a digit).
+    pub(crate) fn admits(self, run: &[u8], c: &Census) -> bool {
         match self {
-            Class::Dashed => c.digits >= 9,
-            Class::Phone => c.digits >= 9 || c.digits >= 8 && c.plus > 0,
+            Class::Dashed => c.digits >= 13 || c.digits >= 9 && ssn_shaped(run),
+            Class::Phone => c.digits >= 8 && c.plus > 0 || c.digits >= 9 && phone_shaped(run),
             Class::Dotted => c.dots >= 3 && c.digits >= 4,
             Class::Upper => c.len >= 9 && c.digits >= 2 && c.upper >= 2,
-            // `Ipv6Addr` takes eight groups, or fewer with `::`; six colons with a dotted
-            // quad at the end.
+            // Eight groups, or fewer with `::`; six colons with a dotted quad at the end.
             Class::HexColon => c.double_colon || c.colons >= 6,
             Class::Mac => c.digits > 0 && (c.colons >= 5 || c.dashes >= 5 || c.dots >= 2),
             Class::Email => c.at > 0 && c.dots > 0,
         }
     }
+}
+
+/// The maximal runs of digits in `run`, as ranges of it.
+fn digit_groups(run: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = at + run.get(at..)?.iter().position(u8::is_ascii_digit)?;
+        let len = run[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        at = start + len;
+        Some(start..at)
+    })
+}
+
+/// Three digit groups of 3, 2 and 4 digits, each pair apart by one byte: an SSN's shape
+/// (its pattern's groups are bounded by word boundaries, so they are whole groups).
+fn ssn_shaped(run: &[u8]) -> bool {
+    let groups: Vec<Range<usize>> = digit_groups(run).collect();
+    groups.windows(3).any(|g| {
+        g[0].len() == 3
+            && g[1].len() == 2
+            && g[2].len() == 4
+            && g[1].start == g[0].end + 1
+            && g[2].start == g[1].end + 1
+    })
+}
+
+/// A North American number's groups (3, 3 and 4 digits in a row), or a national number's:
+/// a group that starts with `0` and at least 9 digits from it on (what `national` takes).
+fn phone_shaped(run: &[u8]) -> bool {
+    let groups: Vec<Range<usize>> = digit_groups(run).collect();
+    let north_american = groups
+        .windows(3)
+        .any(|g| g[0].len() == 3 && g[1].len() == 3 && g[2].len() == 4);
+    let national = groups.iter().enumerate().any(|(i, g)| {
+        run[g.start] == b'0' && groups[i..].iter().map(Range::len).sum::<usize>() >= 9
+    });
+    north_american || national
 }
 
 /// What a run is made of, counted once.

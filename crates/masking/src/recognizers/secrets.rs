@@ -4,6 +4,9 @@
 //! masked; the key name stays readable.
 
 use std::ops::Range;
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -213,28 +216,45 @@ fn url_password(text: &str, r: Range<usize>) -> Option<Range<usize>> {
     (!span.is_empty() && !is_placeholder(&text[span.clone()])).then_some(span)
 }
 
+/// Keys that mark a libpq or ADO.NET connection string, or a URL.
+const MARKERS: &[&str] = &[
+    "host=",
+    "hostaddr=",
+    "server=",
+    "data source=",
+    "dbname=",
+    "database=",
+    "user id=",
+    "uid=",
+    "user=",
+    "port=",
+    "sslmode=",
+    "initial catalog=",
+    "://",
+];
+
+/// [`MARKERS`] as one automaton (ASCII case ignored), built on first use: a `password=`
+/// searches 512 bytes around it.
+static MARKER_SEARCH: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(MARKERS)
+        .ok()
+});
+
 /// `password=` in a libpq or ADO.NET string, recognised by another connection key nearby.
 fn dsn_password(text: &str, r: Range<usize>) -> Option<Range<usize>> {
-    const MARKERS: &[&str] = &[
-        "host=",
-        "hostaddr=",
-        "server=",
-        "data source=",
-        "dbname=",
-        "database=",
-        "user id=",
-        "uid=",
-        "user=",
-        "port=",
-        "sslmode=",
-        "initial catalog=",
-        "://",
-    ];
     if before(text, r.start).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return None;
     }
     let (span, _) = value_after_separator(text, &r)?;
-    let ok =
-        !is_placeholder(&text[span.clone()]) && contains_ci(window(text, &r, CONTEXT), MARKERS);
-    ok.then_some(span)
+    if is_placeholder(&text[span.clone()]) {
+        return None;
+    }
+    let around = window(text, &r, CONTEXT);
+    let near = match &*MARKER_SEARCH {
+        Some(markers) => markers.is_match(around),
+        None => contains_ci(around, MARKERS),
+    };
+    near.then_some(span)
 }
