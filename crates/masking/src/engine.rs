@@ -189,9 +189,40 @@ impl Found {
     }
 }
 
+/// The candidates less every data candidate that lies inside another data candidate with a
+/// different range.
+fn drop_inner_data(mut candidates: Vec<Finding>) -> Vec<Finding> {
+    if candidates.len() < 2 {
+        return candidates;
+    }
+    candidates.sort_by_key(|f| (f.range.start, Reverse(f.range.end)));
+    // The data candidate that reaches furthest so far; sorted by start, it contains any later
+    // one that ends before it does.
+    let mut widest: Option<Range<usize>> = None;
+    candidates.retain(|f| {
+        if !f.entity.is_data() {
+            return true;
+        }
+        let inside = widest
+            .as_ref()
+            .is_some_and(|w| w.end >= f.range.end && *w != f.range);
+        if widest.as_ref().is_none_or(|w| f.range.end > w.end) {
+            widest = Some(f.range.clone());
+        }
+        !inside
+    });
+    candidates
+}
+
 /// Keeps the best of overlapping findings: higher-priority entity first, then the longer
 /// range, then the earlier one. Partially overlapped lower-priority findings are dropped whole.
-fn resolve(mut candidates: Vec<Finding>) -> Vec<Finding> {
+///
+/// Among data (payment, government, contact and network entities), a candidate inside
+/// another one is part of it and goes first: the card-valid digits of an IBAN, or the digits
+/// after a phone number's `+49`, are not a card. Secrets keep their priority over anything
+/// that contains them.
+fn resolve(candidates: Vec<Finding>) -> Vec<Finding> {
+    let mut candidates = drop_inner_data(candidates);
     candidates.sort_by_key(|f| (f.entity.rank(), Reverse(f.range.len()), f.range.start));
     // Accepted ranges, start → end; they never overlap, so only the nearest one to the left
     // of a candidate's end can overlap it.

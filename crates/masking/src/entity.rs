@@ -182,6 +182,11 @@ impl Entity {
 
     /// Overlap priority, lower wins (DESIGN.md §6: secrets first, then payment data, government
     /// ids, contact data and network addresses).
+    /// Payment, government, contact and network data: everything ranked after the secrets.
+    pub(crate) fn is_data(self) -> bool {
+        self.rank() > Entity::GenericSecret.rank()
+    }
+
     pub(crate) fn rank(self) -> u8 {
         match self {
             Entity::PrivateKey => 0,

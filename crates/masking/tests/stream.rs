@@ -389,6 +389,30 @@ fn long_private_keys_stream_like_whole_text() {
     }
 }
 
+/// A key that arrives a line at a time (a terminal, `kubectl logs`, an SSH session) is masked
+/// whole: no line of its body comes out.
+#[test]
+fn a_private_key_pushed_line_by_line_is_masked_whole() {
+    let body = pem_body(26);
+    let text = format!(
+        "$ cat id_rsa\n-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----\n$ exit\n"
+    );
+    let m = masker(Strategy::Redact);
+    let mut whole_counts = Counts::default();
+    let whole = m.mask_text(&text, &mut whole_counts).into_owned();
+    let lines: Vec<usize> = text.split_inclusive('\n').map(str::len).collect();
+    let (got, counts) = stream(m.stream(), text.as_bytes(), &lines);
+    assert_eq!(got, whole);
+    assert_eq!(counts, whole_counts);
+    for line in body.lines() {
+        assert!(!got.contains(line), "{line} came out in clear");
+    }
+    assert!(
+        got.starts_with("$ cat id_rsa\n") && got.ends_with("\n$ exit\n"),
+        "{got}"
+    );
+}
+
 /// Megabytes without whitespace: a hex run is one long possible value (it could be the local
 /// part of an e-mail address), masked whole while the masker never holds more than its bound;
 /// a base64 blob has cut points (`/` ends every candidate) and streams like the whole text.
@@ -487,3 +511,4 @@ fn a_version_keyword_beyond_the_context_is_not_seen() {
     let (streamed, _) = stream(MASKER.stream(), text.as_bytes(), &[64]);
     assert!(streamed.contains("[IPV4]") && !streamed.contains("1.2.3.4"));
 }
+

@@ -127,13 +127,53 @@ pub(super) fn is_placeholder(value: &str) -> bool {
         "this",
         "os",
         "env",
+        // Well-known stand-ins for a password in samples and defaults.
+        "changeme",
+        "change_me",
+        "changeit",
+        "placeholder",
+        "example",
+        "your_password",
+        "yourpassword",
     ];
     let Some(first) = value.chars().next() else {
         return true;
     };
-    matches!(first, '$' | '{' | '<' | '%' | '[' | '(')
+    reference(value)
         || value.chars().all(|c| c == first)
         || WORDS.iter().any(|w| value.eq_ignore_ascii_case(w))
+}
+
+/// Whether the whole value refers to a value kept elsewhere rather than being one: a shell or
+/// template variable (`$DB_PASS`, `${DB_PASS}`, `$(cat f)`, `{{ pass }}`, `%(db_password)s`,
+/// `%s`, `%DB_PASS%`), or a described slot (`<password>`, `[secret]`, `(hidden)`). A value
+/// that only starts like one (`$ecr3tP4ss`, `%41bc`, `{abc`) is a value.
+fn reference(value: &str) -> bool {
+    let ident = |s: &str| {
+        let mut chars = s.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let wrapped = |open: &str, close: &str| {
+        value.len() >= open.len() + close.len() && value.starts_with(open) && value.ends_with(close)
+    };
+    // `$DB_PASS`, not `$ecr3tP4ss`: an environment variable's name has no lower case. A
+    // lower-case `$password` is masked too; a variable masked is the safe mistake.
+    let upper = |s: &str| ident(s) && !s.bytes().any(|b| b.is_ascii_lowercase());
+    if let Some(rest) = value.strip_prefix('$') {
+        return upper(rest) || wrapped("${", "}") || wrapped("$(", ")");
+    }
+    if let Some(rest) = value.strip_prefix('%') {
+        let python = rest
+            .strip_prefix('(')
+            .and_then(|r| r.split_once(')'))
+            .is_some_and(|(name, conv)| ident(name) && conv.len() == 1);
+        let windows = rest.strip_suffix('%').is_some_and(ident);
+        return python || windows || matches!(rest, "s" | "d" | "v");
+    }
+    wrapped("{", "}") || wrapped("<", ">") || wrapped("[", "]") || wrapped("(", ")")
 }
 
 /// Whether one of `needles` (ASCII, lower case) occurs in `hay` ignoring ASCII case.

@@ -40,7 +40,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: north_american,
-        reach: NEAR,
+        reach: GROUPED,
         locate: Locate::Run(Class::Phone),
     },
     Recognizer {
@@ -58,7 +58,7 @@ pub(super) const RECOGNIZERS: &[Recognizer] = &[
             wb!()
         ),
         check: national,
-        reach: NEAR,
+        reach: GROUPED,
         locate: Locate::Run(Class::Phone),
     },
 ];
@@ -80,8 +80,9 @@ fn email(text: &str, r: Range<usize>) -> Option<Range<usize>> {
         .split('.')
         .all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-'));
     let tld = domain.rsplit('.').next().unwrap_or_default();
-    // `scheme://user@host` is URL userinfo, not an address.
-    let userinfo = text[..r.start + from].ends_with("://");
+    // `scheme://user@host` and `scheme://user:password@host` are URL userinfo, not an
+    // address: a `://` earlier in the same token.
+    let userinfo = in_url_authority(text, r.start + from);
     let ok = !local.is_empty()
         && !userinfo
         && !local.ends_with('.')
@@ -89,6 +90,24 @@ fn email(text: &str, r: Range<usize>) -> Option<Range<usize>> {
         && domain.len() <= 253
         && !FILE_EXTENSIONS.iter().any(|e| tld.eq_ignore_ascii_case(e));
     ok.then_some(r.start + from..r.end)
+}
+
+/// Whether `pos` lies in a URL's authority: `://` comes before it in the same token (no
+/// whitespace, quote, `/` or `<>` between), within 256 bytes.
+fn in_url_authority(text: &str, pos: usize) -> bool {
+    let b = text.as_bytes();
+    let floor = pos.saturating_sub(256);
+    let mut i = pos;
+    while i > floor {
+        if b[i - 1] == b'/' {
+            return i >= 3 && &b[i - 3..i] == b"://";
+        }
+        if b[i - 1].is_ascii_whitespace() || matches!(b[i - 1], b'"' | b'\'' | b'<' | b'>') {
+            return false;
+        }
+        i -= 1;
+    }
+    false
 }
 
 /// Digit groups of a phone candidate: (end offset within the match, digits so far).
@@ -129,8 +148,48 @@ fn international(text: &str, r: Range<usize>) -> Option<Range<usize>> {
 fn north_american(text: &str, r: Range<usize>) -> Option<Range<usize>> {
     let starts_clean =
         before(text, r.start).is_none_or(|b| !(b.is_ascii_alphanumeric() || b == b'+'));
-    (starts_clean && !glued_to_number(text, &r, b"-.")).then_some(r)
+    (starts_clean && !glued_to_number(text, &r, b"-.") && !inside_longer_number(text, &r))
+        .then_some(r)
 }
+
+/// Whether the candidate is some groups of a longer space-grouped number: next to it, one
+/// space apart, a group of up to [`GROUP`] digits and hex or capital letters with a digit in
+/// it, standing alone (a space, line or punctuation other than `.`, `-`, `:` on its far
+/// side). These are the groups of an IBAN or card number that failed its own check
+/// (`DE89 3704 «0044 0532 0130» 00`) or of a hex dump (`4ebe «0377 6356 8023» cc75`); a
+/// number next to a word, a date or an address is not. Reads at most [`GROUPED`] bytes past
+/// the candidate, its recognizers' reach.
+fn inside_longer_number(text: &str, r: &Range<usize>) -> bool {
+    let b = text.as_bytes();
+    let in_group = |c: u8| c.is_ascii_digit() || c.is_ascii_uppercase() || matches!(c, b'a'..=b'f');
+    let alone = |edge: Option<&u8>| {
+        edge.is_none_or(|&c| !matches!(c, b'.' | b'-' | b':') && !c.is_ascii_alphanumeric())
+    };
+    let group = |g: &[u8]| (1..=GROUP).contains(&g.len()) && g.iter().any(u8::is_ascii_digit);
+    let pre = r.start >= 2 && b[r.start - 1] == b' ' && {
+        let end = r.start - 1;
+        let start = (end.saturating_sub(GROUP + 1)..end)
+            .rev()
+            .take_while(|&i| in_group(b[i]))
+            .last()
+            .unwrap_or(end);
+        group(&b[start..end]) && alone(start.checked_sub(1).map(|i| &b[i]))
+    };
+    let post = b.get(r.end) == Some(&b' ') && {
+        let start = r.end + 1;
+        let end = (start..b.len().min(start + GROUP + 1))
+            .find(|&i| !in_group(b[i]))
+            .unwrap_or(b.len().min(start + GROUP + 1));
+        group(&b[start..end]) && alone(b.get(end))
+    };
+    pre || post
+}
+
+/// The longest group [`inside_longer_number`] takes for one.
+const GROUP: usize = 8;
+
+/// What it reads past a candidate: the space, a group and the byte after it.
+const GROUPED: usize = GROUP + 2;
 
 /// National trunk-prefix numbers: 9–12 digits, one separator kind, not a date.
 fn national(text: &str, r: Range<usize>) -> Option<Range<usize>> {
@@ -170,6 +229,7 @@ fn national(text: &str, r: Range<usize>) -> Option<Range<usize>> {
         && !continued
         && !m.starts_with(b"00")
         && !glued_to_number(text, &r, b"-.")
+        && !inside_longer_number(text, &r)
         && before(text, r.start).is_none_or(|b| !(b.is_ascii_alphanumeric() || b == b'+'));
     ok.then_some(r)
 }
