@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# Masking benchmark: the cost of streaming a large result through the PostgreSQL door with
-# the default masking profile, side by side with the same door without masking, a direct
-# connection and pgbouncer, interleaved in one run; then the masking engine alone.
-# Prints Markdown for BENCHMARKS.md.
+# Masking benchmarks, printed as Markdown for BENCHMARKS.md.
 #
-#   bench/masking/run.sh             # BENCH_ROWS=1000000 rows, BENCH_REPEAT=3 runs each
+#   bench/masking/run.sh            # both parts below
+#   bench/masking/run.sh door       # the PostgreSQL door only
+#   bench/masking/run.sh engine     # the engine only (no PostgreSQL needed)
 #
-# The result: id, an e-mail address (masked in every row), a phone number (masked), and a
+# door: the cost of streaming a large result through the PostgreSQL door with the default
+# masking profile, side by side with the same door without masking, a direct connection and
+# pgbouncer, interleaved in one run. BENCH_ROWS=1000000 rows, BENCH_REPEAT=3 runs each. The
+# result: id, an e-mail address (masked in every row), a phone number (masked), and a
 # 40-character clean text column, read by psql with FETCH_COUNT (a cursor, rows streamed).
+#
+# engine: the masking engine alone on a generated, labelled corpus
+# (crates/masking/examples/speed.rs, BENCH_MB=21 MB each of clean and dense text): speed,
+# accuracy, worst cases; then Microsoft Presidio's analyzer (pattern recognizers, no NLP
+# model) on BENCH_PRESIDIO_MB=1 MB of the same dense corpus in 4 KB chunks, in a venv at
+# target/bench-venv (created and filled from PyPI on first use). The corpus and the list of
+# accuracy problems (stderr of the example) are kept in BENCH_CORPUS_DIR=target/bench-masking.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+part=${1:-all}
+
+door() {
 rows=${BENCH_ROWS:-1000000}
 repeat=${BENCH_REPEAT:-3}
 
@@ -65,7 +77,46 @@ for row in "direct $d" "pgbouncer $b" "Portcullis, no masking $c" "Portcullis, d
 done
 echo
 echo "Gateway peak RSS while masking: $before KiB before, $after KiB after."
-echo
-echo "Masking engine alone (\`cargo run --release -p portcullis-masking --example throughput\`):"
-echo
-cargo run -q --release --locked -p portcullis-masking --example throughput
+}
+
+engine() {
+  local dir=${BENCH_CORPUS_DIR:-target/bench-masking} venv=target/bench-venv
+  mkdir -p "$dir"
+  echo "Masking engine alone, one core (\`cargo run --release -p portcullis-masking --example speed -- --mb ${BENCH_MB:-21}\`):"
+  echo
+  cargo run -q --release --locked -p portcullis-masking --example speed -- \
+    --mb "${BENCH_MB:-21}" --write-corpus "$dir" 2>"$dir/problems.txt"
+  echo "Misses, false positives, span and hard-negative problems (first 5 of each): $dir/problems.txt"
+  echo
+
+  if ! "$venv/bin/python" -c 'import presidio_analyzer' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q presidio-analyzer
+  fi
+  local presidio
+  presidio=$("$venv/bin/python" bench/masking/presidio.py "$dir" --mb "${BENCH_PRESIDIO_MB:-1}")
+  # Both engines' figures, and how many times faster ours is on 4 KB dense chunks.
+  "$venv/bin/python" - "$dir" "$presidio" <<'PY'
+import json, os, sys
+d, presidio_row = sys.argv[1], sys.argv[2]
+ours = json.load(open(os.path.join(d, "speed.json")))
+theirs = json.load(open(os.path.join(d, "presidio.json")))
+print("Against Presidio, dense corpus in 4 KB chunks; precision and recall over the entities both know")
+print("(e-mail, card, IBAN, SSN, phone, IPv4/IPv6, NINO, US passport, MAC):")
+print()
+print("| engine | input | MB/s | precision | recall |")
+print("|---|---|---|---|---|")
+print(f"| Portcullis masking, `mask_text` | dense, 4 KB chunks ({ours['dense_bytes'] / 1048576:.0f} MB) "
+      f"| {ours['dense_4k_mask_text_mb_s']:.2f} | {ours['shared_4k_precision']:.1%} | {ours['shared_4k_recall']:.1%} |")
+print(presidio_row)
+print()
+print(f"Portcullis is {ours['dense_4k_mask_text_mb_s'] / theirs['mb_s']:.0f}× Presidio's throughput on 4 KB dense chunks.")
+PY
+}
+
+case $part in
+  door) door ;;
+  engine) engine ;;
+  all) door; echo; engine ;;
+  *) echo "usage: $0 [door|engine]" >&2; exit 2 ;;
+esac
