@@ -41,6 +41,13 @@ use utf8::Decoder;
 /// start with such a keyword.
 const WORD: usize = 16;
 
+/// A line longer than this (or than half the window) is walked through the frontier for cut
+/// points inside it, so that it does not become a run.
+const LONG_LINE: usize = 4096;
+
+/// Pushes smaller than this are taken for interactive output (see `StreamMasker::alive`).
+const SMALL_PUSH: usize = 1024;
+
 /// How many cut points are remembered between scans; older ones are dropped (they are only
 /// needed when a match waits for context, and then a later scan finds the next one).
 const MAX_CUTS: usize = 1024;
@@ -178,6 +185,14 @@ pub struct StreamMasker {
     /// `None` without recognizers (no position is crossed) or when the automata failed to
     /// build (every position is, and the stream fails closed).
     walk: Option<Walk>,
+    /// Whether `walk` has taken every byte received. In large pushes complete lines need no
+    /// walk: the position after a line break is a cut point (no pattern but the PEM block,
+    /// followed apart, runs across one), so the walk is replayed from the last cut point only
+    /// for a line longer than [`LONG_LINE`], a PEM block, a small push (interactive output,
+    /// walked whole) and the end of the stream.
+    walking: bool,
+    /// Whether the last push was small (interactive output, see `walking`).
+    small_push: bool,
     broken: bool,
     pem: Option<PemWalk>,
     /// Cut points after `from`, ascending.
@@ -224,6 +239,8 @@ impl StreamMasker {
             base: 0,
             from: 0,
             walk,
+            walking: true,
+            small_push: false,
             broken,
             pem,
             cuts: VecDeque::new(),
@@ -261,6 +278,12 @@ impl StreamMasker {
     /// possibly empty) and adds what it masked to `counts`.
     pub fn push(&mut self, chunk: &[u8], counts: &mut Counts) -> Vec<u8> {
         let mut out = String::new();
+        // Small pushes (interactive output) are walked through whole, so that every cut
+        // point in them is found and nothing is held back longer than it must be.
+        self.small_push = chunk.len() < SMALL_PUSH;
+        if self.small_push {
+            self.start_walk(self.end());
+        }
         for piece in chunk.chunks(self.window) {
             let start = self.end();
             self.decoder.decode(piece, &mut self.text);
@@ -297,6 +320,7 @@ impl StreamMasker {
 
     /// Takes the end of the stream: whether the position before the last byte is crossed.
     fn crossed_at_end(&mut self) -> bool {
+        self.start_walk(self.end());
         let masker = self.masker.clone();
         let frontier = masker.stream_tables().and_then(|t| t.frontier.as_ref());
         match (&mut self.walk, frontier) {
@@ -321,21 +345,72 @@ impl StreamMasker {
         let tables = masker.stream_tables();
         let frontier = tables.and_then(|t| t.frontier.as_ref());
         let pem_tables = tables.and_then(|t| t.pem.as_ref());
+        let long_line = LONG_LINE.min(self.window / 2);
         for i in start..self.end() {
             let byte = self.text.as_bytes()[i - self.base];
-            let crossed = match (&mut self.walk, frontier) {
-                (Some(walk), Some(frontier)) => walk.step(frontier, byte),
-                _ => self.broken,
+            let crossed = if self.walking {
+                match (&mut self.walk, frontier) {
+                    (Some(walk), Some(frontier)) => walk.step(frontier, byte),
+                    _ => self.broken,
+                }
+            } else {
+                // Position `i - 1` follows a line break: nothing but a PEM block crosses it.
+                let before = (i - 1)
+                    .checked_sub(1)
+                    .and_then(|b| b.checked_sub(self.base));
+                self.broken || before.is_none_or(|b| self.text.as_bytes()[b] != b'\n')
             };
             // Whether position `i - 1` is inside a block depends on the events before it.
             let inside = self.pem_open();
             if let (Some(pem), Some(pem_tables)) = (&mut self.pem, pem_tables) {
                 pem.step(pem_tables, byte);
             }
-            if i > 0 {
+            // A crossed position (most of them) decides nothing.
+            if i > 0 && !crossed {
                 self.decide(i - 1, crossed, inside, out, counts);
             }
+            if self.walking
+                && byte == b'\n'
+                && !self.small_push
+                && self.run.is_none()
+                && !self.pem_open()
+            {
+                // The next line starts at a cut point; complete lines need no walk.
+                self.walking = false;
+            } else if !self.walking && i + 1 - self.last_cut() > long_line {
+                self.start_walk(i + 1);
+            }
         }
+    }
+
+    /// The last cut point, or where held text starts.
+    fn last_cut(&self) -> usize {
+        self.cuts.back().copied().unwrap_or(self.from)
+    }
+
+    /// Brings the walk up to stream offset `upto` (bytes received), replaying it from the last
+    /// cut point, which no thread crosses.
+    fn start_walk(&mut self, upto: usize) {
+        if self.walking {
+            return;
+        }
+        self.walking = true;
+        let masker = self.masker.clone();
+        let Some(frontier) = masker.stream_tables().and_then(|t| t.frontier.as_ref()) else {
+            return;
+        };
+        let Some(walk) = &mut self.walk else {
+            return;
+        };
+        let since = self.cuts.back().copied().unwrap_or(self.from) - self.base;
+        let bytes = self.text.as_bytes();
+        walk.rebuild(
+            frontier,
+            Recent {
+                before: since.checked_sub(1).map(|i| bytes[i]),
+                bytes: &bytes[since..upto - self.base],
+            },
+        );
     }
 
     /// Records position `at` as a cut point if nothing crosses it, or ends the run there.
@@ -379,6 +454,11 @@ impl StreamMasker {
 
     /// Whether a match could still run across the end of the text received.
     fn alive(&mut self) -> bool {
+        if !self.walking {
+            // After a line break nothing runs on; a large push's line in progress waits for
+            // the next push, which will most often complete it.
+            return self.text.as_bytes().last() != Some(&b'\n');
+        }
         let masker = self.masker.clone();
         let Some(frontier) = masker.stream_tables().and_then(|t| t.frontier.as_ref()) else {
             return self.broken;

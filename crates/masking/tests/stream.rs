@@ -511,4 +511,3 @@ fn a_version_keyword_beyond_the_context_is_not_seen() {
     let (streamed, _) = stream(MASKER.stream(), text.as_bytes(), &[64]);
     assert!(streamed.contains("[IPV4]") && !streamed.contains("1.2.3.4"));
 }
-

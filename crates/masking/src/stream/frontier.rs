@@ -342,7 +342,7 @@ impl Walk {
 
     /// Restarts the walk at a position no thread crosses and replays the bytes since: every
     /// thread alive now started there or later, so the replay reaches the same threads.
-    fn rebuild(&mut self, frontier: &Frontier, recent: Recent<'_>) {
+    pub(crate) fn rebuild(&mut self, frontier: &Frontier, recent: Recent<'_>) {
         let mut state = start_state(frontier, &mut self.cache, recent.before);
         for &byte in recent.bytes {
             state = state.and_then(|s| frontier.dfa.next_state(&mut self.cache, s, byte).ok());
