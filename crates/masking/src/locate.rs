@@ -40,11 +40,6 @@ pub(crate) struct Locator {
     scheme_literal: Option<usize>,
     /// Per class (index in `Class::ALL`): the recognizers located by its runs.
     by_class: Vec<Vec<usize>>,
-    /// Per class: the longest reach of its recognizers. A run that ends closer than that to
-    /// the end of the text is searched even if the class does not admit it: a match in it
-    /// may grow into a finding once more text follows, and the streaming masker must learn
-    /// that it has to wait ([`crate::engine::Scan::wait`]).
-    reach: Vec<usize>,
 }
 
 impl Locator {
@@ -52,15 +47,11 @@ impl Locator {
         let mut prefixes: Vec<(&'static str, usize)> = Vec::new();
         let mut scheme = Vec::new();
         let mut by_class = vec![Vec::new(); Class::ALL.len()];
-        let mut reach = vec![0; Class::ALL.len()];
         for (pid, r) in recognizers.iter().enumerate() {
             match r.locate {
                 Locate::Prefix(literals) => prefixes.extend(literals.iter().map(|&l| (l, pid))),
                 Locate::Scheme => scheme.push(pid),
-                Locate::Run(class) => {
-                    by_class[class as usize].push(pid);
-                    reach[class as usize] = reach[class as usize].max(r.reach);
-                }
+                Locate::Run(class) => by_class[class as usize].push(pid),
             }
         }
         // The search reports one literal per start, so a literal that another one starts
@@ -107,7 +98,6 @@ impl Locator {
             scheme,
             scheme_literal,
             by_class,
-            reach,
         })
     }
 
@@ -130,7 +120,8 @@ impl Locator {
             // A scheme starts before its `://`, so it may come after later hits.
             places.anchored.sort_unstable();
         }
-        self.runs(text.as_bytes(), from, &mut places.spans);
+        self.runs(text.as_bytes(), from, &mut places);
+        places.anchored.sort_unstable();
         places
     }
 
@@ -143,7 +134,7 @@ impl Locator {
     /// The digit classes share one look: telephone runs (`[0-9 .()+-]`) hold every dashed
     /// and dotted run, so a telephone run with fewer than four digits holds none of theirs.
     #[inline(never)]
-    fn runs(&self, bytes: &[u8], from: usize, out: &mut Vec<(usize, Range<usize>)>) {
+    fn runs(&self, bytes: &[u8], from: usize, out: &mut Places) {
         // Per class: the end of the last run looked at; a start inside it is the same run.
         let mut done = [from; Class::ALL.len()];
         let mut at = from;
@@ -216,31 +207,31 @@ impl Locator {
         from: usize,
         at: usize,
         done: &mut [usize; Class::ALL.len()],
-        out: &mut Vec<(usize, Range<usize>)>,
+        out: &mut Places,
     ) {
         let run = run_around(Class::Phone, bytes, from, at);
         for class in [Class::Phone, Class::Dashed, Class::Dotted] {
             done[class as usize] = run.end;
         }
         let census = Census::of(&bytes[run.clone()]);
-        if census.digits < 4 && !self.at_the_end(Class::Phone, &run, bytes) {
+        if census.digits < 4 {
             return;
         }
         self.take(Class::Phone, &run, &census, bytes, out);
         // A dashed or dotted run inside has at most the telephone run's digits and dots.
-        let near_end = self.at_the_end(Class::Phone, &run, bytes);
         for (class, worth) in [
             (Class::Dashed, census.digits >= 9),
             (Class::Dotted, census.dots >= 3),
         ] {
-            if self.by_class[class as usize].is_empty() || !(worth || near_end) {
+            if self.by_class[class as usize].is_empty() || !worth {
                 continue;
             }
             let mut start = run.start;
             for part in bytes[run.clone()].split(|&b| !class.holds(b)) {
                 let sub = start..start + part.len();
                 start = sub.end + 1;
-                if !part.is_empty() {
+                // Shorter parts cannot hold 9 digits (dashed) or `0.0.0.0` (dotted).
+                if part.len() >= 7 {
                     self.take(class, &sub, &Census::of(part), bytes, out);
                 }
             }
@@ -255,7 +246,7 @@ impl Locator {
         from: usize,
         at: usize,
         done: &mut [usize; Class::ALL.len()],
-        out: &mut Vec<(usize, Range<usize>)>,
+        out: &mut Places,
     ) {
         let i = class as usize;
         if at < done[i] || self.by_class[i].is_empty() {
@@ -266,27 +257,58 @@ impl Locator {
         self.take(class, &run, &Census::of(&bytes[run.clone()]), bytes, out);
     }
 
-    /// Hands the run to its class's recognizers if the class admits it or it ends near the
-    /// end of the text.
+    /// Hands the run to its class's recognizers if the class admits it. A run the class does
+    /// not admit holds no finding whatever text follows it, unless it grows; a run that ends
+    /// where the text ends is not emitted by the streaming masker before it is complete (the
+    /// end is not a cut point while a match could run on), so it is looked at again then.
     fn take(
         &self,
         class: Class,
         run: &Range<usize>,
         census: &Census,
         bytes: &[u8],
-        out: &mut Vec<(usize, Range<usize>)>,
+        out: &mut Places,
     ) {
-        if class.admits(&bytes[run.clone()], census) || self.at_the_end(class, run, bytes) {
-            let pids = &self.by_class[class as usize];
-            out.extend(pids.iter().map(|&pid| (pid, run.clone())));
+        if !class.admits(&bytes[run.clone()], census) {
+            return;
         }
-    }
-
-    /// Whether a match in `run` could still need more text (see [`Locator::reach`]).
-    fn at_the_end(&self, class: Class, run: &Range<usize>, bytes: &[u8]) -> bool {
-        run.end.saturating_add(self.reach[class as usize]) > bytes.len()
+        let pids = &self.by_class[class as usize];
+        // Patterns that start only at certain bytes run anchored at each of them when they
+        // are few: a run of a megabyte of digits has one, where a search of the run would
+        // meet a prefilter hit at every tenth byte. Where they are many, one search of the
+        // run costs less.
+        if class.starts_somewhere() {
+            let few = run.len() / FEW_STARTS;
+            let mut starts = 0;
+            let mut after_word = run.start.checked_sub(1).is_some_and(|i| is_word(bytes[i]));
+            let mark = out.anchored.len();
+            for i in run.clone() {
+                let b = bytes[i];
+                if class.starts_at(b, after_word) {
+                    starts += 1;
+                    if starts > few {
+                        break;
+                    }
+                    out.anchored.extend(pids.iter().map(|&pid| (i, pid)));
+                }
+                after_word = is_word(b);
+            }
+            if starts <= few {
+                return;
+            }
+            out.anchored.truncate(mark);
+        }
+        out.spans.extend(pids.iter().map(|&pid| (pid, run.clone())));
     }
 }
+
+/// A byte of a word, as `\b` takes it.
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// A run is searched anchored at its starts when it has at most one per this many bytes.
+const FEW_STARTS: usize = 8;
 
 /// The maximal run of `class` around `at`, from `from` on.
 fn run_around(class: Class, bytes: &[u8], from: usize, at: usize) -> Range<usize> {

@@ -238,7 +238,10 @@ fn located_search_agrees_with_a_search_of_the_whole_text() {
             engine.find_ungated(&text, from),
             engine.find_everywhere(&text, from),
         );
-        if located.findings != everywhere.findings || located.wait != everywhere.wait {
+        // The waits may differ: a run its class does not admit holds no finding, so the
+        // locator does not search it, where a search of everything meets matches in it that
+        // their validators reject. The streaming tests check that waiting stays right.
+        if located.findings != everywhere.findings {
             failures.push(format!(
                 "{text:?} from {from}: located {:?} {:?}, everywhere {:?} {:?}",
                 located.findings, located.wait, everywhere.findings, everywhere.wait

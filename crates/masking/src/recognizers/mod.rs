@@ -77,7 +77,7 @@ pub(crate) enum Class {
     Dotted,
     /// `[A-Z0-9 ]`, at least 2 capitals, 2 digits and 9 bytes: IBANs and UK NINOs.
     Upper,
-    /// `[0-9A-Fa-f:.]`, a `::` or at least 6 colons: IPv6 addresses.
+    /// `[0-9A-Fa-f:.]`, a `::` or at least 6 colons, and 4 hex digits: IPv6 addresses.
     HexColon,
     /// `[0-9A-Fa-f:.-]`, a digit and at least 5 colons, 5 dashes or 2 dots: MAC addresses.
     Mac,
@@ -114,17 +114,44 @@ impl Class {
         }
     }
 
+    /// Whether matches of this class start only at certain bytes ([`Class::starts_at`], given
+    /// a byte and whether a word byte, as `\b` takes it, comes before it). Telephone numbers, cards, SSNs
+    /// and IPv4 addresses start with `+`, `(` or a digit at a word boundary; IBANs and NINOs
+    /// with a capital at one, MACs with a hex digit at one. IPv6 addresses start anywhere in
+    /// a hex run, and e-mail addresses at any word boundary (`.` can open a local part).
+    pub(crate) fn starts_somewhere(self) -> bool {
+        !matches!(self, Class::HexColon | Class::Email)
+    }
+
+    /// [`Class::starts_somewhere`]: whether a match can start at byte `b`.
+    #[inline]
+    pub(crate) fn starts_at(self, b: u8, after_word: bool) -> bool {
+        match self {
+            Class::Dashed | Class::Phone | Class::Dotted => {
+                matches!(b, b'+' | b'(') || b.is_ascii_digit() && !after_word
+            }
+            Class::Upper => b.is_ascii_uppercase() && !after_word,
+            Class::Mac => b.is_ascii_hexdigit() && !after_word,
+            Class::HexColon | Class::Email => true,
+        }
+    }
+
     /// Whether a run of this class, with this census, can hold a finding: what every match
     /// needs, and what the validators need (digit groups of the shapes telephone numbers and
     /// SSNs take; an address `Ipv6Addr` parses; a MAC with a digit).
     pub(crate) fn admits(self, run: &[u8], c: &Census) -> bool {
         match self {
-            Class::Dashed => c.digits >= 13 || c.digits >= 9 && ssn_shaped(run),
-            Class::Phone => c.digits >= 8 && c.plus > 0 || c.digits >= 9 && phone_shaped(run),
-            Class::Dotted => c.dots >= 3 && c.digits >= 4,
+            // Cards and SSNs have a group of four digits or more; telephone numbers, bar
+            // `+`, one of two (the shortest group a pattern takes).
+            Class::Dashed => c.longest >= 4 && (c.digits >= 13 || c.digits >= 9 && ssn_shaped(run)),
+            Class::Phone => {
+                c.digits >= 8 && c.plus > 0 || c.longest >= 2 && c.digits >= 9 && phone_shaped(run)
+            }
+            Class::Dotted => c.dots >= 3 && c.digits >= 4 && quad_shaped(run),
             Class::Upper => c.len >= 9 && c.digits >= 2 && c.upper >= 2,
-            // Eight groups, or fewer with `::`; six colons with a dotted quad at the end.
-            Class::HexColon => c.double_colon || c.colons >= 6,
+            // Eight groups, or fewer with `::`; six colons with a dotted quad at the end; the
+            // validator wants four hex digits.
+            Class::HexColon => c.hex >= 4 && (c.double_colon || c.colons >= 6),
             Class::Mac => c.digits > 0 && (c.colons >= 5 || c.dashes >= 5 || c.dots >= 2),
             Class::Email => c.at > 0 && c.dots > 0,
         }
@@ -145,29 +172,65 @@ fn digit_groups(run: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
     })
 }
 
+/// Whether `run` has three digit groups of these lengths in a row, each at most `gap` bytes
+/// after the last.
+fn groups_in_row(run: &[u8], lens: [usize; 3], gap: usize) -> bool {
+    // The two groups before the current one.
+    let (mut a, mut b): (Option<Range<usize>>, Option<Range<usize>>) = (None, None);
+    for c in digit_groups(run) {
+        if let (Some(a), Some(b)) = (&a, &b)
+            && [a.len(), b.len(), c.len()] == lens
+            && b.start - a.end <= gap
+            && c.start - b.end <= gap
+        {
+            return true;
+        }
+        a = b.take();
+        b = Some(c);
+    }
+    false
+}
+
+/// Four digit groups joined by single dots, and no more: the validator takes no address with
+/// a dotted number before or after it (`1.2.3.4.5`), so a run of `1.1.1.1.1…` holds none.
+fn quad_shaped(run: &[u8]) -> bool {
+    let mut joined = 0;
+    let mut last_end = 0;
+    for g in digit_groups(run) {
+        let continues = joined > 0 && g.start == last_end + 1 && run[last_end] == b'.';
+        if !continues {
+            if joined == 4 {
+                return true;
+            }
+            joined = 0;
+        }
+        joined += 1;
+        last_end = g.end;
+    }
+    joined == 4
+}
+
 /// Three digit groups of 3, 2 and 4 digits, each pair apart by one byte: an SSN's shape
 /// (its pattern's groups are bounded by word boundaries, so they are whole groups).
 fn ssn_shaped(run: &[u8]) -> bool {
-    let groups: Vec<Range<usize>> = digit_groups(run).collect();
-    groups.windows(3).any(|g| {
-        g[0].len() == 3
-            && g[1].len() == 2
-            && g[2].len() == 4
-            && g[1].start == g[0].end + 1
-            && g[2].start == g[1].end + 1
-    })
+    groups_in_row(run, [3, 2, 4], 1)
 }
 
-/// A North American number's groups (3, 3 and 4 digits in a row), or a national number's:
+/// A North American number's groups (3, 3 and 4 digits in a row, `(415) 555-0132`), or a
+/// national number's:
 /// a group that starts with `0` and at least 9 digits from it on (what `national` takes).
 fn phone_shaped(run: &[u8]) -> bool {
-    let groups: Vec<Range<usize>> = digit_groups(run).collect();
-    let north_american = groups
-        .windows(3)
-        .any(|g| g[0].len() == 3 && g[1].len() == 3 && g[2].len() == 4);
-    let national = groups.iter().enumerate().any(|(i, g)| {
-        run[g.start] == b'0' && groups[i..].iter().map(Range::len).sum::<usize>() >= 9
-    });
+    let north_american = groups_in_row(run, [3, 3, 4], 2);
+    // Digits from the first group that starts with `0` on: the most any such group has.
+    let national = digit_groups(run)
+        .position(|g| run[g.start] == b'0')
+        .is_some_and(|first| {
+            digit_groups(run)
+                .skip(first)
+                .map(|g| g.len())
+                .sum::<usize>()
+                >= 9
+        });
     north_american || national
 }
 
@@ -177,6 +240,10 @@ pub(crate) struct Census {
     pub(crate) len: usize,
     pub(crate) digits: usize,
     pub(crate) upper: usize,
+    /// Hex digits, either case.
+    pub(crate) hex: usize,
+    /// The longest run of digits.
+    pub(crate) longest: usize,
     pub(crate) colons: usize,
     pub(crate) double_colon: bool,
     pub(crate) dashes: usize,
@@ -187,30 +254,77 @@ pub(crate) struct Census {
 
 impl Census {
     pub(crate) fn of(run: &[u8]) -> Census {
-        let mut c = Census {
-            len: run.len(),
-            ..Census::default()
-        };
+        // Per kind of byte (see `KIND`): how many.
+        let mut n = [0usize; 9];
+        let mut double_colon = false;
         let mut last = 0;
+        let (mut streak, mut longest) = (0, 0);
         for &b in run {
-            match b {
-                b'0'..=b'9' => c.digits += 1,
-                b'A'..=b'Z' => c.upper += 1,
-                b':' => {
-                    c.colons += 1;
-                    c.double_colon |= last == b':';
-                }
-                b'-' => c.dashes += 1,
-                b'.' => c.dots += 1,
-                b'+' => c.plus += 1,
-                b'@' => c.at += 1,
-                _ => {}
-            }
+            let kind = KIND[usize::from(b)];
+            n[usize::from(kind)] += 1;
+            double_colon |= b == b':' && last == b':';
+            streak = if kind == 1 { streak + 1 } else { 0 };
+            longest = longest.max(streak);
             last = b;
         }
-        c
+        let [
+            _,
+            digits,
+            upper_hex,
+            upper,
+            lower_hex,
+            colons,
+            dashes,
+            dots,
+            rest,
+        ] = n;
+        Census {
+            len: run.len(),
+            digits,
+            upper: upper + upper_hex,
+            hex: digits + upper_hex + lower_hex,
+            longest,
+            colons,
+            double_colon,
+            dashes,
+            dots,
+            plus: 0,
+            at: 0,
+        }
+        .with_rare(run, rest)
+    }
+
+    /// `+` and `@`, counted apart when the run has any byte of the last kind.
+    fn with_rare(mut self, run: &[u8], rare: usize) -> Census {
+        if rare > 0 {
+            self.plus = run.iter().filter(|&&b| b == b'+').count();
+            self.at = run.iter().filter(|&&b| b == b'@').count();
+        }
+        self
     }
 }
+
+/// The kind of each byte for [`Census::of`]: 1 digit, 2 `A-F`, 3 other capital, 4 `a-f`,
+/// 5 `:`, 6 `-`, 7 `.`, 8 `+` or `@`, 0 anything else.
+const KIND: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'0'..=b'9' => 1,
+            b'A'..=b'F' => 2,
+            b'G'..=b'Z' => 3,
+            b'a'..=b'f' => 4,
+            b':' => 5,
+            b'-' => 6,
+            b'.' => 7,
+            b'+' | b'@' => 8,
+            _ => 0,
+        };
+        b += 1;
+    }
+    table
+};
 
 /// The reach of validators that look only at the two bytes after a match.
 pub(crate) const NEAR: usize = 2;
