@@ -56,8 +56,9 @@ pub enum Entity {
     /// then `=`, `:` or `=>`, then a quoted or bare value (a bare value after `=` ends at `&`);
     /// also `Bearer <token>` and `Basic <base64 of user:pass>`. Only the value is masked.
     /// Password-like keys accept any value of ≥ 3 characters that is not a placeholder
-    /// (`${VAR}`, `<password>`, `****`, `null`, `String`, a call like `getpass()`, a path for
-    /// `PWD`); other keys need ≥ 8 characters, two character classes and Shannon entropy
+    /// (`${VAR}`, `$VAR` with no lower case, `$(cmd)`, `%(name)s`, `<password>`, `[secret]`,
+    /// `****`, `null`, `String`, `changeme`, a call like `getpass()`, a path for `PWD`; a value
+    /// that only starts like one, `$ecr3tP4ss`, is a password); other keys need ≥ 8 characters, two character classes and Shannon entropy
     /// ≥ min(3.5, log2(len) − 0.5) bits/char. May hit ordinary settings whose key contains
     /// `token`/`secret` and whose value looks random; misses secrets stated in prose (`the
     /// password is hunter2`) and values glued to a rejected name (`bypass_token=…`).
@@ -70,7 +71,9 @@ pub enum Entity {
     /// Payment card numbers: 13–19 digits, bare or in groups of four (or Amex/Diners 4-6-5 and
     /// 4-6-4) separated consistently by spaces or dashes; the issuer prefix must be a known IIN
     /// range with a length it issues, and the Luhn check must pass. About one random number in
-    /// ten with a card-like prefix passes, so long numeric ids starting with 2–6 can hit.
+    /// ten with a card-like prefix passes, so long numeric ids starting with 2–6 can hit. Not a
+    /// card when it lies inside another finding of payment, government, contact or network
+    /// data: the digits of an IBAN, or of `+49 …` telephone number, that pass Luhn.
     CreditCard,
     /// IBANs (ISO 13616): country code, two check digits and the BBAN, bare or in groups of four;
     /// the length must be the country's registered length and mod-97 must equal 1. Lower-case
@@ -81,7 +84,8 @@ pub enum Entity {
     /// Any other number of that dashed shape hits (part numbers, for instance).
     UsSsn,
     /// E-mail addresses: RFC 5321-ish local part, dotted domain with a 2–24 letter top-level
-    /// label. Rejects file names like `icon@2x.png` and URL userinfo (`scheme://user@host`);
+    /// label. Rejects file names like `icon@2x.png` and URL userinfo (`scheme://user@host`,
+    /// `scheme://user:pass@host`: a `://` earlier in the same token);
     /// a local part with `..` is masked from after the dots. Misses quoted local parts and IDN
     /// domains.
     Email,
@@ -90,7 +94,9 @@ pub enum Entity {
     /// North American `(415) 555-0132` / `415-555-0132` / `415.555.0132`, and national
     /// trunk-prefix forms `020 7946 0958`, `07700 900123`, `01 23 45 67 89` (9–12 digits, one
     /// separator kind). Never plain digit runs. Rejects date layouts, ZIP+4, the SSN layout and
-    /// dash-separated pairs; can still hit numeric layouts such as `0123 456 789` part numbers.
+    /// dash-separated pairs, and national and North American candidates one space from a lone
+    /// group of digits and letters (the groups of an IBAN or card number that failed its own
+    /// check, a hex dump); can still hit numeric layouts such as `0123 456 789` part numbers.
     Phone,
     /// IPv4 addresses: four dotted octets ≤ 255, not part of a longer dotted run (`1.2.3.4.5`,
     /// OIDs), not a version (`v1.2.3.4`, `version 1.2.3.4`, `1.2.3.4-beta`, `1.2.3.4+build`).

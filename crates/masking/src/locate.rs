@@ -177,6 +177,13 @@ impl Locator {
                     if iban_or_nino {
                         self.around(Class::Upper, bytes, from, at, &mut done, out);
                     }
+                    // No later digit of this word starts anything: each follows a word byte,
+                    // and only a word's first digit can follow its two leading capitals.
+                    if bytes[at].is_ascii_digit() {
+                        while at + 1 < bytes.len() && is_word(bytes[at + 1]) {
+                            at += 1;
+                        }
+                    }
                 }
                 b':' | b'-' | b'.' => {
                     if bytes[at] == b':' {
