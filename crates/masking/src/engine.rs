@@ -16,10 +16,11 @@ use std::ops::Range;
 
 use aho_corasick::AhoCorasick;
 use regex_automata::meta::Regex;
-use regex_automata::{Anchored, Input};
+use regex_automata::{Anchored, Input, PatternID, PatternSet};
 
 use crate::locate::Locator;
 use crate::recognizers::{self, Recognizer};
+use crate::set::PatternSetDfa;
 use crate::{Entity, Error};
 
 /// One sensitive value found in a text.
@@ -45,6 +46,9 @@ pub(crate) struct Engine {
     anchors: AhoCorasick,
     /// Where each recognizer can match.
     locator: Locator,
+    /// All patterns as one lazy DFA, for short texts: one pass says which recognizers can
+    /// match at all, and for most values none can. `None` when no recognizer is enabled.
+    set: Option<PatternSetDfa>,
     /// The recognizers' patterns, index = recognizer index.
     each: Vec<Regex>,
     recognizers: Vec<&'static Recognizer>,
@@ -58,6 +62,11 @@ impl Engine {
         let patterns: Vec<&str> = recognizers.iter().map(|r| r.pattern).collect();
         let build = |e: regex_automata::meta::BuildError| Error::Build(e.to_string());
         let locator = Locator::new(&recognizers)?;
+        let set = if patterns.is_empty() {
+            None
+        } else {
+            Some(PatternSetDfa::new(&patterns)?)
+        };
         let each = patterns
             .iter()
             .map(|p| Regex::new(p).map_err(build))
@@ -69,6 +78,7 @@ impl Engine {
         Ok(Engine {
             anchors,
             locator,
+            set,
             each,
             recognizers,
         })
@@ -93,18 +103,41 @@ impl Engine {
         if !self.may_contain(&text[from..]) {
             return Scan::default();
         }
+        if text.len() - from <= SHORT_TEXT
+            && let Some(which) = self.set.as_ref().and_then(|set| set.which(text, from))
+        {
+            if which.is_empty() {
+                return Scan::default();
+            }
+            return self.find_among(text, from, Some(&which));
+        }
         self.find_ungated(text, from)
     }
 
     /// [`Engine::scan`] without the gate; the tests use it to check that the gate is sound.
     pub(crate) fn find_ungated(&self, text: &str, from: usize) -> Scan {
+        self.find_among(text, from, None)
+    }
+
+    /// The matches of the recognizers in `which` (all if `None`) where the locator places
+    /// them.
+    fn find_among(&self, text: &str, from: usize, which: Option<&PatternSet>) -> Scan {
         let places = self.locator.places(text, from);
+        let wanted = |pid: usize| which.is_none_or(|w| w.contains(PatternID::new_unchecked(pid)));
         let mut found = Found::default();
         // A recognizer's matches so far end here: a hit inside one is not a new match, as
         // in a leftmost-first iteration over the whole text.
-        let mut ends = vec![from; self.each.len()];
+        let mut on_stack = [from; 64];
+        let mut on_heap = Vec::new();
+        let ends: &mut [usize] = match on_stack.get_mut(..self.each.len()) {
+            Some(ends) => ends,
+            None => {
+                on_heap.resize(self.each.len(), from);
+                &mut on_heap
+            }
+        };
         for (start, pid) in places.anchored {
-            if start < ends[pid] {
+            if start < ends[pid] || !wanted(pid) {
                 continue;
             }
             let input = Input::new(text)
@@ -115,7 +148,7 @@ impl Engine {
                 found.candidate(text, self.recognizers[pid], m.range());
             }
         }
-        for (pid, span) in places.spans {
+        for (pid, span) in places.spans.into_iter().filter(|&(pid, _)| wanted(pid)) {
             for m in self.each[pid].find_iter(Input::new(text).span(span)) {
                 found.candidate(text, self.recognizers[pid], m.range());
             }
@@ -158,6 +191,11 @@ impl Engine {
         self.anchors.is_match(text)
     }
 }
+
+/// Texts up to this long (column values, short lines) first ask the pattern set which
+/// recognizers can match; longer ones go to the locator directly, since a lazy DFA over every
+/// pattern builds new states on long runs of digits and hex.
+const SHORT_TEXT: usize = 256;
 
 /// Candidates as they are found, and the first that waits for more text.
 #[derive(Default)]

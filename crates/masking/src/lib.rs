@@ -6,7 +6,9 @@
 //! value, and adds the [`Counts`] to the audit event.
 //!
 //! Detection (`engine.rs`): a gate lets most short clean values through after one look at their
-//! bytes; one pass (`locate.rs`) finds where each recognizer can match (its literal prefixes,
+//! bytes; a text of up to 256 bytes then takes one lazy-DFA pass over every pattern
+//! (`set.rs`) that says which recognizers can match at all (for most values none); one pass
+//! (`locate.rs`) finds where each recognizer can match (its literal prefixes,
 //! and runs of the bytes it is made of around a digit, `:` or `@`); each recognizer's pattern
 //! runs only there, its candidates are confirmed by per-entity validators (`recognizers/`),
 //! and overlaps are resolved by priority: secrets, then payment data, government ids, contact
@@ -36,6 +38,7 @@ mod masker;
 mod plan;
 mod profile;
 mod recognizers;
+mod set;
 mod strategy;
 mod stream;
 

@@ -33,6 +33,8 @@ pub(crate) struct Locator {
     /// Every `Prefix` literal that no other one starts, then `://` if a `Scheme` recognizer
     /// is on.
     literals: Option<Literals>,
+    /// Whether every `Prefix` literal holds an ASCII letter (true of the built-in ones).
+    lettered: bool,
     /// Per literal: the recognizers it starts (empty for `://`).
     by_literal: Vec<Vec<usize>>,
     /// The `Scheme` recognizers, and the pattern id of `://`.
@@ -82,6 +84,9 @@ impl Locator {
                 pids
             })
             .collect();
+        let lettered = literals
+            .iter()
+            .all(|l| l.bytes().any(|b| b.is_ascii_alphabetic()));
         let scheme_literal = (!scheme.is_empty()).then(|| {
             literals.push("://");
             by_literal.push(Vec::new());
@@ -93,6 +98,7 @@ impl Locator {
             Some(Literals::new(&literals)?)
         };
         Ok(Locator {
+            lettered,
             literals,
             by_literal,
             scheme,
@@ -104,7 +110,10 @@ impl Locator {
     /// The places in `text[from..]` where the recognizers can match.
     pub(crate) fn places(&self, text: &str, from: usize) -> Places {
         let mut places = Places::default();
-        if let Some(literals) = &self.literals {
+        // Every literal holds a letter (and `://` follows a scheme's): a text without one,
+        // such as a date or an amount, has no hit.
+        let letters = !self.lettered || text.as_bytes()[from..].iter().any(u8::is_ascii_alphabetic);
+        if let Some(literals) = self.literals.as_ref().filter(|_| letters) {
             literals.each(text.as_bytes(), from, |start, pattern| {
                 if Some(pattern) == self.scheme_literal {
                     if let Some(start) = scheme_start(text.as_bytes(), from, start) {
@@ -383,8 +392,9 @@ const BLOCK: usize = 4096;
 /// The longest literal the folded search takes.
 const LONGEST: usize = 64;
 
-/// Texts up to this long fold into a buffer of this size, whole.
-const SHORT: usize = 256;
+/// Texts up to these lengths fold into a buffer of that size, whole.
+const TINY: usize = 64;
+const SHORT: usize = 512;
 
 impl Literals {
     fn new(literals: &[&str]) -> Result<Literals, Error> {
@@ -446,7 +456,11 @@ impl Literals {
             Literals::Folded { searcher, longest } => {
                 // Short texts (most values) fold into a small buffer: clearing 4 KiB would
                 // cost more than their search.
-                if bytes.len() - from <= SHORT {
+                let len = bytes.len() - from;
+                if len <= TINY {
+                    let mut folded = [0u8; TINY];
+                    Self::folded(searcher, *longest, &mut folded, bytes, from, &mut hit);
+                } else if len <= SHORT {
                     let mut folded = [0u8; SHORT];
                     Self::folded(searcher, *longest, &mut folded, bytes, from, &mut hit);
                 } else {

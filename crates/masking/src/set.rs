@@ -1,0 +1,98 @@
+//! The multi-pattern pre-pass: which recognizers match anywhere in a text, in one lazy-DFA
+//! scan over all patterns at once.
+//!
+//! This drives `regex_automata::hybrid` directly rather than through `meta::Regex` for one
+//! reason: a lazy DFA over ~30 patterns can meet text that makes it build a new state at
+//! almost every byte (dense runs of digits, colons, `@` and hex). It then gives up and the
+//! search falls back to a much slower engine; through `meta`, the per-thread cache keeps its
+//! clear count, so every later search on that thread gives up too and a single hostile value
+//! would slow masking down for good. Here a cache that had to be cleared is reset after the
+//! search, and a search that gives up answers "unknown", after which the caller simply runs
+//! every recognizer on its own (each one's DFA is small and does not thrash). Small searches
+//! skip the set for a while after one thrashed, since they never get as far as giving up.
+
+use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::util::pool::Pool;
+use regex_automata::{Input, MatchKind, PatternSet};
+
+use crate::Error;
+
+type CacheFn = Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSafe>;
+
+pub(crate) struct PatternSetDfa {
+    dfa: Arc<DFA>,
+    caches: Pool<Cache, CacheFn>,
+    /// How many more bytes of small searches skip the set: after a search had to clear the
+    /// cache, the text at hand (a column of hashes, a base64 body streamed in chunks) builds
+    /// a state at almost every byte, and small searches never reach the give-up heuristic
+    /// (their cache is reset before it can), so they would pay for the states every time.
+    skip: AtomicUsize,
+}
+
+/// Searches up to this long may skip the set; longer ones have the DFA's own give-up.
+const SMALL: usize = 256 << 10;
+
+/// How many bytes of small searches skip the set after it thrashed: the per-recognizer passes
+/// cost about 20-70 MB/s, a thrashing set under 1 MB/s, and ordinary text that follows gets
+/// the set back after at most this much.
+const SKIP_AFTER_THRASHING: usize = 1 << 20;
+
+impl PatternSetDfa {
+    pub(crate) fn new(patterns: &[&str]) -> Result<PatternSetDfa, Error> {
+        // `All` so the overlapping search reports every pattern that matches somewhere. Give
+        // up after the first cache clear if fewer than 100 bytes were scanned per state built
+        // since: ordinary text reuses a few hundred states for megabytes, and hostile text
+        // is cheaper to hand to the per-recognizer passes (~17 MB/s in the worst case we
+        // know, against ~2 MB/s for a thrashing set).
+        let config = DFA::config()
+            .match_kind(MatchKind::All)
+            .cache_capacity(2 << 20)
+            .minimum_cache_clear_count(Some(1))
+            .minimum_bytes_per_state(Some(100));
+        let dfa = DFA::builder()
+            .configure(config)
+            .build_many(patterns)
+            .map_err(|e| Error::Build(e.to_string()))?;
+        let dfa = Arc::new(dfa);
+        let for_pool = Arc::clone(&dfa);
+        let create: CacheFn = Box::new(move || for_pool.create_cache());
+        Ok(PatternSetDfa {
+            dfa,
+            caches: Pool::new(create),
+            skip: AtomicUsize::new(0),
+        })
+    }
+
+    /// The patterns that match somewhere in `text[from..]` (seeing the byte before `from` for
+    /// word boundaries), or `None` if the DFA gave up (then any pattern may match).
+    pub(crate) fn which(&self, text: &str, from: usize) -> Option<PatternSet> {
+        let len = text.len() - from;
+        if len <= SMALL
+            && self
+                .skip
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    (left > 0).then(|| left.saturating_sub(len))
+                })
+                .is_ok()
+        {
+            return None;
+        }
+        let mut cache = self.caches.get();
+        let mut which = PatternSet::new(self.dfa.pattern_len());
+        let input = Input::new(text).span(from..text.len());
+        let result = self
+            .dfa
+            .try_which_overlapping_matches(&mut cache, &input, &mut which);
+        // A cache that had to be cleared carries its clear count into the next search and
+        // would make that one give up early: start it afresh.
+        if result.is_err() || cache.clear_count() > 0 {
+            cache.reset(&self.dfa);
+            self.skip.store(SKIP_AFTER_THRASHING, Ordering::Relaxed);
+        }
+        result.ok().map(|()| which)
+    }
+}
