@@ -16,7 +16,7 @@ use std::ops::Range;
 
 use aho_corasick::AhoCorasick;
 use regex_automata::meta::Regex;
-use regex_automata::{Anchored, Input, PatternID, PatternSet};
+use regex_automata::{Anchored, Input};
 
 use crate::locate::Locator;
 use crate::recognizers::{self, Recognizer};
@@ -109,21 +109,16 @@ impl Engine {
             if which.is_empty() {
                 return Scan::default();
             }
-            return self.find_among(text, from, Some(&which));
+            // A short text: the few recognizers that match search all of it, as the
+            // locator's answer would be (no place to save).
+            return self.find_everywhere_among(text, from, which.iter().map(|p| p.as_usize()));
         }
         self.find_ungated(text, from)
     }
 
     /// [`Engine::scan`] without the gate; the tests use it to check that the gate is sound.
     pub(crate) fn find_ungated(&self, text: &str, from: usize) -> Scan {
-        self.find_among(text, from, None)
-    }
-
-    /// The matches of the recognizers in `which` (all if `None`) where the locator places
-    /// them.
-    fn find_among(&self, text: &str, from: usize, which: Option<&PatternSet>) -> Scan {
         let places = self.locator.places(text, from);
-        let wanted = |pid: usize| which.is_none_or(|w| w.contains(PatternID::new_unchecked(pid)));
         let mut found = Found::default();
         // A recognizer's matches so far end here: a hit inside one is not a new match, as
         // in a leftmost-first iteration over the whole text.
@@ -137,7 +132,7 @@ impl Engine {
             }
         };
         for (start, pid) in places.anchored {
-            if start < ends[pid] || !wanted(pid) {
+            if start < ends[pid] {
                 continue;
             }
             let input = Input::new(text)
@@ -148,7 +143,7 @@ impl Engine {
                 found.candidate(text, self.recognizers[pid], m.range());
             }
         }
-        for (pid, span) in places.spans.into_iter().filter(|&(pid, _)| wanted(pid)) {
+        for (pid, span) in places.spans {
             for m in self.each[pid].find_iter(Input::new(text).span(span)) {
                 found.candidate(text, self.recognizers[pid], m.range());
             }
@@ -160,9 +155,19 @@ impl Engine {
     /// what they must agree with.
     #[cfg(test)]
     pub(crate) fn find_everywhere(&self, text: &str, from: usize) -> Scan {
+        self.find_everywhere_among(text, from, 0..self.each.len())
+    }
+
+    /// The patterns of `pids` over all of `text[from..]`.
+    fn find_everywhere_among(
+        &self,
+        text: &str,
+        from: usize,
+        pids: impl Iterator<Item = usize>,
+    ) -> Scan {
         let mut found = Found::default();
-        for (pid, regex) in self.each.iter().enumerate() {
-            for m in regex.find_iter(Input::new(text).span(from..text.len())) {
+        for pid in pids {
+            for m in self.each[pid].find_iter(Input::new(text).span(from..text.len())) {
                 found.candidate(text, self.recognizers[pid], m.range());
             }
         }
