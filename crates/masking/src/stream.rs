@@ -7,9 +7,11 @@
 //! a run longer than it (masked whole, never passed in clear). This module owns how:
 //!
 //! - `utf8.rs` decodes the bytes as [`String::from_utf8_lossy`] would, chunk by chunk;
-//! - `frontier.rs` runs every byte through a lazy DFA derived from the recognizers' patterns
-//!   that tells which positions a match could run across, and whether one could run across
-//!   the end of the input received so far;
+//! - `frontier.rs` is a lazy DFA derived from the recognizers' patterns that tells which
+//!   positions a match could run across, and whether one could run across the end of the
+//!   input received so far. In pushes of 1 KiB or more complete lines do not need it (the
+//!   position after a line break is a cut point); it is walked, replayed from the last cut
+//!   point, inside lines longer than 4 KiB, PEM blocks, small pushes and at the end;
 //! - `pem.rs` follows PEM private-key blocks, whose matches run to the first END line;
 //! - here, cut points are collected, the held text is scanned with the engine from the last
 //!   cut point (with the emitted context before it, `Engine::scan`), output is written up to
@@ -104,7 +106,9 @@ impl Tables {
 ///    bytes on both sides of it. So the spaces inside `4111 1111 1111 1111`,
 ///    `+44 20 7946 0958`, `GB82 WEST 1234 5698 7654 32`, `password = "two words"` or
 ///    `Bearer <token>` are not cut points, while those of ordinary prose are; no pattern but the
-///    PEM block runs across a line break, so the end of a line usually is one.
+///    PEM block runs across a line break, so the end of a line usually is one. In pushes of
+///    1 KiB or more the cut points inside lines of up to 4 KiB are not looked for: the
+///    position after each line break is the cut point, which costs a line of lag.
 /// 2. is not inside a PEM private-key block, from its header to the end of its first END line
 ///    (`stream/pem.rs`), nor inside its header;
 /// 3. is on a character boundary;
@@ -147,8 +151,9 @@ impl Tables {
 /// time, so it holds at most one window more. Besides, each stream has its own lazy-DFA
 /// caches, which grow as needed up to 1 MiB for the frontier and 64 KiB for each PEM
 /// automaton, and, for a `Partial` run, the last `keep` characters. Every byte goes once
-/// through the frontier and PEM automata; each call scans the text held since the last cut
-/// point once, so text is scanned again only while it waits for a cut point (at most a
+/// through the PEM automata, and through the frontier where it is walked (a line of 4 KiB
+/// or more, a PEM block, a push under 1 KiB; when the walk starts, the text since the last
+/// cut point is replayed); each call scans the text held since the last cut point once, so text is scanned again only while it waits for a cut point (at most a
 /// window, and only when a call brings new cut points).
 ///
 /// # Invalid UTF-8
