@@ -20,7 +20,7 @@ use regex_automata::{Anchored, Input};
 
 use crate::locate::Locator;
 use crate::recognizers::{self, Recognizer};
-use crate::set::PatternSetDfa;
+use crate::set::{MAX_PATTERNS, PatternSetDfa};
 use crate::{Entity, Error};
 
 /// One sensitive value found in a text.
@@ -62,7 +62,7 @@ impl Engine {
         let patterns: Vec<&str> = recognizers.iter().map(|r| r.pattern).collect();
         let build = |e: regex_automata::meta::BuildError| Error::Build(e.to_string());
         let locator = Locator::new(&recognizers)?;
-        let set = if patterns.is_empty() {
+        let set = if patterns.is_empty() || patterns.len() > MAX_PATTERNS {
             None
         } else {
             Some(PatternSetDfa::new(&patterns)?)
@@ -106,12 +106,13 @@ impl Engine {
         if text.len() - from <= SHORT_TEXT
             && let Some(which) = self.set.as_ref().and_then(|set| set.which(text, from))
         {
-            if which.is_empty() {
+            if which == 0 {
                 return Scan::default();
             }
             // A short text: the few recognizers that match search all of it, as the
             // locator's answer would be (no place to save).
-            return self.find_everywhere_among(text, from, which.iter().map(|p| p.as_usize()));
+            let pids = (0..self.each.len()).filter(|&pid| which & 1 << pid != 0);
+            return self.find_everywhere_among(text, from, pids);
         }
         self.find_ungated(text, from)
     }

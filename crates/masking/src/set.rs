@@ -21,11 +21,16 @@ use regex_automata::{Input, MatchKind, PatternSet};
 
 use crate::Error;
 
-type CacheFn = Box<dyn Fn() -> Cache + Send + Sync + UnwindSafe + RefUnwindSafe>;
+type CacheFn = Box<dyn Fn() -> (Cache, PatternSet) + Send + Sync + UnwindSafe + RefUnwindSafe>;
+
+/// The most patterns a set takes: its answer is a bit set in a `u64`.
+pub(crate) const MAX_PATTERNS: usize = 64;
 
 pub(crate) struct PatternSetDfa {
     dfa: Arc<DFA>,
-    caches: Pool<Cache, CacheFn>,
+    /// A cache and an answer per thread, reused: a value that matches nothing costs no
+    /// allocation.
+    caches: Pool<(Cache, PatternSet), CacheFn>,
     /// How many more bytes of small searches skip the set: after a search had to clear the
     /// cache, the text at hand (a column of hashes, a base64 body streamed in chunks) builds
     /// a state at almost every byte, and small searches never reach the give-up heuristic
@@ -43,6 +48,11 @@ const SKIP_AFTER_THRASHING: usize = 1 << 20;
 
 impl PatternSetDfa {
     pub(crate) fn new(patterns: &[&str]) -> Result<PatternSetDfa, Error> {
+        if patterns.len() > MAX_PATTERNS {
+            return Err(Error::Build(format!(
+                "a pattern set takes at most {MAX_PATTERNS} patterns"
+            )));
+        }
         // `All` so the overlapping search reports every pattern that matches somewhere. Give
         // up after the first cache clear if fewer than 100 bytes were scanned per state built
         // since: ordinary text reuses a few hundred states for megabytes, and hostile text
@@ -59,7 +69,12 @@ impl PatternSetDfa {
             .map_err(|e| Error::Build(e.to_string()))?;
         let dfa = Arc::new(dfa);
         let for_pool = Arc::clone(&dfa);
-        let create: CacheFn = Box::new(move || for_pool.create_cache());
+        let create: CacheFn = Box::new(move || {
+            (
+                for_pool.create_cache(),
+                PatternSet::new(for_pool.pattern_len()),
+            )
+        });
         Ok(PatternSetDfa {
             dfa,
             caches: Pool::new(create),
@@ -68,8 +83,9 @@ impl PatternSetDfa {
     }
 
     /// The patterns that match somewhere in `text[from..]` (seeing the byte before `from` for
-    /// word boundaries), or `None` if the DFA gave up (then any pattern may match).
-    pub(crate) fn which(&self, text: &str, from: usize) -> Option<PatternSet> {
+    /// word boundaries), as bits by pattern id, or `None` if the DFA gave up (then any pattern
+    /// may match).
+    pub(crate) fn which(&self, text: &str, from: usize) -> Option<u64> {
         let len = text.len() - from;
         if len <= SMALL
             && self
@@ -81,18 +97,20 @@ impl PatternSetDfa {
         {
             return None;
         }
-        let mut cache = self.caches.get();
-        let mut which = PatternSet::new(self.dfa.pattern_len());
+        let mut guard = self.caches.get();
+        let (cache, which) = &mut *guard;
+        which.clear();
         let input = Input::new(text).span(from..text.len());
-        let result = self
-            .dfa
-            .try_which_overlapping_matches(&mut cache, &input, &mut which);
+        let result = self.dfa.try_which_overlapping_matches(cache, &input, which);
         // A cache that had to be cleared carries its clear count into the next search and
         // would make that one give up early: start it afresh.
         if result.is_err() || cache.clear_count() > 0 {
             cache.reset(&self.dfa);
             self.skip.store(SKIP_AFTER_THRASHING, Ordering::Relaxed);
         }
-        result.ok().map(|()| which)
+        let bits = which
+            .iter()
+            .fold(0u64, |bits, pattern| bits | 1 << pattern.as_usize());
+        result.ok().map(|()| bits)
     }
 }

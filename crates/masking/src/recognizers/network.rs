@@ -88,10 +88,9 @@ fn ipv6(text: &str, r: Range<usize>) -> Option<Range<usize>> {
         || glued_to_number(text, &span, b".")
         // The greedy candidate stopped at its group limit but the run goes on.
         || after(text, r.end) == Some(b':');
-    let groups: Vec<&str> = cand.split(':').collect();
-    let non_empty = groups.iter().filter(|g| !g.is_empty()).count();
+    let non_empty = cand.split(':').filter(|g| !g.is_empty()).count();
     let hex_digits = cand.bytes().filter(u8::is_ascii_hexdigit).count();
-    let eui64 = groups.len() == 8 && groups.iter().all(|g| g.len() == 2);
+    let eui64 = cand.split(':').count() == 8 && cand.split(':').all(|g| g.len() == 2);
     let ok =
         !glued && non_empty >= 2 && hex_digits >= 4 && !eui64 && cand.parse::<Ipv6Addr>().is_ok();
     ok.then_some(span)
