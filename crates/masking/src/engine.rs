@@ -123,7 +123,7 @@ impl Engine {
         let mut found = Found::default();
         // A recognizer's matches so far end here: a hit inside one is not a new match, as
         // in a leftmost-first iteration over the whole text.
-        let mut on_stack = [from; 64];
+        let mut on_stack = [from; MAX_PATTERNS];
         let mut on_heap = Vec::new();
         let ends: &mut [usize] = match on_stack.get_mut(..self.each.len()) {
             Some(ends) => ends,

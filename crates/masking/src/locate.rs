@@ -17,7 +17,7 @@ use aho_corasick::packed;
 use aho_corasick::{AhoCorasick, MatchKind};
 
 use crate::Error;
-use crate::recognizers::{Census, Class, Locate, Recognizer};
+use crate::recognizers::{Census, Class, Locate, Recognizer, is_word};
 
 /// The places one scan found: recognizer index and where it may match.
 #[derive(Debug, Default)]
@@ -126,10 +126,9 @@ impl Locator {
                     places.anchored.extend(pids.iter().map(|&pid| (start, pid)));
                 }
             });
-            // A scheme starts before its `://`, so it may come after later hits.
-            places.anchored.sort_unstable();
         }
         self.runs(text.as_bytes(), from, &mut places);
+        // A scheme starts before its `://`, and runs are found apart from the literals.
         places.anchored.sort_unstable();
         places
     }
@@ -142,7 +141,6 @@ impl Locator {
     /// MACs, `@` for e-mail.
     /// The digit classes share one look: telephone runs (`[0-9 .()+-]`) hold every dashed
     /// and dotted run, so a telephone run with fewer than four digits holds none of theirs.
-    #[inline(never)]
     fn runs(&self, bytes: &[u8], from: usize, out: &mut Places) {
         // Per class: the end of the last run looked at; a start inside it is the same run.
         let mut done = [from; Class::ALL.len()];
@@ -153,13 +151,9 @@ impl Locator {
                 Some(skip) => at += skip,
                 None => break,
             }
-            // Whether the byte at `i` (which may lie before `from`: patterns see it) ends a
-            // word, as `\b` takes it.
-            let word = |i: usize| {
-                bytes
-                    .get(i)
-                    .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
-            };
+            // Whether the byte at `i` (which may lie before `from`: patterns see it) is a
+            // word byte.
+            let word = |i: usize| is_word(bytes[i]);
             let before = |back: usize| at.checked_sub(back);
             match bytes[at] {
                 b'0'..=b'9' | b'+' | b'(' => {
@@ -318,11 +312,6 @@ impl Locator {
     }
 }
 
-/// A byte of a word, as `\b` takes it.
-fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
 /// A run is searched anchored at its starts when it has at most one per this many bytes.
 const FEW_STARTS: usize = 8;
 
@@ -433,7 +422,8 @@ impl Literals {
         while block < bytes.len() {
             let end = (block + buffer.len()).min(bytes.len());
             let len = end - block;
-            fold(&mut buffer[..len], &bytes[block..end]);
+            buffer[..len].copy_from_slice(&bytes[block..end]);
+            buffer[..len].make_ascii_lowercase();
             // Hits that start past `own` are the next block's, seen whole there.
             let own = if end == bytes.len() { len } else { step };
             let mut at = 0;
@@ -443,6 +433,10 @@ impl Literals {
                 }
                 hit(block + m.start(), m.pattern().as_usize());
                 at = m.start() + 1;
+            }
+            if end == bytes.len() {
+                // This block took every hit to the end; another would report them again.
+                break;
             }
             block += step;
         }
@@ -476,14 +470,6 @@ impl Literals {
                 }
             }
         }
-    }
-}
-
-/// `to` becomes `from` in ASCII lower case (a loop the compiler vectorizes).
-#[inline(never)]
-fn fold(to: &mut [u8], from: &[u8]) {
-    for (t, &b) in to.iter_mut().zip(from) {
-        *t = b | (u8::from(b.wrapping_sub(b'A') < 26) << 5);
     }
 }
 

@@ -1,5 +1,5 @@
-//! The multi-pattern pre-pass: which recognizers match anywhere in a text, in one lazy-DFA
-//! scan over all patterns at once.
+//! The multi-pattern pre-pass for short texts (the engine asks it about texts of up to 256
+//! bytes): which recognizers match anywhere, in one lazy-DFA scan over all patterns at once.
 //!
 //! This drives `regex_automata::hybrid` directly rather than through `meta::Regex` for one
 //! reason: a lazy DFA over ~30 patterns can meet text that makes it build a new state at
@@ -7,9 +7,9 @@
 //! search falls back to a much slower engine; through `meta`, the per-thread cache keeps its
 //! clear count, so every later search on that thread gives up too and a single hostile value
 //! would slow masking down for good. Here a cache that had to be cleared is reset after the
-//! search, and a search that gives up answers "unknown", after which the caller simply runs
-//! every recognizer on its own (each one's DFA is small and does not thrash). Small searches
-//! skip the set for a while after one thrashed, since they never get as far as giving up.
+//! search, and a search that gives up answers "unknown", after which the caller asks the
+//! locator instead (`locate.rs`). Searches skip the set for a while after one thrashed, since
+//! short ones never get as far as giving up.
 
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
@@ -31,19 +31,16 @@ pub(crate) struct PatternSetDfa {
     /// A cache and an answer per thread, reused: a value that matches nothing costs no
     /// allocation.
     caches: Pool<(Cache, PatternSet), CacheFn>,
-    /// How many more bytes of small searches skip the set: after a search had to clear the
-    /// cache, the text at hand (a column of hashes, a base64 body streamed in chunks) builds
-    /// a state at almost every byte, and small searches never reach the give-up heuristic
-    /// (their cache is reset before it can), so they would pay for the states every time.
+    /// How many more bytes of searches skip the set: after a search had to clear the cache,
+    /// the text at hand (a column of hashes) builds a state at almost every byte, and short
+    /// searches never reach the give-up heuristic (their cache is reset before it can), so
+    /// they would pay for the states every time.
     skip: AtomicUsize,
 }
 
-/// Searches up to this long may skip the set; longer ones have the DFA's own give-up.
-const SMALL: usize = 256 << 10;
-
-/// How many bytes of small searches skip the set after it thrashed: the per-recognizer passes
-/// cost about 20-70 MB/s, a thrashing set under 1 MB/s, and ordinary text that follows gets
-/// the set back after at most this much.
+/// How many bytes of searches skip the set after it thrashed: the locator costs about
+/// 50-100 MB/s on short texts, a thrashing set under 1 MB/s, and ordinary text that follows
+/// gets the set back after at most this much.
 const SKIP_AFTER_THRASHING: usize = 1 << 20;
 
 impl PatternSetDfa {
@@ -87,14 +84,13 @@ impl PatternSetDfa {
     /// may match).
     pub(crate) fn which(&self, text: &str, from: usize) -> Option<u64> {
         let len = text.len() - from;
-        if len <= SMALL
-            && self
-                .skip
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                    (left > 0).then(|| left.saturating_sub(len))
-                })
-                .is_ok()
-        {
+        let skipping = self
+            .skip
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                (left > 0).then(|| left.saturating_sub(len))
+            })
+            .is_ok();
+        if skipping {
             return None;
         }
         let mut guard = self.caches.get();

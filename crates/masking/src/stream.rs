@@ -47,7 +47,8 @@ const WORD: usize = 16;
 /// points inside it, so that it does not become a run.
 const LONG_LINE: usize = 4096;
 
-/// Pushes smaller than this are taken for interactive output (see `StreamMasker::alive`).
+/// Pushes smaller than this are taken for interactive output, walked whole (see
+/// `StreamMasker::walking`).
 const SMALL_PUSH: usize = 1024;
 
 /// How many cut points are remembered between scans; older ones are dropped (they are only
@@ -153,8 +154,9 @@ impl Tables {
 /// automaton, and, for a `Partial` run, the last `keep` characters. Every byte goes once
 /// through the PEM automata, and through the frontier where it is walked (a line of 4 KiB
 /// or more, a PEM block, a push under 1 KiB; when the walk starts, the text since the last
-/// cut point is replayed); each call scans the text held since the last cut point once, so text is scanned again only while it waits for a cut point (at most a
-/// window, and only when a call brings new cut points).
+/// cut point is replayed); each call scans the text held since the last cut point once, so
+/// text is scanned again only while it waits for a cut point (at most a window, and only
+/// when a call brings new cut points).
 ///
 /// # Invalid UTF-8
 ///
@@ -400,6 +402,7 @@ impl StreamMasker {
             return;
         }
         self.walking = true;
+        let since = self.last_cut() - self.base;
         let masker = self.masker.clone();
         let Some(frontier) = masker.stream_tables().and_then(|t| t.frontier.as_ref()) else {
             return;
@@ -407,7 +410,6 @@ impl StreamMasker {
         let Some(walk) = &mut self.walk else {
             return;
         };
-        let since = self.cuts.back().copied().unwrap_or(self.from) - self.base;
         let bytes = self.text.as_bytes();
         walk.rebuild(
             frontier,
@@ -464,6 +466,8 @@ impl StreamMasker {
             // the next push, which will most often complete it.
             return self.text.as_bytes().last() != Some(&b'\n');
         }
+        // The walk may have to be rebuilt from the last position known to be a cut point.
+        let at = self.last_cut() - self.base;
         let masker = self.masker.clone();
         let Some(frontier) = masker.stream_tables().and_then(|t| t.frontier.as_ref()) else {
             return self.broken;
@@ -471,9 +475,6 @@ impl StreamMasker {
         let Some(walk) = &mut self.walk else {
             return self.broken;
         };
-        // The walk may have to be rebuilt from the last position known to be a cut point.
-        let since = self.cuts.back().copied().unwrap_or(self.from);
-        let at = since - self.base;
         let bytes = self.text.as_bytes();
         let recent = Recent {
             before: at.checked_sub(1).map(|i| bytes[i]),

@@ -13,8 +13,8 @@ pub(super) fn after(text: &str, pos: usize) -> Option<u8> {
     text.as_bytes().get(pos).copied()
 }
 
-/// ASCII letter, digit or underscore.
-pub(super) fn is_word(b: u8) -> bool {
+/// ASCII letter, digit or underscore: a byte of a word, as `\b` takes it.
+pub(crate) fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 

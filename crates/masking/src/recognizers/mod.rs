@@ -20,6 +20,7 @@
 //! - `checks`: the shared validators (Luhn, mod-97, entropy, placeholders, context).
 
 mod checks;
+pub(crate) use checks::is_word;
 mod contact;
 mod government;
 mod keys;
@@ -221,16 +222,17 @@ fn ssn_shaped(run: &[u8]) -> bool {
 /// a group that starts with `0` and at least 9 digits from it on (what `national` takes).
 fn phone_shaped(run: &[u8]) -> bool {
     let north_american = groups_in_row(run, [3, 3, 4], 2);
-    // Digits from the first group that starts with `0` on: the most any such group has.
-    let national = digit_groups(run)
-        .position(|g| run[g.start] == b'0')
-        .is_some_and(|first| {
-            digit_groups(run)
-                .skip(first)
-                .map(|g| g.len())
-                .sum::<usize>()
-                >= 9
-        });
+    // The digits from the first group that starts with `0` on.
+    let mut from_zero = None;
+    for g in digit_groups(run) {
+        if from_zero.is_none() && run[g.start] == b'0' {
+            from_zero = Some(0);
+        }
+        if let Some(digits) = &mut from_zero {
+            *digits += g.len();
+        }
+    }
+    let national = from_zero.is_some_and(|digits| digits >= 9);
     north_american || national
 }
 
@@ -255,7 +257,7 @@ pub(crate) struct Census {
 impl Census {
     pub(crate) fn of(run: &[u8]) -> Census {
         // Per kind of byte (see `KIND`): how many.
-        let mut n = [0usize; 9];
+        let mut n = [0usize; 10];
         let mut double_colon = false;
         let mut last = 0;
         let (mut streak, mut longest) = (0, 0);
@@ -276,7 +278,8 @@ impl Census {
             colons,
             dashes,
             dots,
-            rest,
+            plus,
+            at,
         ] = n;
         Census {
             len: run.len(),
@@ -288,24 +291,14 @@ impl Census {
             double_colon,
             dashes,
             dots,
-            plus: 0,
-            at: 0,
+            plus,
+            at,
         }
-        .with_rare(run, rest)
-    }
-
-    /// `+` and `@`, counted apart when the run has any byte of the last kind.
-    fn with_rare(mut self, run: &[u8], rare: usize) -> Census {
-        if rare > 0 {
-            self.plus = run.iter().filter(|&&b| b == b'+').count();
-            self.at = run.iter().filter(|&&b| b == b'@').count();
-        }
-        self
     }
 }
 
 /// The kind of each byte for [`Census::of`]: 1 digit, 2 `A-F`, 3 other capital, 4 `a-f`,
-/// 5 `:`, 6 `-`, 7 `.`, 8 `+` or `@`, 0 anything else.
+/// 5 `:`, 6 `-`, 7 `.`, 8 `+`, 9 `@`, 0 anything else.
 const KIND: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
@@ -318,7 +311,8 @@ const KIND: [u8; 256] = {
             b':' => 5,
             b'-' => 6,
             b'.' => 7,
-            b'+' | b'@' => 8,
+            b'+' => 8,
+            b'@' => 9,
             _ => 0,
         };
         b += 1;
